@@ -1,0 +1,47 @@
+# botfleet — the README's two commands are `make run` and `make test`.
+# Everything the project needs is installed by these targets: a fresh machine needs
+# only python3 (with venv and pip) and redis-server.
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: help install run test lint format bench clean
+
+help:
+	@echo "make run    - the whole fleet locally (botfleet dev)"
+	@echo "make test   - install everything and run the whole test suite"
+	@echo "make lint   - ruff check, ruff format --check, mypy"
+	@echo "make bench  - run the benchmarks in bench/ and print their figures"
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: $(STAMP)
+	$(VENV)/bin/botfleet dev
+
+test: $(STAMP)
+	@bash deploy/test-prereqs.sh
+	$(PY) -m pytest -p no:cacheprovider $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy shared services
+
+format: $(STAMP)
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+bench: $(STAMP)
+	@for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) .botfleet .pytest_cache .mypy_cache .ruff_cache

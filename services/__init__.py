@@ -1,0 +1,1 @@
+"""One package per process. Services never import each other."""

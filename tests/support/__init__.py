@@ -1,0 +1,1 @@
+"""Test support: the private redis-server and real processes (no mocks)."""
