@@ -22,6 +22,7 @@ with the vectorised functions to about 1e-12 relative.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections import deque
 from collections.abc import Sequence
@@ -51,6 +52,20 @@ def _check_period(period: int) -> None:
         raise ValueError(f"period must be >= 1, got {period}")
 
 
+@functools.lru_cache(maxsize=256)
+def _block_weights(alpha: float, size: int) -> tuple[FloatArray, FloatArray]:
+    """Transposed in-block weight matrix and carry decay of :func:`smooth` (read-only)."""
+    beta = 1.0 - alpha
+    k = np.arange(size)
+    lag = k[:, None] - k[None, :]
+    weights = np.where(lag >= 0, alpha * beta ** np.maximum(lag, 0), 0.0)
+    weights_t: FloatArray = np.ascontiguousarray(weights.T, dtype=np.float64)
+    decay: FloatArray = np.power(beta, k + 1.0, dtype=np.float64)
+    weights_t.flags.writeable = False
+    decay.flags.writeable = False
+    return weights_t, decay
+
+
 def smooth(x: FloatArray, alpha: float, initial: float) -> FloatArray:
     """``y[i] = (1 - alpha) * y[i-1] + alpha * x[i]`` with ``y[-1] = initial``, vectorised.
 
@@ -63,15 +78,11 @@ def smooth(x: FloatArray, alpha: float, initial: float) -> FloatArray:
     n = x.size
     if n == 0:
         return np.empty(0, dtype=np.float64)
-    beta = 1.0 - alpha
     size = min(_BLOCK, n)
     pad = (-n) % size
     blocks = (np.concatenate([x, np.zeros(pad)]) if pad else x).reshape(-1, size)
-    k = np.arange(size)
-    lag = k[:, None] - k[None, :]
-    weights = np.where(lag >= 0, alpha * beta ** np.maximum(lag, 0), 0.0)
-    local = blocks @ weights.T
-    decay = beta ** (k + 1.0)
+    weights_t, decay = _block_weights(alpha, size)
+    local = blocks @ weights_t
     carries = np.empty(blocks.shape[0], dtype=np.float64)
     carry = float(initial)
     block_decay = float(decay[-1])
