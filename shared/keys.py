@@ -123,6 +123,14 @@ def open_orders(mode: str) -> str:
     return f"orders:open:{mode}"
 
 
+def active_orders(mode: str) -> str:
+    """Set of client order ids the gateway admitted and has not ended yet (start-up
+    reconciliation walks it)."""
+    if mode not in ("paper", "live"):
+        raise ValueError(f"invalid trading mode {mode!r}")
+    return f"orders:active:{mode}"
+
+
 def fleet_rate(window: int) -> str:
     """Counter of the fleet's orders in one rate window (gateway guard rail)."""
     return f"gateway:orders:{window}"
