@@ -34,7 +34,7 @@ class SymbolRules(msgspec.Struct, frozen=True, kw_only=True):
     A zero filter field means "no such rule", as on the venue. ``notional_filter``
     names the notional filter the symbol has: ``"NOTIONAL"`` (current),
     ``"MIN_NOTIONAL"`` (legacy; its ``applyToMarket`` is ``apply_min_to_market``) or
-    ``""`` (none).
+    ``""`` (none); only NOTIONAL has a maximum.
     """
 
     symbol: str
@@ -70,6 +70,22 @@ class SymbolRules(msgspec.Struct, frozen=True, kw_only=True):
     max_num_algo_orders: int = 0
     default_stp_mode: str = "NONE"
     allowed_stp_modes: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        # Keep the notional fields consistent with the filter they came from, so that
+        # exchangeInfo -> rules -> exchangeInfo loses nothing (raised as a
+        # ValidationError when decoding a bad ``exchange:symbols`` value).
+        if self.notional_filter not in ("NOTIONAL", "MIN_NOTIONAL", ""):
+            raise ValueError(f"unknown notional filter {self.notional_filter!r}")
+        if self.notional_filter != "NOTIONAL" and (self.max_notional or self.apply_max_to_market):
+            raise ValueError(f"{self.notional_filter or 'no notional filter'} has no maximum")
+        if not self.notional_filter:
+            if self.min_notional:
+                raise ValueError("min_notional set without a notional filter")
+            # Without a notional filter its flags mean nothing: pin them to the defaults
+            # so that equal rules compare equal after a round trip.
+            msgspec.structs.force_setattr(self, "apply_min_to_market", True)
+            msgspec.structs.force_setattr(self, "avg_price_mins", 5)
 
     @property
     def is_trading(self) -> bool:
@@ -416,8 +432,6 @@ def symbol_info_from_rules(rules: SymbolRules) -> SymbolInfo:
                 avgPriceMins=rules.avg_price_mins,
             )
         )
-    elif rules.notional_filter:
-        raise ValueError(f"unknown notional filter {rules.notional_filter!r}")
     if rules.max_num_orders:
         filters.append(Filter(filterType="MAX_NUM_ORDERS", maxNumOrders=rules.max_num_orders))
     if rules.max_num_algo_orders:
