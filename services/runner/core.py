@@ -1,0 +1,427 @@
+"""The runner's pure decision core: one bot's state and what it does with a closed
+candle's signal, a price, an execution report or a stop. No I/O: every function
+returns a :class:`Change` that the shell (``services.runner.books``) writes atomically.
+
+Rules (issue 6, DESIGN "Data flow"):
+
+- Entries only on closed candles, only when flat, with no intent pending, not in a
+  cooldown, not stopping and not on stale data (issue 10's stale gate).
+- Exits (stop-loss, take-profit, trailing stop) on every price; a strategy SELL also
+  closes a position on a closed candle. Exits are allowed on stale data.
+- One pending intent at a time. Intent ids come from the decision
+  (:func:`shared.bots.intent_id`): bot, trigger (candle open time, tick event time, or
+  the position's opening time for a close-on-stop) and action.
+- Books change only from final execution reports (:class:`BotBook` applies each
+  intent once).
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+import msgspec
+
+from shared.binance.intervals import interval_ms
+from shared.bots import BotStatus, intent_id
+from shared.messages import (
+    Candle,
+    ExecutionReport,
+    ExecutionStatus,
+    OrderIntent,
+    OrderType,
+    Side,
+    encode_json,
+)
+from shared.strategies.accounting import BotBook, RoundTrip
+from shared.strategies.base import Signal, SignalAction
+from shared.strategies.config import BotConfig, RiskSizing
+from shared.strategies.sizing import size_entry, stop_distance
+
+ZERO = Decimal(0)
+_MONTH_MS = 31 * 86_400_000
+_intent_decoder = msgspec.json.Decoder(OrderIntent)
+
+
+def interval_length_ms(interval: str) -> int:
+    """Interval length; ``1M`` counts as 31 days (a bound, for staleness and cooldowns)."""
+    return _MONTH_MS if interval == "1M" else interval_ms(interval)
+
+
+class Delete(enum.Enum):
+    """Marker: delete the key (pending intent, position)."""
+
+    KEY = "del"
+
+
+DELETE = Delete.KEY
+
+
+@dataclass(slots=True)
+class Pending:
+    """The bot's one in-flight intent (``bot:{id}:pending``)."""
+
+    intent: OrderIntent
+    exec_from: str = "0-0"  # stream:executions id before the intent was sent
+    sent_at: int = 0
+
+    @property
+    def intent_id(self) -> str:
+        return self.intent.intent_id
+
+    def to_hash(self) -> dict[str, str]:
+        return {
+            "intent_id": self.intent.intent_id,
+            "side": self.intent.side.value,
+            "is_exit": "1" if self.intent.is_exit else "0",
+            "epoch": str(self.intent.epoch),
+            "intent": encode_json(self.intent).decode(),
+            "exec_from": self.exec_from,
+            "sent_at": str(self.sent_at),
+        }
+
+    @classmethod
+    def from_hash(cls, data: dict[Any, Any]) -> Pending:
+        d = {_text(k): _text(v) for k, v in data.items()}
+        try:
+            intent = _intent_decoder.decode(d["intent"])
+        except (KeyError, msgspec.DecodeError, msgspec.ValidationError) as exc:
+            raise ValueError(f"invalid pending intent hash: {exc}") from exc
+        return cls(intent, d.get("exec_from") or "0-0", int(d.get("sent_at") or 0))
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+@dataclass(slots=True)
+class Change:
+    """What one decision writes. ``lazy`` changes (HOLD logs, marks) may wait."""
+
+    intent: OrderIntent | None = None
+    pending: Pending | Delete | None = None
+    book: bool = False  # write position + stats hashes
+    trades: list[RoundTrip] = field(default_factory=list)
+    log: list[dict[str, str]] = field(default_factory=list)
+    bot: dict[str, str] = field(default_factory=dict)
+    events: list[tuple[str, str, str]] = field(default_factory=list)  # (kind, level, message)
+    release: bool = False  # the bot is done here: release the lease afterwards
+
+    @property
+    def empty(self) -> bool:
+        return not (
+            self.intent
+            or self.pending
+            or self.book
+            or self.trades
+            or self.log
+            or self.bot
+            or self.release
+        )
+
+    def merge(self, other: Change) -> Change:
+        self.intent = other.intent or self.intent
+        self.pending = other.pending if other.pending is not None else self.pending
+        self.book = self.book or other.book
+        self.trades.extend(other.trades)
+        self.log.extend(other.log)
+        self.bot.update(other.bot)
+        self.events.extend(other.events)
+        self.release = self.release or other.release
+        return self
+
+
+def log_entry(ts: int, kind: str, reason: str, **extra: Any) -> dict[str, str]:
+    entry = {"ts": str(ts), "kind": kind, "reason": reason}
+    for key, value in extra.items():
+        if value is not None:
+            entry[key] = str(value)
+    return entry
+
+
+@dataclass(slots=True)
+class BotState:
+    """Everything the runner holds about one bot it owns."""
+
+    bot_id: str
+    config: BotConfig
+    epoch: int
+    book: BotBook
+    pending: Pending | None = None
+    status: str = BotStatus.STARTING.value
+    status_reason: str = ""
+    stale: str = ""  # symbols whose data is stale, comma-separated ("" when fresh)
+    last_exit_at: int = 0
+    last_open_time: int = 0  # newest candle the bot has decided on
+    stopping: bool = False
+    interval_ms: int = 60_000
+
+    @classmethod
+    def create(
+        cls, bot_id: str, config: BotConfig, epoch: int, book: BotBook, **kwargs: Any
+    ) -> BotState:
+        return cls(
+            bot_id, config, epoch, book, interval_ms=interval_length_ms(config.interval), **kwargs
+        )
+
+    # --- helpers --------------------------------------------------------------------
+
+    def _intent(
+        self,
+        trigger: str,
+        action: str,
+        side: Side,
+        now: int,
+        reason: str,
+        *,
+        quantity: Decimal | None = None,
+        quote_quantity: Decimal | None = None,
+        is_exit: bool = False,
+    ) -> OrderIntent:
+        return OrderIntent(
+            intent_id=intent_id(self.bot_id, trigger, action),
+            bot_id=self.bot_id,
+            epoch=self.epoch,
+            symbol=self.config.symbol,
+            side=side,
+            order_type=OrderType.MARKET,
+            quantity=quantity,
+            quote_quantity=quote_quantity,
+            is_exit=is_exit,
+            reason=reason,
+            created_at=now,
+        )
+
+    def _send(self, intent: OrderIntent, exec_from: str, now: int, log: dict[str, str]) -> Change:
+        self.pending = Pending(intent, exec_from, now)
+        return Change(intent=intent, pending=self.pending, log=[log])
+
+    def set_status(self, status: BotStatus, reason: str, now: int) -> Change:
+        """A status change (no change when equal), with an event for people."""
+        if self.status == status.value and self.status_reason == reason:
+            return Change()
+        self.status, self.status_reason = status.value, reason
+        text = f"bot {self.bot_id} {status.value}" + (f": {reason}" if reason else "")
+        return Change(
+            bot={"status": status.value, "status_reason": reason, "updated_at": str(now)},
+            log=[log_entry(now, "status", reason or status.value, status=status.value)],
+            events=[("bot_status", "info" if status != BotStatus.ERROR else "error", text)],
+        )
+
+    def in_cooldown(self, candle_close_time: int, now: int) -> str:
+        """Why the bot is still cooling down after its last exit ("" when it is not)."""
+        if not self.last_exit_at:
+            return ""
+        cfg = self.config
+        if cfg.cooldown_seconds and now < self.last_exit_at + cfg.cooldown_seconds * 1000:
+            left = (self.last_exit_at + cfg.cooldown_seconds * 1000 - now) // 1000
+            return f"cooldown: {left}s left of {cfg.cooldown_seconds}s after the last exit"
+        if cfg.cooldown_candles:
+            seen = (candle_close_time - self.last_exit_at) // self.interval_ms
+            if seen < cfg.cooldown_candles:
+                return f"cooldown: {seen} of {cfg.cooldown_candles} candles since the last exit"
+        return ""
+
+    # --- decisions ------------------------------------------------------------------
+
+    def on_signal(
+        self, candle: Candle, signal: Signal, now: int, exec_from: str, *, log_holds: bool = True
+    ) -> Change:
+        """Decide on a closed candle and its strategy signal."""
+        if candle.open_time <= self.last_open_time:
+            return Change()  # already decided (replay, shared warm-up)
+        self.last_open_time = candle.open_time
+        price = candle.close
+        self.book.mark(price)
+        trigger = str(candle.open_time)
+        meta = {"signal": signal.action.value, "price": price}
+        action = signal.action
+        if action is SignalAction.HOLD:
+            if not log_holds:
+                return Change()
+            return Change(log=[log_entry(now, "hold", signal.reason, **meta)])
+        if self.stopping:
+            return Change(log=[log_entry(now, "skip", "stopping: " + signal.reason, **meta)])
+        if self.pending is not None:
+            why = f"intent {self.pending.intent_id} still pending; {signal.reason}"
+            return Change(log=[log_entry(now, "skip", why, **meta)])
+        if action is SignalAction.SELL:
+            if not self.book.is_open:
+                return Change(log=[log_entry(now, "hold", "flat; " + signal.reason, **meta)])
+            intent = self._intent(
+                trigger,
+                "sell",
+                Side.SELL,
+                now,
+                signal.reason,
+                quantity=self.book.qty,
+                is_exit=True,
+            )
+            return self._send(intent, exec_from, now, log_entry(now, "exit", signal.reason, **meta))
+        # BUY
+        if self.book.is_open:
+            return Change(log=[log_entry(now, "hold", "in position; " + signal.reason, **meta)])
+        if self.stale:
+            why = f"entry skipped: stale data for {self.stale}; {signal.reason}"
+            return Change(log=[log_entry(now, "skip", why, **meta)])
+        cooling = self.in_cooldown(candle.close_time, now)
+        if cooling:
+            return Change(log=[log_entry(now, "skip", f"{cooling}; {signal.reason}", **meta)])
+        cfg = self.config
+        distance = None
+        if isinstance(cfg.sizing, RiskSizing) and cfg.stop_loss_pct is not None:
+            distance = stop_distance(price, cfg.stop_loss_pct)
+        size = size_entry(
+            cfg.sizing,
+            equity=self.book.equity,
+            price=price,
+            stop_distance=distance,
+            available=self.book.cash,
+        )
+        if size.quote <= 0:
+            why = f"entry skipped: nothing to spend (cash {self.book.cash}); {signal.reason}"
+            return Change(log=[log_entry(now, "skip", why, **meta)])
+        intent = self._intent(
+            trigger, "buy", Side.BUY, now, signal.reason, quote_quantity=size.quote
+        )
+        entry = log_entry(now, "entry", signal.reason, quote=size.quote, **meta)
+        return self._send(intent, exec_from, now, entry)
+
+    def on_price(self, price: Decimal, event_time: int, now: int, exec_from: str) -> Change:
+        """Exit rules on a price. Returns a lazy change (book marks) or an exit intent."""
+        if not self.book.is_open:
+            self.book.mark(price)
+            return Change()
+        check = self.book.check_exit(price)
+        if check.reason is None or self.pending is not None or self.stopping:
+            return Change(book=True)
+        reason = f"{check.reason.value} at {price} (level {check.level})"
+        intent = self._intent(
+            f"t{event_time}",
+            "exit-" + check.reason.value.lower(),
+            Side.SELL,
+            now,
+            reason,
+            quantity=self.book.qty,
+            is_exit=True,
+        )
+        change = self._send(intent, exec_from, now, log_entry(now, "exit", reason, price=price))
+        change.book = True
+        return change
+
+    def on_report(self, report: ExecutionReport, now: int) -> Change:
+        """Apply an execution report; the final one of the pending intent clears it."""
+        if not report.final:
+            return Change()
+        pending = self.pending
+        if (
+            pending is not None
+            and report.intent_id == pending.intent_id
+            and report.epoch < pending.intent.epoch
+            and report.executed_qty == 0
+            and report.status is ExecutionStatus.REJECTED
+        ):
+            # An older epoch's copy refused by fencing; our re-sent copy is still pending.
+            why = f"ignored fenced report of epoch {report.epoch}: {report.reason}"
+            return Change(log=[log_entry(now, "report", why, intent_id=report.intent_id)])
+        result = self.book.apply(report)
+        change = Change()
+        if pending is not None and report.intent_id == pending.intent_id:
+            self.pending = None
+            change.pending = DELETE
+        if not result.applied:
+            change.log.append(
+                log_entry(now, "report", f"not applied: {result.note}", intent_id=report.intent_id)
+            )
+            return change
+        change.book = True
+        change.trades.extend(result.round_trips)
+        if result.round_trips:
+            self.last_exit_at = report.ts or now
+        what = (
+            f"{report.side.value} {report.status.value}: {report.executed_qty} @ {report.avg_price}"
+        )
+        if report.reason:
+            what += f" ({report.reason})"
+        if result.note:
+            what += f"; {result.note}"
+        change.log.append(
+            log_entry(
+                now,
+                "fill" if report.executed_qty > 0 else "report",
+                what,
+                intent_id=report.intent_id,
+                realized=result.realized_pnl,
+            )
+        )
+        return change
+
+    def on_stop(self, now: int, exec_from: str) -> Change:
+        """Work towards ``stopped``: wait for a pending intent, close the position when
+        ``close_on_stop``, then stop and release."""
+        self.stopping = True
+        if self.pending is not None:
+            return self.set_status(
+                BotStatus.STOPPING, f"waiting for pending intent {self.pending.intent_id}", now
+            )
+        if self.book.is_open and self.config.close_on_stop:
+            change = self.set_status(BotStatus.STOPPING, "closing position before stop", now)
+            reason = "close on stop"
+            intent = self._intent(
+                f"stop{self.book.opened_at}",
+                "sell",
+                Side.SELL,
+                now,
+                reason,
+                quantity=self.book.qty,
+                is_exit=True,
+            )
+            return change.merge(self._send(intent, exec_from, now, log_entry(now, "exit", reason)))
+        reason = ""
+        if self.book.is_open:
+            reason = f"stopped with an open position of {self.book.qty} (close_on_stop is off)"
+        change = self.set_status(BotStatus.STOPPED, reason, now)
+        change.release = True
+        return change
+
+    def set_stale(self, stale: str, now: int) -> Change:
+        """Stale-data gate (issue 10): pause entries while ``stale`` names symbols."""
+        if stale == self.stale:
+            return Change()
+        was, self.stale = self.stale, stale
+        if self.stopping or self.status != BotStatus.RUNNING.value:
+            return Change(bot={"stale": stale})
+        if stale:
+            reason = f"stale data for {stale}: no new entries until fresh data returns"
+            kind, level = "bot_stale", "warning"
+        else:
+            reason = ""
+            kind, level = "bot_fresh", "info"
+        self.status_reason = reason
+        message = reason or f"fresh data again for {was}: entries resumed"
+        return Change(
+            bot={"stale": stale, "status_reason": reason, "updated_at": str(now)},
+            log=[log_entry(now, "stale" if stale else "fresh", message)],
+            events=[(kind, level, f"bot {self.bot_id}: {message}")],
+        )
+
+
+def stale_reason(
+    symbol: str,
+    interval_length: int,
+    last_close_time: int | None,
+    last_price_at: int | None,
+    now: int,
+    grace_ms: int,
+) -> str:
+    """Why the data of ``symbol`` is stale ("" when fresh): the latest closed candle or
+    price is older than one interval plus the grace. Unknown price times are ignored
+    (a feed without ticks relies on candles alone); an unknown candle is stale."""
+    limit = interval_length + grace_ms
+    if last_close_time is None or now - last_close_time > limit:
+        return symbol
+    if last_price_at is not None and now - last_price_at > limit:
+        return symbol
+    return ""

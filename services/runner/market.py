@@ -1,0 +1,125 @@
+"""The runner's view of the market: which streams it reads, one shared strategy
+computation per (symbol, interval, strategy key), and data freshness.
+
+:class:`Market` is in-memory bookkeeping only; the shell (``services.runner.runner``)
+feeds it what it read from Redis. Bots with the same symbol, interval, strategy and
+parameters share one :class:`Group` (one incremental evaluator).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+import numpy as np
+
+from services.runner.core import interval_length_ms
+from shared import keys
+from shared.messages import Candle
+from shared.strategies.base import OutOfOrderCandle, Signal, StrategyEvaluator
+
+_candle_decoder = msgspec.json.Decoder(Candle)
+
+
+def decode_candles(raw: list[bytes]) -> list[Candle]:
+    """Candle-list elements (oldest first); undecodable ones are skipped."""
+    out = []
+    for item in raw:
+        try:
+            candle = _candle_decoder.decode(item)
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            continue
+        if candle.closed:
+            out.append(candle)
+    return out
+
+
+@dataclass(slots=True)
+class Group:
+    """One strategy computation shared by every bot with the same evaluation key."""
+
+    key: tuple[str, str, str]
+    evaluator: StrategyEvaluator[Any]
+    bots: set[str] = field(default_factory=set)
+
+    def seed(self, candles: list[Candle]) -> None:
+        closes = np.fromiter((float(c.close) for c in candles), np.float64, len(candles))
+        self.evaluator.seed(closes, candles[-1].open_time if candles else None)
+
+    def on_candle(self, candle: Candle) -> Signal | None:
+        """The signal on ``candle``; None for a candle older than what it has seen."""
+        try:
+            return self.evaluator.on_close(float(candle.close), candle.open_time)
+        except OutOfOrderCandle:
+            return None
+
+
+@dataclass(slots=True)
+class Series:
+    """One (symbol, interval) candle stream and the groups evaluated on it."""
+
+    symbol: str
+    interval: str
+    interval_ms: int
+    stream: str
+    groups: dict[str, Group] = field(default_factory=dict)  # by strategy key
+    last_close_time: int | None = None
+
+    @property
+    def bot_count(self) -> int:
+        return sum(len(g.bots) for g in self.groups.values())
+
+
+class Market:
+    """Streams to read (with the last id read of each) and the series behind them."""
+
+    def __init__(self) -> None:
+        self.series: dict[tuple[str, str], Series] = {}
+        self.by_stream: dict[str, Series] = {}
+        self.tick_symbols: dict[str, str] = {}  # tick stream -> symbol
+        self.symbol_bots: dict[str, set[str]] = {}  # symbol -> bot ids (exits on ticks)
+        self.last_ids: dict[str, str] = {keys.EXECUTIONS: "$"}
+        self.last_price_at: dict[str, int] = {}
+
+    def add_series(self, symbol: str, interval: str) -> Series:
+        series = Series(
+            symbol, interval, interval_length_ms(interval), keys.candle_stream(symbol, interval)
+        )
+        self.series[(symbol, interval)] = series
+        self.by_stream[series.stream] = series
+        return series
+
+    def remove_series(self, series: Series) -> None:
+        self.series.pop((series.symbol, series.interval), None)
+        self.by_stream.pop(series.stream, None)
+        self.last_ids.pop(series.stream, None)
+
+    def add_bot(self, bot_id: str, series: Series, group: Group) -> None:
+        group.bots.add(bot_id)
+        self.symbol_bots.setdefault(series.symbol, set()).add(bot_id)
+
+    def remove_bot(
+        self, bot_id: str, symbol: str, interval: str, strategy_key: str
+    ) -> Series | None:
+        """Forget a bot; returns its series when no bot of this runner uses it any more."""
+        bots = self.symbol_bots.get(symbol)
+        if bots is not None:
+            bots.discard(bot_id)
+            if not bots:
+                del self.symbol_bots[symbol]
+                stream = keys.tick_stream(symbol)
+                self.tick_symbols.pop(stream, None)
+                self.last_ids.pop(stream, None)
+        series = self.series.get((symbol, interval))
+        if series is None:
+            return None
+        group = series.groups.get(strategy_key)
+        if group is not None:
+            group.bots.discard(bot_id)
+            if not group.bots:
+                del series.groups[strategy_key]
+        if not series.groups:
+            self.remove_series(series)
+            return series
+        return None

@@ -1,0 +1,717 @@
+"""The runner shell: claims bots by lease, reads every stream it needs with one blocking
+XREAD, feeds the pure core (:mod:`.core`) and writes its changes (:mod:`.store`).
+
+Loops (all owned by :func:`services.runner.app.main`):
+
+- ``read``: one XREAD over every candle and tick stream of the held bots plus
+  ``stream:executions``; executions, then candles (entries), then ticks (exits); urgent
+  changes (intents, fills) are committed first, HOLD logs after them.
+- ``commands``: XREAD (fan-out) on ``stream:bot-commands``; wakes claims and stops.
+- ``reconcile``: desired state is the truth; claims bots that need a runner (lapsed
+  lease) up to this runner's fair share, stops held bots whose desired state is
+  ``stopped``, re-asserts market subscriptions.
+- ``renew``: renews every lease; a bot whose lease is lost is dropped at once.
+- ``housekeeping``: the stale-data gate, marks flushed once a second, pending intents
+  re-sent (same id) when no final report came, subscriptions withdrawn.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import random
+from decimal import Decimal
+from typing import Any
+
+import msgspec
+
+from services.runner.core import BotState, Change, Pending, stale_reason
+from services.runner.market import Group, Market, Series, decode_candles
+from services.runner.settings import RunnerSettings
+from services.runner.store import BotLoadError, BotStore
+from shared import keys
+from shared.bots import BotStatus, Desired
+from shared.logging import get_logger
+from shared.messages import (
+    BotCommand,
+    Candle,
+    CommandAction,
+    Event,
+    ExecutionReport,
+    Tick,
+    encode,
+)
+from shared.redis import REDIS_ERRORS, now_ms
+from shared.streams import dead_letter, decode_entry, emit_event
+
+log = get_logger(__name__)
+
+XREAD_COUNT = 200
+_decoders: dict[bytes, msgspec.json.Decoder[Any]] = {
+    b"candle": msgspec.json.Decoder(Candle),
+    b"tick": msgspec.json.Decoder(Tick),
+    b"execution_report": msgspec.json.Decoder(ExecutionReport),
+}
+
+
+class _SeriesRef(msgspec.Struct):
+    symbol: str = ""
+    interval: str = ""
+
+
+_ref_decoder = msgspec.json.Decoder(_SeriesRef)
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class Runner:
+    def __init__(self, redis: Any, settings: RunnerSettings) -> None:
+        self.redis = redis
+        self.settings = settings
+        self.owner = settings.instance
+        self.store = BotStore(
+            redis,
+            self.owner,
+            log_maxlen=settings.runner_log_maxlen,
+            trades_maxlen=settings.runner_trades_maxlen,
+        )
+        self.market = Market()
+        self.bots: dict[str, BotState] = {}
+        self.group_of: dict[str, tuple[Series, Group]] = {}
+        self.lock = asyncio.Lock()  # decide + commit of one bot never interleave
+        self.dirty: set[str] = set()  # books marked by prices, flushed lazily
+        self.unsubscribe: set[tuple[str, str]] = set()
+        self.claiming: set[str] = set()
+        self.fleet: dict[str, tuple[int, int]] = {}  # live runners: instance -> (bots, capacity)
+        self.last_loop_ms = 0
+        self.intents_sent = 0
+        self.reports_applied = 0
+        self.grace_ms = int(settings.runner_stale_grace_s * 1000)
+
+    # --- figures --------------------------------------------------------------------
+
+    def figures(self) -> dict[str, Any]:
+        return {
+            "bots": len(self.bots),
+            "capacity": self.settings.runner_capacity,
+            "bot_tasks": len(self.bots),
+            "series": len(self.market.series),
+            "groups": sum(len(s.groups) for s in self.market.series.values()),
+            "streams": len(self.market.last_ids),
+            "last_loop_ms": self.last_loop_ms,
+            "intents_sent": self.intents_sent,
+            "reports_applied": self.reports_applied,
+        }
+
+    # --- start ------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Read executions from here on (adoption scans back from each pending intent)."""
+        last = await self.redis.xrevrange(keys.EXECUTIONS, count=1)
+        self.market.last_ids[keys.EXECUTIONS] = _text(last[0][0]) if last else "0-0"
+
+    # --- claims ----------------------------------------------------------------------
+
+    async def claim(self, bot_ids: list[str]) -> int:
+        """Claim, load and start ``bot_ids``; returns how many this runner now holds."""
+        room = self.settings.runner_capacity - len(self.bots) - len(self.claiming)
+        ids = [b for b in bot_ids if b not in self.bots and b not in self.claiming][: max(0, room)]
+        if not ids:
+            return 0
+        self.claiming.update(ids)
+        try:
+            epochs = await self.store.claim(ids, self.settings.runner_lease_ms, now_ms())
+            won = [(b, e) for b, e in zip(ids, epochs, strict=True) if e > 0]
+            if not won:
+                return 0
+            records = await self.store.load([b for b, _ in won])
+            started = 0
+            for (bot_id, epoch), record in zip(won, records, strict=True):
+                try:
+                    state = record.state(bot_id, epoch)
+                except BotLoadError as exc:
+                    await self._fail(bot_id, epoch, str(exc))
+                    continue
+                previous = record.fields.get("owner", "")
+                await self._start_bot(
+                    state, desired=record.fields.get("desired", ""), previous=previous
+                )
+                started += 1
+            return started
+        finally:
+            self.claiming.difference_update(ids)
+
+    async def _fail(self, bot_id: str, epoch: int, error: str) -> None:
+        now = now_ms()
+        state_fields = {
+            "status": BotStatus.ERROR.value,
+            "status_reason": error,
+            "error": error,
+            "updated_at": str(now),
+        }
+        log.error("bot.error", bot=bot_id, error=error)
+        await self.redis.hset(keys.bot(bot_id), mapping=state_fields)
+        await self.store.release([bot_id])
+        await emit_event(
+            self.redis,
+            Event(
+                kind="bot_status",
+                level="error",
+                message=f"bot {bot_id} error: {error}",
+                service="runner",
+                bot_id=bot_id,
+                ts=now,
+                details={"epoch": epoch},
+            ),
+        )
+
+    async def _warm(self, state: BotState) -> tuple[Series, Group]:
+        cfg = state.config
+        key = (cfg.symbol, cfg.interval)
+        strategy = cfg.build_strategy()
+        series = self.market.series.get(key)
+        new_series = series is None
+        list_key = keys.candles(cfg.symbol, cfg.interval)
+        n = self.settings.runner_warmup_candles
+        group = series.groups.get(strategy.key) if series is not None else None
+        candles: list[Candle] = []
+        if new_series or group is None:
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.lrange(list_key, -n, -1)
+                pipe.xrevrange(keys.candle_stream(cfg.symbol, cfg.interval), count=1)
+                raw, last = await pipe.execute()
+            candles = decode_candles(raw)
+            if series is None:
+                series = self.market.add_series(cfg.symbol, cfg.interval)
+                self.market.last_ids[series.stream] = _text(last[0][0]) if last else "0-0"
+                if candles:
+                    series.last_close_time = candles[-1].close_time
+            if group is None:
+                group = Group((cfg.symbol, cfg.interval, strategy.key), strategy.evaluator())
+                group.seed(candles)
+                series.groups[strategy.key] = group
+        assert series is not None and group is not None
+        state.last_open_time = max(state.last_open_time, group.evaluator.last_open_time or 0)
+        tick_stream = keys.tick_stream(cfg.symbol)
+        if tick_stream not in self.market.tick_symbols:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.xrevrange(tick_stream, count=1)
+                pipe.get(keys.price(cfg.symbol))
+                pipe.hget(keys.MARKET_LAST_UPDATE, cfg.symbol)
+                last_tick, price, updated = await pipe.execute()
+            self.market.tick_symbols[tick_stream] = cfg.symbol
+            self.market.last_ids[tick_stream] = _text(last_tick[0][0]) if last_tick else "0-0"
+            if updated:
+                self.market.last_price_at[cfg.symbol] = int(updated)
+            if price:
+                try:
+                    state.book.mark(Decimal(_text(price)))
+                except ArithmeticError:
+                    pass
+        self.market.add_bot(state.bot_id, series, group)
+        if new_series:
+            await self._subscribe([series])
+        return series, group
+
+    async def _start_bot(self, state: BotState, *, desired: str, previous: str) -> None:
+        series, group = await self._warm(state)
+        async with self.lock:
+            self.bots[state.bot_id] = state
+            self.group_of[state.bot_id] = (series, group)
+            state.stale = self._stale_for(state)
+            now = now_ms()
+            change = Change(bot={"stale": state.stale, "error": ""})
+            if state.pending is not None:
+                change.merge(await self._recover_pending(state, now))
+            if desired != Desired.RUNNING.value:
+                change.merge(state.on_stop(now, self.market.last_ids[keys.EXECUTIONS]))
+            else:
+                reason = f"stale data for {state.stale}: no new entries" if state.stale else ""
+                if previous and previous != self.owner and not reason:
+                    reason = f"adopted from {previous}"
+                state.status = ""  # force the status write
+                change.merge(state.set_status(BotStatus.RUNNING, reason, now))
+            change.book = True
+            await self._commit([(state, change)])
+        log.info("bot.claimed", bot=state.bot_id, epoch=state.epoch, previous=previous or None)
+
+    async def _recover_pending(self, state: BotState, now: int) -> Change:
+        """An adopted bot's pending intent: apply its final report if it already came,
+        else send it again under this epoch (same id: the gateway places it once)."""
+        pending = state.pending
+        assert pending is not None
+        start = pending.exec_from
+        while True:
+            entries = await self.redis.xrange(keys.EXECUTIONS, min=f"({start}", count=1000)
+            if not entries:
+                break
+            for entry_id, fields in entries:
+                start = _text(entry_id)
+                report = await decode_entry(
+                    self.redis, keys.EXECUTIONS, entry_id, fields, ExecutionReport, service="runner"
+                )
+                if report is not None and report.intent_id == pending.intent_id and report.final:
+                    return state.on_report(report, now)
+        intent = msgspec.structs.replace(pending.intent, epoch=state.epoch)
+        state.pending = Pending(intent, self.market.last_ids[keys.EXECUTIONS], now)
+        return Change(intent=intent, pending=state.pending)
+
+    # --- dropping -------------------------------------------------------------------
+
+    def _forget(self, bot_id: str) -> None:
+        state = self.bots.pop(bot_id, None)
+        ref = self.group_of.pop(bot_id, None)
+        self.dirty.discard(bot_id)
+        if state is None or ref is None:
+            return
+        series, group = ref
+        gone = self.market.remove_bot(bot_id, series.symbol, series.interval, group.key[2])
+        if gone is not None:
+            self.unsubscribe.add((gone.symbol, gone.interval))
+
+    async def _commit(self, items: list[tuple[BotState, Change]]) -> None:
+        """Write changes; a lost lease drops the bot at once; released bots let go."""
+        items = [(s, c) for s, c in items if not c.empty]
+        if not items:
+            return
+        results = await self.store.commit(items)
+        release: list[str] = []
+        events: list[Event] = []
+        now = now_ms()
+        for (state, change), ok in zip(items, results, strict=True):
+            if not ok:
+                log.warning("bot.lease_lost", bot=state.bot_id, epoch=state.epoch)
+                self._forget(state.bot_id)
+                continue
+            if change.intent is not None:
+                self.intents_sent += 1
+            for kind, level, message in change.events:
+                events.append(
+                    Event(
+                        kind=kind,
+                        level=level,
+                        message=message,
+                        service="runner",
+                        bot_id=state.bot_id,
+                        symbol=state.config.symbol,
+                        ts=now,
+                    )
+                )
+            if change.release:
+                release.append(state.bot_id)
+                self._forget(state.bot_id)
+        if release:
+            await self.store.release(release)
+        if events:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for event in events:
+                    pipe.xadd(keys.EVENTS, encode(event), maxlen=10_000, approximate=True)
+                await pipe.execute()
+
+    # --- subscriptions -----------------------------------------------------------------
+
+    async def _subscribe(self, series: list[Series]) -> None:
+        members = [keys.subscription(s.symbol, s.interval) for s in series]
+        if not members:
+            return
+        added = await self.redis.sadd(keys.MARKET_SUBSCRIPTIONS, *members)
+        if added:
+            await self.redis.publish(keys.MARKET_SUBSCRIPTIONS_CHANNEL, "runner")
+
+    async def _withdraw_subscriptions(self) -> None:
+        """Remove subscriptions no bot needs any more: neither one of ours nor any bot
+        whose desired state is running (it may be held or about to be adopted elsewhere)."""
+        wanted = {k for k in self.unsubscribe if k not in self.market.series}
+        self.unsubscribe.clear()
+        if not wanted:
+            return
+        ids = [_text(b) for b in await self.redis.zrange(keys.BOTS, 0, -1)]
+        for chunk in range(0, len(ids), 1000):
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for bot_id in ids[chunk : chunk + 1000]:
+                    pipe.hmget(keys.bot(bot_id), "config", "desired", "status")
+                rows = await pipe.execute()
+            for config, desired, status in rows:
+                if not config:
+                    continue
+                active = _text(desired or b"") == Desired.RUNNING.value or _text(status or b"") in (
+                    BotStatus.STARTING.value,
+                    BotStatus.RUNNING.value,
+                    BotStatus.STOPPING.value,
+                )
+                if not active:
+                    continue
+                try:
+                    ref = _ref_decoder.decode(config)
+                except (msgspec.DecodeError, msgspec.ValidationError):
+                    continue
+                wanted.discard((ref.symbol, ref.interval))
+        if wanted:
+            members = [keys.subscription(s, i) for s, i in sorted(wanted)]
+            removed = await self.redis.srem(keys.MARKET_SUBSCRIPTIONS, *members)
+            if removed:
+                await self.redis.publish(keys.MARKET_SUBSCRIPTIONS_CHANNEL, "runner")
+                log.info("subscriptions.removed", subscriptions=members)
+
+    # --- the read loop ---------------------------------------------------------------
+
+    async def read_once(self) -> int:
+        """One XREAD round; returns how many entries it handled."""
+        streams = dict(self.market.last_ids)
+        reply = await self.redis.xread(
+            streams, count=XREAD_COUNT, block=self.settings.runner_block_ms
+        )
+        self.last_loop_ms = now_ms()
+        if not reply:
+            return 0
+        reports: list[ExecutionReport] = []
+        candles: list[tuple[Series, Candle]] = []
+        ticks: list[Tick] = []
+        handled = 0
+        for raw_stream, entries in reply:
+            stream = _text(raw_stream)
+            if not entries:
+                continue
+            if stream in self.market.last_ids:
+                self.market.last_ids[stream] = _text(entries[-1][0])
+            series = self.market.by_stream.get(stream)
+            for entry_id, fields in entries:
+                handled += 1
+                message = await self._decode(stream, entry_id, fields)
+                if message is None:
+                    continue
+                if isinstance(message, ExecutionReport):
+                    if message.bot_id in self.bots:
+                        reports.append(message)
+                elif isinstance(message, Candle):
+                    if series is not None and message.closed:
+                        candles.append((series, message))
+                elif isinstance(message, Tick):
+                    ticks.append(message)
+        async with self.lock:
+            await self._process(reports, candles, ticks)
+        return handled
+
+    async def _decode(self, stream: str, entry_id: Any, fields: dict[Any, Any]) -> Any:
+        decoder = _decoders.get(fields.get(b"type", b""))
+        data = fields.get(b"data")
+        if decoder is not None and data is not None:
+            try:
+                return decoder.decode(data)
+            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+                await dead_letter(self.redis, stream, entry_id, fields, str(exc), service="runner")
+                return None
+        await dead_letter(
+            self.redis, stream, entry_id, fields, "unexpected entry", service="runner"
+        )
+        return None
+
+    async def _process(
+        self,
+        reports: list[ExecutionReport],
+        candles: list[tuple[Series, Candle]],
+        ticks: list[Tick],
+    ) -> None:
+        now = now_ms()
+        exec_from = self.market.last_ids[keys.EXECUTIONS]
+        urgent: dict[str, Change] = {}
+        lazy: dict[str, Change] = {}
+
+        def add(bucket: dict[str, Change], bot_id: str, change: Change) -> None:
+            if change.empty:
+                return
+            existing = bucket.get(bot_id)
+            bucket[bot_id] = change if existing is None else existing.merge(change)
+
+        for report in reports:
+            state = self.bots.get(report.bot_id)
+            if state is not None:
+                change = state.on_report(report, now)
+                if change.book:
+                    self.reports_applied += 1
+                add(urgent, report.bot_id, change)
+                if state.stopping and state.pending is None:
+                    add(urgent, report.bot_id, state.on_stop(now, exec_from))
+        log_holds = self.settings.runner_log_holds
+        for series, candle in candles:
+            if series.last_close_time is None or candle.close_time > series.last_close_time:
+                series.last_close_time = candle.close_time
+            for group in list(series.groups.values()):
+                signal = group.on_candle(candle)
+                if signal is None:
+                    continue
+                for bot_id in group.bots:
+                    state = self.bots.get(bot_id)
+                    if state is None:
+                        continue
+                    if state.stale:
+                        add(urgent, bot_id, state.set_stale(self._stale_for(state, now), now))
+                    change = state.on_signal(candle, signal, now, exec_from, log_holds=log_holds)
+                    add(urgent if change.intent is not None else lazy, bot_id, change)
+        for tick in ticks:
+            self.market.last_price_at[tick.symbol] = max(
+                tick.event_time, self.market.last_price_at.get(tick.symbol, 0)
+            )
+            for bot_id in self.market.symbol_bots.get(tick.symbol, ()):
+                state = self.bots.get(bot_id)
+                if state is None:
+                    continue
+                change = state.on_price(tick.price, tick.event_time, now, exec_from)
+                if change.intent is not None:
+                    add(urgent, bot_id, change)
+                elif change.book:
+                    self.dirty.add(bot_id)
+        if urgent:
+            await self._commit([(self.bots[b], c) for b, c in urgent.items() if b in self.bots])
+        if lazy:
+            await self._commit([(self.bots[b], c) for b, c in lazy.items() if b in self.bots])
+
+    async def read_loop(self) -> None:
+        delay = 0.05
+        while True:
+            try:
+                await self.read_once()
+                delay = 0.05
+            except REDIS_ERRORS as exc:
+                log.warning("read.redis_error", error=str(exc), retry_in=round(delay, 2))
+                await asyncio.sleep(delay * random.uniform(0.5, 1.0))
+                delay = min(delay * 2, 5.0)
+
+    # --- stale gate, marks, resends ----------------------------------------------------
+
+    def _stale_for(self, state: BotState, now: int | None = None) -> str:
+        ref = self.group_of.get(state.bot_id)
+        if ref is None:
+            return ""
+        series = ref[0]
+        return stale_reason(
+            series.symbol,
+            series.interval_ms,
+            series.last_close_time,
+            self.market.last_price_at.get(series.symbol),
+            now if now is not None else now_ms(),
+            self.grace_ms,
+        )
+
+    async def housekeeping_once(self) -> None:
+        symbols = sorted(self.market.symbol_bots)
+        if symbols:
+            updated = await self.redis.hmget(keys.MARKET_LAST_UPDATE, symbols)
+            for symbol, value in zip(symbols, updated, strict=True):
+                if value:
+                    ts = int(value)
+                    if ts > self.market.last_price_at.get(symbol, 0):
+                        self.market.last_price_at[symbol] = ts
+        now = now_ms()
+        resend_ms = int(self.settings.runner_pending_resend_s * 1000)
+        async with self.lock:
+            items: list[tuple[BotState, Change]] = []
+            for bot_id, state in list(self.bots.items()):
+                change = state.set_stale(self._stale_for(state, now), now)
+                if bot_id in self.dirty:
+                    change.book = True
+                pending = state.pending
+                if pending is not None and now - pending.sent_at > resend_ms:
+                    pending.sent_at = now
+                    change.intent = pending.intent
+                    change.pending = pending
+                    change.log.append(
+                        {
+                            "ts": str(now),
+                            "kind": "resend",
+                            "reason": f"no final report for {pending.intent_id} yet: sent again",
+                        }
+                    )
+                items.append((state, change))
+            self.dirty.clear()
+            await self._commit(items)
+        await self._withdraw_subscriptions()
+
+    async def housekeeping_loop(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            try:
+                await self.housekeeping_once()
+            except REDIS_ERRORS as exc:
+                log.warning("housekeeping.redis_error", error=str(exc))
+
+    # --- leases ------------------------------------------------------------------------
+
+    async def renew_once(self) -> None:
+        held = [(b, s.epoch) for b, s in self.bots.items()]
+        if not held:
+            return
+        results = await self.store.renew(held, self.settings.runner_lease_ms)
+        lost = [b for (b, _), ok in zip(held, results, strict=True) if not ok]
+        if lost:
+            async with self.lock:
+                for bot_id in lost:
+                    log.warning("bot.lease_lost", bot=bot_id)
+                    self._forget(bot_id)
+
+    async def renew_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.renew_interval_s)
+            try:
+                await self.renew_once()
+            except REDIS_ERRORS as exc:
+                log.warning("renew.redis_error", error=str(exc))
+
+    # --- desired state -------------------------------------------------------------------
+
+    async def _read_fleet(self) -> None:
+        fleet: dict[str, tuple[int, int]] = {}
+        async for raw in self.redis.scan_iter(match=keys.health_pattern("runner"), count=500):
+            bots, capacity, instance = await self.redis.hmget(raw, "bots", "capacity", "instance")
+            if instance is None:
+                continue
+            try:
+                fleet[_text(instance)] = (int(bots or 0), int(capacity or 0))
+            except ValueError:
+                continue
+        fleet[self.owner] = (len(self.bots), self.settings.runner_capacity)
+        self.fleet = fleet
+
+    def fair_share(self, candidates: int) -> int:
+        """How many of ``candidates`` unowned bots this runner should claim now: up to the
+        fleet average load (so runners end with similar loads) and its capacity."""
+        mine = len(self.bots) + len(self.claiming)
+        room = self.settings.runner_capacity - mine
+        if room <= 0 or candidates <= 0:
+            return 0
+        others = {k: v for k, v in self.fleet.items() if k != self.owner}
+        total = mine + candidates + sum(b for b, _ in others.values())
+        target = math.ceil(total / (len(others) + 1))
+        spare_elsewhere = sum(max(0, c - b) for b, c in others.values())
+        share = target - mine
+        if spare_elsewhere < candidates - max(share, 0):
+            share = candidates - spare_elsewhere  # the others cannot take the rest
+        return max(0, min(room, share, candidates))
+
+    async def reconcile_once(self) -> None:
+        await self._read_fleet()
+        ids = [_text(b) for b in await self.redis.zrange(keys.BOTS, 0, -1)]
+        candidates: list[str] = []
+        to_stop: list[str] = []
+        for chunk in range(0, len(ids), 1000):
+            part = ids[chunk : chunk + 1000]
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for bot_id in part:
+                    pipe.hmget(keys.bot(bot_id), "desired", "status")
+                    pipe.exists(keys.bot_lease(bot_id))
+                rows = await pipe.execute()
+            for i, bot_id in enumerate(part):
+                desired, status = (_text(v) if v is not None else "" for v in rows[2 * i])
+                leased = bool(rows[2 * i + 1])
+                if bot_id in self.bots:
+                    if desired != Desired.RUNNING.value and not self.bots[bot_id].stopping:
+                        to_stop.append(bot_id)
+                    continue
+                needs = desired == Desired.RUNNING.value or status in (
+                    BotStatus.STARTING.value,
+                    BotStatus.RUNNING.value,
+                    BotStatus.STOPPING.value,
+                )
+                if needs and not leased:
+                    candidates.append(bot_id)
+        gone = set(self.bots) - set(ids)
+        if gone:
+            to_stop.extend(gone)
+        if to_stop:
+            await self.stop_bots(to_stop)
+        share = self.fair_share(len(candidates))
+        if share:
+            random.shuffle(candidates)
+            jitter = self.settings.runner_claim_jitter_ms / 1000
+            await asyncio.sleep(random.uniform(0, jitter))
+            await self.claim(candidates[:share])
+        await self._subscribe(list(self.market.series.values()))
+
+    async def reconcile_loop(self) -> None:
+        while True:
+            try:
+                await self.reconcile_once()
+            except REDIS_ERRORS as exc:
+                log.warning("reconcile.redis_error", error=str(exc))
+            await asyncio.sleep(self.settings.runner_reconcile_interval_s)
+
+    async def stop_bots(self, bot_ids: list[str]) -> None:
+        async with self.lock:
+            now = now_ms()
+            exec_from = self.market.last_ids[keys.EXECUTIONS]
+            items = [
+                (self.bots[b], self.bots[b].on_stop(now, exec_from))
+                for b in bot_ids
+                if b in self.bots
+            ]
+            await self._commit(items)
+
+    async def update_bot(self, bot_id: str) -> None:
+        """A config change: let go of the bot and claim it again with the new config."""
+        if bot_id not in self.bots:
+            return
+        async with self.lock:
+            state = self.bots.get(bot_id)
+            if state is None:
+                return
+            self._forget(bot_id)
+        await self.store.release([bot_id])
+        await self.claim([bot_id])
+
+    # --- commands -----------------------------------------------------------------------
+
+    async def command_loop(self) -> None:
+        last = await self.redis.xrevrange(keys.BOT_COMMANDS, count=1)
+        last_id = _text(last[0][0]) if last else "0-0"
+        while True:
+            try:
+                reply = await self.redis.xread({keys.BOT_COMMANDS: last_id}, count=100, block=1000)
+            except REDIS_ERRORS as exc:
+                log.warning("commands.redis_error", error=str(exc))
+                await asyncio.sleep(0.5 * random.uniform(0.5, 1.0))
+                continue
+            for _, entries in reply or []:
+                for entry_id, fields in entries:
+                    last_id = _text(entry_id)
+                    command = await decode_entry(
+                        self.redis,
+                        keys.BOT_COMMANDS,
+                        entry_id,
+                        fields,
+                        BotCommand,
+                        service="runner",
+                    )
+                    if command is not None:
+                        try:
+                            await self.handle_command(command)
+                        except REDIS_ERRORS as exc:
+                            log.warning("command.redis_error", error=str(exc))
+
+    async def handle_command(self, command: BotCommand) -> None:
+        log.info("command", bot=command.bot_id, action=command.action.value)
+        if command.action in (CommandAction.STOP, CommandAction.DELETE):
+            await self.stop_bots([command.bot_id])
+        elif command.action is CommandAction.UPDATE:
+            await self.update_bot(command.bot_id)
+        elif command.action is CommandAction.START and command.bot_id not in self.bots:
+            # The least loaded runner tries first; the lease decides who wins.
+            mine = len(self.bots)
+            rank = sum(1 for i, (b, _) in self.fleet.items() if i != self.owner and b < mine)
+            jitter = self.settings.runner_claim_jitter_ms / 1000
+            await asyncio.sleep(jitter * rank + random.uniform(0, jitter))
+            if self.fair_share(1) or len(self.fleet) <= 1:
+                await self.claim([command.bot_id])
+
+    async def shutdown(self) -> None:
+        """Let go of every lease (positions stay; another runner adopts at once)."""
+        async with self.lock:
+            ids = list(self.bots)
+            for bot_id in ids:
+                self._forget(bot_id)
+        if ids:
+            try:
+                await self.store.release(ids)
+            except REDIS_ERRORS as exc:
+                log.warning("shutdown.release_failed", error=str(exc))
