@@ -82,7 +82,10 @@ def test_stream_names_round_trip() -> None:
 
 def test_stream_urls() -> None:
     base = "wss://stream.binance.com:9443/"
-    assert raw_stream_url(base, "btcusdt@kline_1m") == "wss://stream.binance.com:9443/ws/btcusdt@kline_1m"
+    assert (
+        raw_stream_url(base, "btcusdt@kline_1m")
+        == "wss://stream.binance.com:9443/ws/btcusdt@kline_1m"
+    )
     assert (
         combined_stream_url(base, ["a@kline_1m", "b@kline_1m"])
         == "wss://stream.binance.com:9443/stream?streams=a@kline_1m/b@kline_1m"

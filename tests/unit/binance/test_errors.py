@@ -72,21 +72,26 @@ def test_cancel_restrictions_are_a_plain_rejection_not_a_missing_order() -> None
 
 
 def test_filter_failures_carry_the_filter_name_for_both_codes() -> None:
-    assert error_from_response(400, body(-1013, "Filter failure: NOTIONAL"), {}).filter_name == "NOTIONAL"  # type: ignore[attr-defined]
+    notional = error_from_response(400, body(-1013, "Filter failure: NOTIONAL"), {})
+    assert isinstance(notional, RejectedError) and notional.filter_name == "NOTIONAL"
     # order-count filters come back as -2010 (reference §0 item 8)
     err = error_from_response(400, body(-2010, "Filter failure: MAX_NUM_ORDERS"), {})
     assert isinstance(err, RejectedError) and err.filter_name == "MAX_NUM_ORDERS"
 
 
 def test_429_carries_retry_after_seconds_and_is_not_a_ban() -> None:
-    err = error_from_response(429, body(-1003, "Too much request weight used"), {"Retry-After": "7"})
+    err = error_from_response(
+        429, body(-1003, "Too much request weight used"), {"Retry-After": "7"}
+    )
     assert isinstance(err, RateLimitedError)
     assert (err.retry_after_s, err.banned) == (7.0, False)
 
 
 def test_418_is_a_ban_with_its_retry_after() -> None:
     headers = [("retry-after", "120"), ("x-mbx-used-weight-1m", "6001")]
-    err = error_from_response(418, body(-1003, "Way too much request weight used; IP banned until 1."), headers)
+    err = error_from_response(
+        418, body(-1003, "Way too much request weight used; IP banned until 1."), headers
+    )
     assert isinstance(err, RateLimitedError)
     assert (err.retry_after_s, err.banned) == (120.0, True)
     assert classify(err) == "rate_limited"

@@ -268,7 +268,10 @@ def test_invalid_values_and_missing_context() -> None:
 def test_rules_survive_the_exchange_info_json(rules: SymbolRules) -> None:
     body = encode_payload(ExchangeInfo(symbols=[symbol_info_from_rules(rules)]))
     assert parse_exchange_info(body) == {rules.symbol: rules}
-    assert msgspec.json.decode(msgspec.json.encode(exchange_info_symbol(rules)))["symbol"] == "TESTUSDT"
+    assert (
+        msgspec.json.decode(msgspec.json.encode(exchange_info_symbol(rules)))["symbol"]
+        == "TESTUSDT"
+    )
 
 
 @given(symbol_rules())
@@ -277,7 +280,9 @@ def test_rules_survive_the_exchange_symbols_hash_json(rules: SymbolRules) -> Non
 
 
 def test_inconsistent_rules_in_redis_fail_to_decode() -> None:
-    bad = b'{"symbol":"X","base_asset":"A","quote_asset":"B","notional_filter":"","min_notional":"5"}'
+    bad = (
+        b'{"symbol":"X","base_asset":"A","quote_asset":"B","notional_filter":"","min_notional":"5"}'
+    )
     with pytest.raises(msgspec.ValidationError):
         rules_from_json(bad)
 

@@ -40,6 +40,9 @@ DOC_PARAMS = [
     ("timestamp", "1499827319559"),
 ]
 
+# The docs' non-ASCII symbol: the fullwidth digits one to six (U+FF11..U+FF16).
+FULLWIDTH_123456 = "\uff11\uff12\uff13\uff14\uff15\uff16"
+
 # RFC 8032 §7.1 TEST 1 and TEST 2.
 RFC_KEY_1 = bytes.fromhex("9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60")
 RFC_PUB_1 = bytes.fromhex("d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a")
@@ -67,7 +70,7 @@ def test_hmac_doc_vector_ascii() -> None:
 
 
 def test_hmac_doc_vector_non_ascii_symbol_is_percent_encoded_before_signing() -> None:
-    params = [("symbol", "１２３４５６"), *DOC_PARAMS[1:]]
+    params = [("symbol", FULLWIDTH_123456), *DOC_PARAMS[1:]]
     payload = encode_params(params)
     assert payload.startswith("symbol=%EF%BC%91%EF%BC%92%EF%BC%93%EF%BC%94%EF%BC%95%EF%BC%96&")
     assert (
@@ -108,7 +111,7 @@ def test_ws_api_payload_is_sorted_and_not_percent_encoded() -> None:
     )
     unicode_params = {
         **params,
-        "symbol": "１２３４５６",
+        "symbol": FULLWIDTH_123456,
         "side": "BUY",
         "price": "0.10000000",
         "quantity": "1.00000000",
@@ -188,7 +191,9 @@ def test_signed_query_requires_a_timestamp_and_refuses_a_second_signature() -> N
 
 
 def test_encode_params_keeps_order_and_spells_booleans_like_binance() -> None:
-    assert encode_params({"b": True, "a": "x y", "c": "[\"BTC\"]"}) == "b=true&a=x%20y&c=%5B%22BTC%22%5D"
+    assert (
+        encode_params({"b": True, "a": "x y", "c": '["BTC"]'}) == "b=true&a=x%20y&c=%5B%22BTC%22%5D"
+    )
 
 
 def test_signers_never_show_their_secret() -> None:
