@@ -1,0 +1,118 @@
+"""The Litestar application: routes, auth, errors, CORS, body limit, metrics, and a
+lifespan that owns the Redis pool and the live-feed reader.
+
+Reads top to bottom: build the app from settings; on start-up create the Redis client
+(without waiting: a Redis that is down gives 503s, not a dead API) and start the feed
+reader; on shutdown cancel the reader and close the pool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+from litestar import Litestar
+from litestar.config.cors import CORSConfig
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import SwaggerRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme
+
+from services.api.auth import make_guard
+from services.api.controllers.bots import BotController
+from services.api.controllers.dashboard import index, static_router
+from services.api.controllers.market import MarketController
+from services.api.controllers.orders import OrderController
+from services.api.controllers.risk import RiskController
+from services.api.controllers.strategies import StrategyController
+from services.api.controllers.system import SystemController
+from services.api.errors import exception_handlers
+from services.api.feed import FeedHub
+from services.api.fleet import Fleet
+from services.api.metrics import ApiMetrics
+from services.api.repository import Repository
+from services.api.settings import ApiSettings
+from shared.logging import get_logger
+from shared.redis import REDIS_ERRORS, create_redis
+from shared.service import cancel_tasks
+
+log = get_logger(__name__)
+
+SCHEMA_PATH = "/schema"
+
+
+def create_app(settings: ApiSettings) -> Litestar:
+    settings.check_exposure()
+    metrics = ApiMetrics()
+    state: dict[str, Any] = {}
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Litestar) -> AsyncIterator[None]:
+        # Few, short retries: an API request should fail fast with 503, not hang.
+        redis = create_redis(settings.redis_url, retries=1, socket_timeout=5.0, max_connections=256)
+        try:
+            await redis.ping()
+        except REDIS_ERRORS as exc:
+            log.warning("api.redis_unreachable_at_start", error=str(exc))
+        repo = Repository(redis)
+        hub = FeedHub(redis)
+        state.update(
+            repo=repo,
+            fleet=Fleet(
+                repo, max_wait_s=settings.api_max_wait_s, stale_after_s=settings.api_stale_after_s
+            ),
+            hub=hub,
+        )
+        reader = asyncio.create_task(hub.run(), name="feed-reader")
+        log.info("api.ready")
+        try:
+            yield
+        finally:
+            await cancel_tasks([reader])
+            await redis.aclose()
+
+    cors = (
+        CORSConfig(
+            allow_origins=settings.api_cors_origins, allow_headers=["Authorization", "Content-Type"]
+        )
+        if settings.api_cors_origins
+        else None
+    )
+    return Litestar(
+        route_handlers=[
+            BotController,
+            StrategyController,
+            MarketController,
+            OrderController,
+            RiskController,
+            SystemController,
+            index,
+            static_router,
+        ],
+        lifespan=[lifespan],
+        dependencies={
+            "repo": Provide(lambda: state["repo"], sync_to_thread=False),
+            "fleet": Provide(lambda: state["fleet"], sync_to_thread=False),
+            "feed_hub": Provide(lambda: state["hub"], sync_to_thread=False),
+            "api_metrics": Provide(lambda: metrics, sync_to_thread=False),
+            "trading_mode": Provide(lambda: settings.trading_mode, sync_to_thread=False),
+        },
+        guards=[make_guard(settings.token, (SCHEMA_PATH,))],
+        exception_handlers=exception_handlers(),
+        cors_config=cors,
+        request_max_body_size=settings.api_max_body_bytes,
+        middleware=[metrics.middleware],
+        openapi_config=OpenAPIConfig(
+            title="botfleet control API",
+            version="1",
+            path=SCHEMA_PATH,
+            render_plugins=[SwaggerRenderPlugin()],
+            components=Components(
+                security_schemes={"bearer": SecurityScheme(type="http", scheme="bearer")}
+            ),
+            security=[{"bearer": []}],
+        ),
+        debug=False,
+    )

@@ -1,0 +1,133 @@
+"""The API's errors and the one place that maps every error to an HTTP answer.
+
+::
+
+    ApiError                 (status, detail, field)
+    ├── BadRequest           400  input that cannot be understood (field named)
+    ├── InvalidInput         422  input understood but not acceptable (field named)
+    ├── NotFound             404  unknown bot, symbol, order, strategy
+    ├── Conflict             409  a transition not allowed now
+    └── Unavailable          503  a needed service is down (reason given)
+
+Foreign errors are mapped here too: Redis connection errors and timeouts become 503
+("redis unreachable"), pydantic ``ValidationError`` becomes 400 with each field, as
+Litestar's own validation errors do (400: the input breaks the schema; 422: it is
+well-formed but the world refuses it, e.g. a symbol that is not trading). Every
+error body has the same shape: ``{"status_code", "detail", "field"?, "errors"?}``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import MediaType, Request, Response
+from litestar.exceptions import HTTPException
+from pydantic import ValidationError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from shared.logging import get_logger
+
+log = get_logger(__name__)
+
+
+class ApiError(Exception):
+    status_code = 500
+
+    def __init__(
+        self, detail: str, *, field: str | None = None, errors: list[dict[str, Any]] | None = None
+    ) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.field = field
+        self.errors = errors
+
+
+class BadRequest(ApiError):
+    status_code = 400
+
+
+class InvalidInput(ApiError):
+    status_code = 422
+
+
+class NotFound(ApiError):
+    status_code = 404
+
+
+class Conflict(ApiError):
+    status_code = 409
+
+
+class Unavailable(ApiError):
+    status_code = 503
+
+
+def field_errors(exc: ValidationError, prefix: str = "") -> list[dict[str, Any]]:
+    """Pydantic errors as ``{"field": "sizing.quote_amount", "message": ...}``."""
+    out = []
+    for err in exc.errors(include_url=False, include_input=False):
+        loc = [str(p) for p in err["loc"]]
+        out.append({"field": ".".join([prefix, *loc] if prefix else loc), "message": err["msg"]})
+    return out
+
+
+def _body(status: int, detail: str, **extra: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {"status_code": status, "detail": detail}
+    body.update({k: v for k, v in extra.items() if v is not None})
+    return body
+
+
+def _api_error(_: Request[Any, Any, Any], exc: ApiError) -> Response[Any]:
+    body = _body(exc.status_code, exc.detail, field=exc.field, errors=exc.errors)
+    headers = {"Retry-After": "2"} if exc.status_code == 503 else None
+    return Response(body, status_code=exc.status_code, media_type=MediaType.JSON, headers=headers)
+
+
+def _redis_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    log.warning("api.redis_unreachable", path=request.url.path, error=type(exc).__name__)
+    return Response(
+        _body(503, "redis unreachable: the fleet's state cannot be read or written now"),
+        status_code=503,
+        media_type=MediaType.JSON,
+        headers={"Retry-After": "2"},
+    )
+
+
+def _validation_error(_: Request[Any, Any, Any], exc: ValidationError) -> Response[Any]:
+    errors = field_errors(exc)
+    first = errors[0]["field"] if errors else None
+    detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors) or "invalid input"
+    return Response(
+        _body(400, detail, field=first, errors=errors), status_code=400, media_type=MediaType.JSON
+    )
+
+
+def _http_exception(_: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+    extra = exc.extra if isinstance(exc.extra, list | dict) and exc.extra else None
+    field = None
+    if isinstance(extra, list) and extra and isinstance(extra[0], dict):
+        field = extra[0].get("key")
+    return Response(
+        _body(exc.status_code, exc.detail, field=field, errors=extra),
+        status_code=exc.status_code,
+        media_type=MediaType.JSON,
+        headers=exc.headers,
+    )
+
+
+def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    log.exception("api.unhandled", path=request.url.path, error=type(exc).__name__)
+    return Response(_body(500, "internal error"), status_code=500, media_type=MediaType.JSON)
+
+
+def exception_handlers() -> dict[Any, Any]:
+    handlers: dict[Any, Any] = {
+        ApiError: _api_error,
+        ValidationError: _validation_error,
+        HTTPException: _http_exception,
+        Exception: _unexpected,
+    }
+    for cls in (RedisConnectionError, RedisTimeoutError):
+        handlers[cls] = _redis_error
+    return handlers

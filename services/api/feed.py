@@ -1,0 +1,171 @@
+"""The live feed: one reader fans Redis streams out to every connected client.
+
+:class:`FeedHub` runs one loop (owned by the app's lifespan) that ``XREAD BLOCK``\\ s
+``stream:executions``, ``stream:events``, the tick streams and the candle streams of
+every ``market:subscriptions`` member, and puts each decoded message on the queue of
+every subscriber. Prices are coalesced to the latest per symbol and flushed at most
+every ``price_interval_s`` so a busy market cannot flood a browser. A subscriber whose
+queue is full is dropped (its stream ends; the client reconnects) rather than slowing
+the others. With no subscriber the loop idles and reads nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+from collections.abc import AsyncIterator
+from typing import Any
+
+import msgspec
+
+from services.api.repository import text
+from shared import keys
+from shared.logging import get_logger
+from shared.messages import Candle, Event, ExecutionReport, MessageDecodeError, Tick, decode
+from shared.redis import REDIS_ERRORS, Redis, now_ms
+
+log = get_logger(__name__)
+
+_to_builtins = msgspec.to_builtins
+
+
+class FeedItem(msgspec.Struct, frozen=True):
+    kind: str  # execution | event | price | candle
+    data: dict[str, Any]
+
+
+class Subscription:
+    def __init__(self, maxsize: int) -> None:
+        self.queue: asyncio.Queue[FeedItem | None] = asyncio.Queue(maxsize=maxsize)
+        self.dropped = False
+
+    def offer(self, item: FeedItem) -> bool:
+        try:
+            self.queue.put_nowait(item)
+            return True
+        except asyncio.QueueFull:
+            return False
+
+    async def get(self, timeout: float) -> FeedItem | None:
+        """The next item, or None after ``timeout`` (send a keep-alive) or when dropped."""
+        try:
+            return await asyncio.wait_for(self.queue.get(), timeout)
+        except TimeoutError:
+            return None
+
+
+class FeedHub:
+    def __init__(
+        self,
+        redis: Redis,
+        *,
+        block_ms: int = 1000,
+        queue_size: int = 1000,
+        price_interval_s: float = 0.25,
+        refresh_s: float = 2.0,
+    ) -> None:
+        # redis-py's stubs type every command as sync-or-async; Any keeps await honest.
+        self.redis: Any = redis
+        self.block_ms = block_ms
+        self.queue_size = queue_size
+        self.price_interval_s = price_interval_s
+        self.refresh_s = refresh_s
+        self.subscribers: set[Subscription] = set()
+        self._wake = asyncio.Event()
+        self._last_ids: dict[str, str] = {}
+        self._prices: dict[str, FeedItem] = {}
+
+    @contextlib.asynccontextmanager
+    async def subscribe(self) -> AsyncIterator[Subscription]:
+        sub = Subscription(self.queue_size)
+        self.subscribers.add(sub)
+        self._wake.set()
+        try:
+            yield sub
+        finally:
+            self.subscribers.discard(sub)
+
+    def publish(self, item: FeedItem) -> None:
+        for sub in list(self.subscribers):
+            if not sub.offer(item):
+                sub.dropped = True
+                self.subscribers.discard(sub)
+                with contextlib.suppress(asyncio.QueueFull):
+                    sub.queue.get_nowait()
+                    sub.queue.put_nowait(None)  # tells the connection to end
+                log.warning("feed.subscriber_dropped", reason="queue full")
+
+    async def _streams(self) -> dict[str, str]:
+        members = await self.redis.smembers(keys.MARKET_SUBSCRIPTIONS)
+        wanted = [keys.EXECUTIONS, keys.EVENTS]
+        for member in members:
+            try:
+                symbol, interval = keys.parse_subscription(text(member))
+                wanted.append(keys.tick_stream(symbol))
+                wanted.append(keys.candle_stream(symbol, interval))
+            except ValueError:
+                continue
+        start = f"{now_ms()}-0"
+        return {s: self._last_ids.get(s, start) for s in wanted}
+
+    def _item(self, fields: dict[Any, Any]) -> FeedItem | None:
+        try:
+            message = decode(fields)
+        except MessageDecodeError:
+            return None
+        data = _to_builtins(message)
+        if isinstance(message, ExecutionReport):
+            return FeedItem("execution", data)
+        if isinstance(message, Event):
+            return FeedItem("event", data)
+        if isinstance(message, Tick):
+            return FeedItem(
+                "price",
+                {"symbol": message.symbol, "price": str(message.price), "ts": message.event_time},
+            )
+        if isinstance(message, Candle):
+            return FeedItem("candle", data)
+        return None
+
+    async def run(self) -> None:
+        """Read and fan out until cancelled; Redis errors back off (capped, jittered)."""
+        delay = 0.1
+        streams: dict[str, str] = {}
+        refreshed = 0.0
+        flushed = 0.0
+        loop = asyncio.get_running_loop()
+        while True:
+            if not self.subscribers:
+                self._last_ids.clear()
+                self._wake.clear()
+                await self._wake.wait()
+                refreshed = 0.0
+            try:
+                if loop.time() - refreshed >= self.refresh_s:
+                    streams = await self._streams()
+                    refreshed = loop.time()
+                block = int(self.price_interval_s * 1000) if self._prices else self.block_ms
+                replies = await self.redis.xread(streams, block=block, count=500)
+                delay = 0.1
+            except REDIS_ERRORS as exc:
+                log.warning("feed.redis_error", error=type(exc).__name__, retry_in=round(delay, 2))
+                await asyncio.sleep(delay * random.uniform(0.5, 1.0))
+                delay = min(delay * 2, 5.0)
+                continue
+            for stream, entries in replies or []:
+                name = text(stream)
+                for entry_id, fields in entries:
+                    streams[name] = self._last_ids[name] = text(entry_id)
+                    item = self._item(fields)
+                    if item is None:
+                        continue
+                    if item.kind == "price":
+                        self._prices[item.data["symbol"]] = item
+                    else:
+                        self.publish(item)
+            if self._prices and loop.time() - flushed >= self.price_interval_s:
+                for item in self._prices.values():
+                    self.publish(item)
+                self._prices.clear()
+                flushed = loop.time()

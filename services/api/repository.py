@@ -1,0 +1,383 @@
+"""Every Redis read and write of the API, in one place.
+
+The API writes only what it owns (DESIGN "Redis contract"): ``bot:{id}`` fields
+``config``, ``desired``, ``status`` (on create), ``created_at``, ``updated_at``; the
+``bots`` sorted set; ``stream:bot-commands``; ``risk:limits`` and ``risk:halt``. State
+changes that depend on the bot's current state run under WATCH/MULTI with a pure check
+from :mod:`services.api.lifecycle`, so a concurrent start cannot slip between a check
+and a delete. Everything else is read as strings and handed back untouched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+from redis.exceptions import ResponseError, WatchError
+
+from services.api.errors import Conflict, NotFound
+from services.api.lifecycle import BotState
+from shared import keys
+from shared.bots import BotField, BotStatus, Desired
+from shared.messages import (
+    BotCommand,
+    Candle,
+    CommandAction,
+    Event,
+    ExecutionReport,
+    MessageDecodeError,
+    decode,
+    encode,
+)
+from shared.redis import Redis, now_ms
+from shared.streams import EVENTS_MAXLEN
+
+COMMANDS_MAXLEN = 10_000
+_WATCH_RETRIES = 20
+_candle_decoder = msgspec.json.Decoder(Candle)
+
+
+def text(value: Any) -> str:
+    return value.decode("utf-8", errors="replace") if isinstance(value, bytes) else str(value)
+
+
+def text_map(raw: dict[Any, Any]) -> dict[str, str]:
+    return {text(k): text(v) for k, v in raw.items()}
+
+
+@dataclass(slots=True)
+class BotRecord:
+    """One bot as stored: its hash, position and stats, all strings."""
+
+    bot_id: str
+    fields: dict[str, str]
+    position: dict[str, str] = field(default_factory=dict)
+    stats: dict[str, str] = field(default_factory=dict)
+    leased: bool = False
+
+    @property
+    def state(self) -> BotState:
+        return BotState(
+            desired=self.fields.get(BotField.DESIRED, Desired.STOPPED.value),
+            status=self.fields.get(BotField.STATUS, BotStatus.STOPPED.value),
+            leased=self.leased,
+        )
+
+
+@dataclass(slots=True)
+class StreamEntry:
+    entry_id: str
+    fields: dict[str, str]
+
+
+class Repository:
+    def __init__(self, redis: Redis) -> None:
+        # redis-py's stubs type every command as sync-or-async; Any keeps await honest.
+        self.redis: Any = redis
+
+    async def ping(self) -> float:
+        """Round trip in milliseconds."""
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        await self.redis.ping()
+        return (loop.time() - start) * 1000
+
+    # --- bots --------------------------------------------------------------------------
+    async def create_bot(self, bot_id: str, config_json: str, created_at: int) -> None:
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(
+                keys.bot(bot_id),
+                mapping={
+                    BotField.CONFIG: config_json,
+                    BotField.DESIRED: Desired.STOPPED.value,
+                    BotField.STATUS: BotStatus.STOPPED.value,
+                    BotField.CREATED_AT: str(created_at),
+                    BotField.UPDATED_AT: str(created_at),
+                },
+            )
+            pipe.zadd(keys.BOTS, {bot_id: created_at})
+            await pipe.execute()
+
+    async def count_bots(self) -> int:
+        return int(await self.redis.zcard(keys.BOTS))
+
+    async def bot_ids(self, offset: int = 0, limit: int | None = None) -> list[str]:
+        end = -1 if limit is None else offset + limit - 1
+        return [text(i) for i in await self.redis.zrange(keys.BOTS, offset, end)]
+
+    async def bot_hashes(self, bot_ids: list[str]) -> list[dict[str, str]]:
+        """The ``bot:{id}`` hashes of ``bot_ids`` (empty dict for a vanished bot)."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for bot_id in bot_ids:
+                pipe.hgetall(keys.bot(bot_id))
+            return [text_map(r) for r in await pipe.execute()]
+
+    async def bots(self, bot_ids: list[str]) -> list[BotRecord]:
+        """Full records (hash, position, stats, lease) of ``bot_ids`` that still exist."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for bot_id in bot_ids:
+                pipe.hgetall(keys.bot(bot_id))
+                pipe.hgetall(keys.bot_position(bot_id))
+                pipe.hgetall(keys.bot_stats(bot_id))
+                pipe.exists(keys.bot_lease(bot_id))
+            raw = await pipe.execute()
+        records = []
+        for i, bot_id in enumerate(bot_ids):
+            fields, position, stats, leased = raw[4 * i : 4 * i + 4]
+            if fields:
+                records.append(
+                    BotRecord(
+                        bot_id, text_map(fields), text_map(position), text_map(stats), bool(leased)
+                    )
+                )
+        return records
+
+    async def bot(self, bot_id: str) -> BotRecord:
+        found = await self.bots([bot_id])
+        if not found:
+            raise NotFound(f"no bot {bot_id}", field="bot_id")
+        return found[0]
+
+    async def _transact(
+        self,
+        bot_id: str,
+        check: Callable[[BotRecord], None],
+        write: Callable[[Any, BotRecord], None],
+    ) -> BotRecord:
+        """Read the bot under WATCH, ``check`` it (may raise), queue ``write`` in MULTI."""
+        bot_key, lease_key = keys.bot(bot_id), keys.bot_lease(bot_id)
+        for _ in range(_WATCH_RETRIES):
+            async with self.redis.pipeline(transaction=True) as pipe:
+                try:
+                    await pipe.watch(bot_key, lease_key)
+                    fields = text_map(await pipe.hgetall(bot_key))
+                    if not fields:
+                        raise NotFound(f"no bot {bot_id}", field="bot_id")
+                    record = BotRecord(bot_id, fields, leased=bool(await pipe.exists(lease_key)))
+                    check(record)
+                    pipe.multi()
+                    write(pipe, record)
+                    await pipe.execute()
+                    return record
+                except WatchError:
+                    await asyncio.sleep(0.005)
+        raise Conflict("the bot kept changing while this request was applied: retry")
+
+    async def set_desired(self, bot_id: str, desired: Desired, command: BotCommand) -> BotRecord:
+        def write(pipe: Any, _: BotRecord) -> None:
+            pipe.hset(
+                keys.bot(bot_id),
+                mapping={
+                    BotField.DESIRED: desired.value,
+                    BotField.UPDATED_AT: str(command.issued_at),
+                },
+            )
+            pipe.xadd(keys.BOT_COMMANDS, encode(command), maxlen=COMMANDS_MAXLEN, approximate=True)
+
+        record = await self._transact(bot_id, lambda _: None, write)
+        record.fields[BotField.DESIRED] = desired.value
+        return record
+
+    async def update_config(
+        self,
+        bot_id: str,
+        check: Callable[[BotRecord], None],
+        config_json: Callable[[BotRecord], str],
+        command: BotCommand,
+    ) -> None:
+        def write(pipe: Any, record: BotRecord) -> None:
+            pipe.hset(
+                keys.bot(bot_id),
+                mapping={
+                    BotField.CONFIG: config_json(record),
+                    BotField.UPDATED_AT: str(command.issued_at),
+                },
+            )
+            pipe.xadd(keys.BOT_COMMANDS, encode(command), maxlen=COMMANDS_MAXLEN, approximate=True)
+
+        await self._transact(bot_id, check, write)
+
+    async def delete_bot(
+        self, bot_id: str, check: Callable[[BotRecord], None], command: BotCommand
+    ) -> None:
+        def write(pipe: Any, _: BotRecord) -> None:
+            pipe.delete(
+                keys.bot(bot_id),
+                keys.bot_position(bot_id),
+                keys.bot_stats(bot_id),
+                keys.bot_trades(bot_id),
+                keys.bot_log(bot_id),
+                keys.bot_pending(bot_id),
+            )
+            pipe.zrem(keys.BOTS, bot_id)
+            pipe.xadd(keys.BOT_COMMANDS, encode(command), maxlen=COMMANDS_MAXLEN, approximate=True)
+
+        await self._transact(bot_id, check, write)
+
+    async def bot_status(self, bot_id: str) -> str | None:
+        raw = await self.redis.hget(keys.bot(bot_id), BotField.STATUS)
+        return None if raw is None else text(raw)
+
+    async def stream_tail(self, stream: str, limit: int) -> list[StreamEntry]:
+        """The last ``limit`` entries of a stream, newest first."""
+        raw = await self.redis.xrevrange(stream, count=limit)
+        return [StreamEntry(text(i), text_map(f)) for i, f in raw]
+
+    # --- executions and orders ------------------------------------------------------------
+    async def executions(
+        self, bot_id: str | None, limit: int, scan_max: int = 20_000
+    ) -> list[tuple[str, ExecutionReport]]:
+        """Newest execution reports (of one bot if given), scanning at most ``scan_max``."""
+        found: list[tuple[str, ExecutionReport]] = []
+        end, scanned, batch = "+", 0, 500
+        while len(found) < limit and scanned < scan_max:
+            raw = await self.redis.xrevrange(keys.EXECUTIONS, max=end, count=batch)
+            if not raw:
+                break
+            for entry_id, fields in raw:
+                scanned += 1
+                try:
+                    report = decode(fields)
+                except MessageDecodeError:
+                    continue  # dead-lettering belongs to the consumers of the stream
+                if isinstance(report, ExecutionReport) and (
+                    bot_id is None or report.bot_id == bot_id
+                ):
+                    found.append((text(entry_id), report))
+                    if len(found) >= limit:
+                        break
+            last = text(raw[-1][0])
+            ms, _, seq = last.partition("-")
+            end = f"{ms}-{int(seq) - 1}" if int(seq) > 0 else f"{int(ms) - 1}"
+            if len(raw) < batch:
+                break
+        return found
+
+    async def order(self, client_order_id: str) -> dict[str, str]:
+        return text_map(await self.redis.hgetall(keys.order(client_order_id)))
+
+    async def balances(self, mode: str) -> dict[str, str]:
+        return text_map(await self.redis.hgetall(keys.balances(mode)))
+
+    # --- market ----------------------------------------------------------------------------
+    async def symbol_rules_json(self, symbol: str) -> str | None:
+        raw = await self.redis.hget(keys.EXCHANGE_SYMBOLS, symbol)
+        return None if raw is None else text(raw)
+
+    async def all_symbol_rules(self) -> dict[str, str]:
+        return text_map(await self.redis.hgetall(keys.EXCHANGE_SYMBOLS))
+
+    async def price(self, symbol: str) -> str | None:
+        raw = await self.redis.get(keys.price(symbol))
+        return None if raw is None else text(raw)
+
+    async def prices(self, symbols: Iterable[str]) -> dict[str, str]:
+        names = list(symbols)
+        if not names:
+            return {}
+        raw = await self.redis.mget([keys.price(s) for s in names])
+        return {s: text(v) for s, v in zip(names, raw, strict=True) if v is not None}
+
+    async def candles(self, symbol: str, interval: str, limit: int) -> list[Candle]:
+        raw = await self.redis.lrange(keys.candles(symbol, interval), -limit, -1)
+        out = []
+        for item in raw:
+            try:
+                out.append(_candle_decoder.decode(item))
+            except (msgspec.DecodeError, msgspec.ValidationError):
+                continue
+        return out
+
+    async def market_last_update(self) -> dict[str, str]:
+        return text_map(await self.redis.hgetall(keys.MARKET_LAST_UPDATE))
+
+    # --- risk ----------------------------------------------------------------------------
+    async def risk_limits(self) -> dict[str, str]:
+        return text_map(await self.redis.hgetall(keys.RISK_LIMITS))
+
+    async def replace_risk_limits(self, fields: dict[str, str]) -> None:
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.delete(keys.RISK_LIMITS)
+            if fields:
+                pipe.hset(keys.RISK_LIMITS, mapping=fields)
+            await pipe.execute()
+
+    async def halt_reason(self) -> str | None:
+        raw = await self.redis.get(keys.RISK_HALT)
+        return None if raw is None else text(raw)
+
+    async def set_halt(self, reason: str | None, event: Event) -> None:
+        async with self.redis.pipeline(transaction=True) as pipe:
+            if reason is None:
+                pipe.delete(keys.RISK_HALT)
+            else:
+                pipe.set(keys.RISK_HALT, reason)
+            pipe.xadd(keys.EVENTS, encode(event), maxlen=EVENTS_MAXLEN, approximate=True)
+            await pipe.execute()
+
+    # --- health and metrics --------------------------------------------------------------
+    async def heartbeats(self, service: str = "*") -> list[dict[str, str]]:
+        found = [
+            k async for k in self.redis.scan_iter(match=keys.health_pattern(service), count=500)
+        ]
+        if not found:
+            return []
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for key in found:
+                pipe.hgetall(key)
+            raw = await pipe.execute()
+        beats = []
+        for key, fields in zip(found, raw, strict=True):
+            if fields:
+                item = text_map(fields)
+                _, svc, instance = text(key).split(":", 2)
+                item.setdefault("service", svc)
+                item.setdefault("instance", instance)
+                beats.append(item)
+        return beats
+
+    async def stream_info(self, stream: str) -> dict[str, int]:
+        """``length`` and ``entries_added`` of a stream (zeros when it does not exist)."""
+        try:
+            info = await self.redis.xinfo_stream(stream)
+        except ResponseError:
+            return {"length": 0, "entries_added": 0}
+        return {
+            "length": int(info.get("length", 0)),
+            "entries_added": int(info.get("entries-added", info.get("length", 0))),
+        }
+
+    async def group_lag(self, stream: str, group: str) -> dict[str, int] | None:
+        try:
+            groups = await self.redis.xinfo_groups(stream)
+        except ResponseError:
+            return None
+        for g in groups:
+            if text(g.get("name", b"")) == group:
+                lag = g.get("lag")
+                return {
+                    "pending": int(g.get("pending", 0)),
+                    "lag": int(lag) if lag is not None else -1,
+                }
+        return None
+
+    async def statuses(self) -> list[str]:
+        ids = await self.bot_ids()
+        if not ids:
+            return []
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for bot_id in ids:
+                pipe.hget(keys.bot(bot_id), BotField.STATUS)
+            return [text(s) for s in await pipe.execute() if s is not None]
+
+
+async def gather_dict(items: dict[str, Awaitable[Any]]) -> dict[str, Any]:
+    values = await asyncio.gather(*items.values())
+    return dict(zip(items.keys(), values, strict=True))
+
+
+def command(bot_id: str, action: CommandAction, command_id: str) -> BotCommand:
+    return BotCommand(command_id=command_id, bot_id=bot_id, action=action, issued_at=now_ms())
