@@ -93,6 +93,7 @@ class _Head(msgspec.Struct):
     result: msgspec.Raw = msgspec.Raw()  # control / WS-API success reply (§2.2)
     error: msgspec.Raw = msgspec.Raw()  # control / WS-API error reply
     id: int | str | None = None
+    status: int | None = None  # WS-API replies (§6)
     subscriptionId: int | None = None  # WS-API user-data wrapper (§3.14)
     event: msgspec.Raw = msgspec.Raw()
 
@@ -175,9 +176,17 @@ def parse_ws_frame(raw: bytes | str) -> WsFrame:
         if head.subscriptionId is not None and head.event:
             return _user_event_decoder.decode(head.event)
         if head.error:
-            return WsErrorReply(error=_error_body_decoder.decode(head.error), id=head.id)
+            return WsErrorReply(
+                error=_error_body_decoder.decode(head.error),
+                id=head.id,
+                status=msgspec.UNSET if head.status is None else head.status,
+            )
         if head.result:
-            return WsReply(result=_reply_result_decoder.decode(head.result), id=head.id)
+            return WsReply(
+                result=_reply_result_decoder.decode(head.result),
+                id=head.id,
+                status=msgspec.UNSET if head.status is None else head.status,
+            )
     except msgspec.ValidationError as exc:
         return UnknownFrame(reason=f"invalid payload: {exc}", raw=_excerpt(raw))
     return UnknownFrame(reason="frame matches no known shape", raw=_excerpt(raw))

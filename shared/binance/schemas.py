@@ -104,6 +104,7 @@ class WsReply(_Venue, frozen=True, kw_only=True):
 
     result: Any
     id: int | str | None
+    status: int | UnsetType = UNSET  # WS-API replies only (HTTP-like status, §6)
 
 
 class ErrorBody(_Venue, frozen=True, kw_only=True):
@@ -122,6 +123,7 @@ class WsErrorReply(_Venue, frozen=True, kw_only=True):
 
     error: ErrorBody
     id: int | str | None
+    status: int | UnsetType = UNSET  # WS-API replies only: 400, 418, 429... (§6)
 
 
 # --- REST market data (§3.1-3.5) -----------------------------------------------------------

@@ -23,7 +23,8 @@ from shared.binance.errors import (
     retry_after_from_headers,
     weight_from_headers,
 )
-from shared.binance.schemas import ErrorBody
+from shared.binance.parsing import parse_ws_frame
+from shared.binance.schemas import WsErrorReply
 from tests.unit.binance.conftest import fixture_bytes
 
 
@@ -109,9 +110,9 @@ def test_a_waf_403_without_a_body_is_rejected() -> None:
 
 
 def test_ws_api_ban_computes_retry_after_from_epoch_ms() -> None:
-    frame = json.loads(fixture_bytes("wsapi_error_ipbanned.json"))
-    error = ErrorBody(**frame["error"])
-    err = error_from_ws_api(frame["status"], error)
+    reply = parse_ws_frame(fixture_bytes("wsapi_error_ipbanned.json"))
+    assert isinstance(reply, WsErrorReply) and isinstance(reply.status, int)
+    err = error_from_ws_api(reply.status, reply.error)
     assert isinstance(err, RateLimitedError) and err.banned
     assert err.retry_after_s == pytest.approx((1659146400000 - 1659142907531) / 1000)
 

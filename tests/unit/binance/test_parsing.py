@@ -141,6 +141,18 @@ def test_unusable_frames_become_unknown_frames_with_a_reason(frame: bytes, reaso
     assert parsed.raw == frame.decode()[:2000]
 
 
+def test_ws_api_error_reply_keeps_its_status_for_the_error_mapping() -> None:
+    reply = parse_ws_frame(fixture_bytes("wsapi_error_ipbanned.json"))
+    assert isinstance(reply, WsErrorReply)
+    assert (reply.status, reply.error.code) == (418, -1003)
+    assert isinstance(reply.error.data, dict) and reply.error.data["retryAfter"] == 1659146400000
+
+
+def test_market_stream_reply_reencodes_without_a_status() -> None:
+    reply = parse_ws_frame(fixture_bytes("ws_subscribe_ok.json"))
+    assert json.loads(encode_payload(reply)) == {"result": None, "id": 1}
+
+
 def test_execution_report_fields() -> None:
     report = parse_ws_frame(fixture_bytes("wsapi_executionreport_new.json"))
     assert isinstance(report, ExecutionReportEvent)
