@@ -1,0 +1,8 @@
+"""The execution gateway (`botfleet gateway`): the only holder of API keys and the signed
+REST client. It turns order intents into orders exactly once, guards the portfolio and
+reports back on ``stream:executions`` (see docs/gateway.md).
+
+Layout: pure cores (``rails``, ``sizing``, ``paper``, ``orders``, ``breaker``) with no I/O;
+the Redis shell (``store`` + ``lua/``), the exchange shell (``exchange``), and the loops
+(``processor``, ``consumer``, ``follower``, ``reconcile``) wired together in ``app``.
+"""

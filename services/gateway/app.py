@@ -1,0 +1,107 @@
+"""`botfleet gateway`, top to bottom: load settings, connect to Redis (and, live, to the
+exchange), reconcile what a previous run left unfinished, then run the intent consumer,
+the resting-order follower and the heartbeat until asked to stop."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from services.gateway.consumer import IntentConsumer
+from services.gateway.follower import follow
+from services.gateway.paper import PaperCosts
+from services.gateway.processor import Processor
+from services.gateway.rails import Rails
+from services.gateway.rules_cache import RulesCache
+from services.gateway.settings import GatewaySettings, TradingMode
+from services.gateway.store import GatewayStore
+from shared.logging import get_logger
+from shared.redis import Heartbeat, connect
+from shared.service import supervise
+
+log = get_logger(__name__)
+SERVICE = "gateway"
+
+
+def rails_from(settings: GatewaySettings) -> Rails:
+    return Rails(
+        allowed_symbols=settings.allowed_symbols,
+        max_order_notional=settings.gateway_max_order_notional,
+        bot_orders_per_window=settings.gateway_bot_orders_per_min,
+        fleet_orders_per_window=settings.gateway_fleet_orders_per_min,
+    )
+
+
+def costs_from(settings: GatewaySettings) -> PaperCosts:
+    return PaperCosts(
+        taker_fee=settings.paper_taker_fee,
+        maker_fee=settings.paper_maker_fee,
+        slippage=settings.paper_slippage,
+    )
+
+
+async def main(settings: GatewaySettings, stop: asyncio.Event) -> None:
+    mode = settings.trading_mode.value
+    redis = await connect(settings.redis_url)
+    store = GatewayStore(redis, mode=mode, instance=settings.instance)
+    rules = RulesCache(redis)
+    loops: dict[str, Any] = {}
+    closers: list[Any] = []
+    health: dict[str, Any] = {"mode": mode}
+
+    if settings.trading_mode is TradingMode.PAPER:
+        from services.gateway.paper_executor import PaperExecutor
+        from services.gateway.paper_follower import PaperFollower
+
+        await store.seed_paper_balances(settings.initial_paper_balances)
+        processor = Processor(
+            store, rules, rails_from(settings), PaperExecutor(costs_from(settings))
+        )
+        paper_follower = PaperFollower(processor, costs_from(settings))
+        loops["follower"] = follow(paper_follower.step, 0.1, "paper")
+        health["exchange"] = "paper"
+    else:
+        from services.gateway.live import start_live
+
+        live = await start_live(settings, store, redis)
+        closers.append(live.close)
+        processor = Processor(store, rules, rails_from(settings), live.executor)
+        await live.reconcile(processor)  # before the first new intent (DESIGN "Traps")
+        loops["follower"] = follow(
+            live.follow_step(processor), settings.gateway_poll_interval_s, "live"
+        )
+        health["exchange_health"] = live.health
+
+    consumer = IntentConsumer(
+        redis,
+        processor,
+        settings.instance,
+        batch=settings.gateway_batch,
+        claim_idle_ms=settings.gateway_claim_idle_ms,
+    )
+
+    def figures() -> dict[str, Any]:
+        f = processor.figures
+        extra = health.get("exchange_health")
+        return {
+            "mode": mode,
+            "intents_processed": f.intents,
+            "reports": f.reports,
+            "duplicates": f.duplicates,
+            "dead_letters": f.dead_letters,
+            "halts": f.halts,
+            "rejections": dict(f.rejections),
+            **(extra() if callable(extra) else {"exchange": health.get("exchange", "")}),
+        }
+
+    heartbeat = Heartbeat(redis, SERVICE, settings.instance, figures)
+    loops["consumer"] = consumer.run()
+    loops["heartbeat"] = heartbeat.run()
+    log.info("gateway.started", mode=mode, env=settings.binance_env.value)
+    try:
+        await supervise(stop, loops)
+    finally:
+        await heartbeat.clear()
+        for close in closers:
+            await close()
+        await redis.aclose()

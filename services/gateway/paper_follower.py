@@ -1,0 +1,71 @@
+"""Paper mode's resting-order step: fill resting LIMIT orders whose price crossed."""
+
+from __future__ import annotations
+
+from services.gateway.paper import PaperCosts, match
+from services.gateway.paper_executor import fill_outcome
+from services.gateway.processor import Processor
+from services.gateway.sizing import IntentRejected, prepare
+from shared.logging import get_logger
+from shared.messages import OrderIntent, decode_as
+from shared.redis import now_ms
+
+log = get_logger(__name__)
+
+
+class PaperFollower:
+    def __init__(self, processor: Processor, costs: PaperCosts) -> None:
+        self.processor = processor
+        self.store = processor.store
+        self.costs = costs
+
+    async def step(self) -> int:
+        """One pass over the resting orders; returns how many filled."""
+        cids = await self.store.open()
+        if not cids:
+            return 0
+        records = await self.store.records(cids)
+        intents: list[tuple[str, OrderIntent]] = []
+        for cid, record in zip(cids, records, strict=True):
+            if record.get("status") != "OPEN":
+                continue
+            intents.append(
+                (cid, decode_as({"type": "order_intent", "data": record["intent"]}, OrderIntent))
+            )
+        symbols = {i.symbol for _c, i in intents}
+        rules = await self.processor.rules.get_many(symbols)
+        prices = await self.store.prices(sorted(symbols))
+        now = now_ms()
+        filled = 0
+        async with self.store.redis.pipeline(transaction=False) as pipe:
+            for cid, intent in intents:
+                price, symbol_rules = prices.get(intent.symbol), rules.get(intent.symbol)
+                if price is None or symbol_rules is None:
+                    continue
+                try:
+                    order = prepare(intent, symbol_rules, price)
+                except IntentRejected:
+                    continue
+                fill = match(order, price, self.costs, symbol_rules.step_size, resting=True)
+                if fill is None:
+                    continue
+                outcome = fill_outcome(intent, cid, order, fill, now)
+                await self.store.queue_finalize(
+                    pipe,
+                    cid,
+                    outcome.report,
+                    position_qty=outcome.position_qty,
+                    quote_amount=outcome.quote_amount,
+                    now_ms=now,
+                    balance_check=outcome.balance_check,
+                    balance_deltas=outcome.balance_deltas,
+                    rejection=outcome.rejection,
+                )
+                filled += 1
+            if filled:
+                replies = await pipe.execute()
+                for reply in replies:
+                    completion = self.store.parse_completion(reply)
+                    if completion.outcome == "done":
+                        self.processor.figures.reports += 1
+        return filled

@@ -1,0 +1,323 @@
+"""Intent -> order -> one terminal report: the gateway's hot path, one batch at a time.
+
+For a batch of stream entries: decode (dead-letter what does not), read the order
+records (a final record means the intent is done: acknowledge, publish nothing), size
+and validate the new intents, admit them atomically (``admit.lua``: fencing, rate
+rails, risk), refuse the rest (``reject.lua``), execute the admitted ones through the
+mode's executor and complete them (``finalize.lua``). Each Redis step is one pipeline
+for the whole batch. The caller acknowledges the returned entry ids only after all of
+this is written, so a crash anywhere leaves the entries pending for a restart or for
+another instance's XAUTOCLAIM, and the order records make the rerun idempotent.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Protocol
+
+from services.gateway import rails as rails_mod
+from services.gateway.orders import FINAL, RecordStatus, rejection
+from services.gateway.rails import Rails, static_rail_violation
+from services.gateway.rules_cache import RulesCache
+from services.gateway.sizing import IntentRejected, PreparedOrder, prepare
+from services.gateway.store import GatewayStore
+from shared import keys
+from shared.binance.rules import SymbolRules
+from shared.bots import client_order_id
+from shared.logging import get_logger
+from shared.messages import (
+    Event,
+    ExecutionReport,
+    MessageDecodeError,
+    OrderIntent,
+    decode_as,
+    encode_json,
+)
+from shared.redis import now_ms
+from shared.streams import dead_letter, publish_nowait
+
+log = get_logger(__name__)
+EVENTS_MAXLEN = 10_000
+
+
+@dataclass(slots=True)
+class Job:
+    """One admitted (or resumed) intent on its way to the exchange."""
+
+    intent: OrderIntent
+    cid: str
+    order: PreparedOrder | None  # None: admitted earlier but no longer valid
+    rules: SymbolRules | None
+    price: Decimal | None
+    record: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What an executor made of a job. ``report.final`` False: the order rests."""
+
+    report: ExecutionReport
+    position_qty: Decimal = Decimal(0)
+    quote_amount: Decimal = Decimal(0)
+    balance_check: tuple[str, Decimal] | None = None
+    balance_deltas: dict[str, Decimal] | None = None
+    rejection: ExecutionReport | None = None
+
+
+class Executor(Protocol):
+    """Places admitted orders (paper engine or signed REST). ``None`` for a job whose
+    outcome is still unknown: its entry stays pending and is retried later."""
+
+    async def execute_many(self, jobs: Sequence[Job]) -> list[Outcome | None]: ...
+
+
+@dataclass
+class Figures:
+    """Counters for the health key."""
+
+    intents: int = 0
+    reports: int = 0
+    rejections: Counter[str] = field(default_factory=Counter)
+    duplicates: int = 0
+    dead_letters: int = 0
+    halts: int = 0
+
+
+class Processor:
+    def __init__(
+        self,
+        store: GatewayStore,
+        rules: RulesCache,
+        rails: Rails,
+        executor: Executor,
+        *,
+        service: str = "gateway",
+    ) -> None:
+        self.store = store
+        self.redis = store.redis
+        self.rules = rules
+        self.rails = rails
+        self.executor = executor
+        self.service = service
+        self.figures = Figures()
+
+    async def handle(self, entries: Sequence[tuple[Any, dict[Any, Any]]]) -> list[Any]:
+        """Process stream entries; returns the entry ids that may now be acknowledged."""
+        ack: list[Any] = []
+        # client order id -> (intent, its JSON, every entry id carrying it in this batch)
+        batch: dict[str, tuple[OrderIntent, bytes, list[Any]]] = {}
+        for entry_id, fields in entries:
+            try:
+                intent = decode_as(fields, OrderIntent)
+            except MessageDecodeError as exc:
+                await dead_letter(
+                    self.redis,
+                    keys.ORDER_INTENTS,
+                    entry_id,
+                    fields,
+                    exc.reason,
+                    service=self.service,
+                )
+                self.figures.dead_letters += 1
+                ack.append(entry_id)
+                continue
+            self.figures.intents += 1
+            cid = client_order_id(intent.intent_id)
+            if cid in batch:  # the same intent twice in one batch shares the first's fate
+                self.figures.duplicates += 1
+                batch[cid][2].append(entry_id)
+            else:
+                batch[cid] = (intent, encode_json(intent), [entry_id])
+        if not batch:
+            return ack
+
+        cids = list(batch)
+        records = await self.store.records(cids)
+        symbols = {batch[cid][0].symbol for cid in cids}
+        rules = await self.rules.get_many(symbols)
+        prices = await self.store.prices(sorted(symbols))
+        now = now_ms()
+
+        new: list[tuple[str, PreparedOrder, str]] = []
+        refused: list[tuple[str, str, str]] = []  # cid, reason, kind
+        jobs: list[Job] = []
+        for cid, record in zip(cids, records, strict=True):
+            intent, _raw, entry_ids = batch[cid]
+            status = record.get("status")
+            if status in FINAL or status == RecordStatus.OPEN:
+                # done (its report was published with the final state), or resting and
+                # owned by the follower: nothing new to publish
+                self.figures.duplicates += 1
+                ack.extend(entry_ids)
+                continue
+            symbol_rules = rules.get(intent.symbol)
+            price = prices.get(intent.symbol)
+            try:
+                order: PreparedOrder | None = prepare(intent, symbol_rules, price)
+            except IntentRejected as exc:
+                if not status:
+                    refused.append((cid, exc.reason, "invalid"))
+                    continue
+                order = None  # admitted before; the executor decides (it may be on the exchange)
+            if status:
+                jobs.append(Job(intent, cid, order, symbol_rules, price, record))
+                continue
+            assert order is not None
+            new.append(
+                (cid, order, static_rail_violation(self.rails, intent.symbol, order.notional))
+            )
+
+        if new:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for cid, order, verdict in new:
+                    intent, raw, _ids = batch[cid]
+                    await self.store.queue_admit(
+                        pipe, intent, raw, cid, order, verdict, self.rails, now
+                    )
+                replies = await pipe.execute()
+            for (cid, order, _verdict), reply in zip(new, replies, strict=True):
+                intent, _raw, entry_ids = batch[cid]
+                admission = self.store.parse_admission(reply)
+                if admission.outcome == "ok":
+                    jobs.append(
+                        Job(intent, cid, order, rules.get(intent.symbol), prices.get(intent.symbol))
+                    )
+                elif admission.outcome == "exists":  # another instance is on this intent
+                    self.figures.duplicates += 1
+                    ack.extend(entry_ids)
+                else:
+                    refused.append((cid, admission.reason, admission.kind))
+
+        if refused:
+            await self._refuse(
+                [(batch[cid][0], batch[cid][1], cid, r, k) for cid, r, k in refused], now
+            )
+            for cid, _r, _k in refused:
+                ack.extend(batch[cid][2])
+        if jobs:
+            done = await self._execute(jobs)
+            for cid in done:
+                ack.extend(batch[cid][2])
+        return ack
+
+    async def _refuse(
+        self, refused: list[tuple[OrderIntent, bytes, str, str, str]], now: int
+    ) -> None:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for intent, raw, cid, reason, _kind in refused:
+                report = rejection(intent, cid, reason, mode=self.store.mode, now_ms=now)
+                await self.store.queue_reject(pipe, raw, cid, report, now)
+            replies = await pipe.execute()
+            for (intent, _raw, cid, reason, kind), reply in zip(refused, replies, strict=True):
+                if reply and (reply[0] == b"rejected" or reply[0] == "rejected"):
+                    self.figures.reports += 1
+                    label = rails_mod.rail_name(reason) if kind in ("rail", "risk") else kind
+                    self.figures.rejections[label] += 1
+                    log.info(
+                        "intent.rejected",
+                        intent_id=intent.intent_id,
+                        cid=cid,
+                        kind=kind,
+                        reason=reason,
+                    )
+                    if kind in ("rail", "risk", "halt", "fence"):
+                        publish_nowait(
+                            pipe,
+                            keys.EVENTS,
+                            Event(
+                                kind="order.rejected" if kind != "rail" else "guard_rail",
+                                message=f"intent refused: {reason}",
+                                level="warning",
+                                service=self.service,
+                                bot_id=intent.bot_id,
+                                symbol=intent.symbol,
+                                details={
+                                    "kind": kind,
+                                    "rail": label,
+                                    "reason": reason,
+                                    "intent_id": intent.intent_id,
+                                    "client_order_id": cid,
+                                },
+                                ts=now,
+                            ),
+                            maxlen=EVENTS_MAXLEN,
+                        )
+            await pipe.execute()
+
+    async def _execute(self, jobs: list[Job]) -> list[str]:
+        """Run the jobs through the executor and record their outcomes; returns the
+        client order ids whose entries may be acknowledged."""
+        outcomes = await self.executor.execute_many(jobs)
+        now = now_ms()
+        finished: list[tuple[Job, Outcome]] = []
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for job, outcome in zip(jobs, outcomes, strict=True):
+                if outcome is None:
+                    continue  # outcome unknown: the entry stays pending
+                if outcome.report.final:
+                    await self.store.queue_finalize(
+                        pipe,
+                        job.cid,
+                        outcome.report,
+                        position_qty=outcome.position_qty,
+                        quote_amount=outcome.quote_amount,
+                        now_ms=now,
+                        balance_check=outcome.balance_check,
+                        balance_deltas=outcome.balance_deltas,
+                        rejection=outcome.rejection,
+                    )
+                else:
+                    self.store.queue_rest(pipe, job.cid, outcome.report, now)
+                finished.append((job, outcome))
+            replies = await pipe.execute() if finished else []
+        events: list[Event] = []
+        index = 0
+        for job, outcome in finished:
+            if not outcome.report.final:
+                index += 3  # hset, sadd, xadd
+                log.info("order.resting", cid=job.cid, intent_id=job.intent.intent_id)
+                continue
+            completion = self.store.parse_completion(replies[index])
+            index += 1
+            if completion.outcome == "done":
+                self.figures.reports += 1
+                if completion.status == RecordStatus.REJECTED:
+                    self.figures.rejections[_reason_label(outcome)] += 1
+                log.info(
+                    "order.final",
+                    cid=job.cid,
+                    intent_id=job.intent.intent_id,
+                    status=completion.status,
+                )
+            if completion.halt_reason:
+                self.figures.halts += 1
+                events.append(halt_event(completion.halt_reason, job.intent, self.service, now))
+        if events:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for event in events:
+                    publish_nowait(pipe, keys.EVENTS, event, maxlen=EVENTS_MAXLEN)
+                await pipe.execute()
+        return [job.cid for job, _outcome in finished]
+
+
+def halt_event(reason: str, intent: OrderIntent | None, service: str, now: int) -> Event:
+    return Event(
+        kind="risk.halt",
+        message=f"trading halted: {reason}",
+        level="error",
+        service=service,
+        bot_id=intent.bot_id if intent else None,
+        symbol=intent.symbol if intent else None,
+        details={"reason": reason},
+        ts=now,
+    )
+
+
+def _reason_label(outcome: Outcome) -> str:
+    reason = outcome.report.reason if outcome.report.status == "REJECTED" else ""
+    if outcome.rejection is not None and not reason:
+        reason = outcome.rejection.reason
+    return reason.partition(":")[0] or "rejected"

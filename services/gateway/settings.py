@@ -1,0 +1,124 @@
+"""Settings of `botfleet gateway`: keys (secrets), trading mode, paper fills, guard rails.
+
+Start-up refuses a live gateway without keys (naming the variable) and a live gateway on
+``production`` without ``BOTFLEET_CONFIRM_PRODUCTION=yes``. Secrets are ``SecretStr`` and
+are registered with the redactor as soon as they load (:class:`shared.settings.Settings`).
+"""
+
+from __future__ import annotations
+
+import enum
+from decimal import Decimal
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+
+from shared.settings import BinanceEnv, Settings
+
+
+class TradingMode(enum.StrEnum):
+    PAPER = "paper"
+    LIVE = "live"
+
+
+class GatewaySettings(Settings):
+    """Everything the gateway reads (prefix ``BOTFLEET_``)."""
+
+    trading_mode: TradingMode = Field(default=TradingMode.PAPER, description="paper or live")
+    binance_api_key: SecretStr | None = None
+    binance_api_secret: SecretStr | None = None
+    binance_private_key_file: Path | None = Field(
+        default=None, description="Ed25519 private key (PEM); signs instead of the HMAC secret"
+    )
+    confirm_production: str | None = Field(default=None, description="'yes' for live production")
+
+    # --- paper engine -----------------------------------------------------------------
+    paper_taker_fee: Decimal = Field(default=Decimal("0.001"), ge=0, lt=1)
+    paper_maker_fee: Decimal = Field(default=Decimal("0.001"), ge=0, lt=1)
+    paper_slippage: Decimal = Field(default=Decimal("0.0005"), ge=0, lt=1)
+    paper_balances: str = Field(
+        default="USDT=100000", description="initial paper balances, ASSET=amount,ASSET=amount"
+    )
+
+    # --- guard rails (no runner or API caller can change these) ---------------------------
+    gateway_allowed_symbols: str = Field(
+        default="", description="comma-separated symbols the gateway may trade ('' = any)"
+    )
+    gateway_max_order_notional: Decimal = Field(
+        default=Decimal("1000"), ge=0, description="max quote notional of one order (0 = none)"
+    )
+    gateway_bot_orders_per_min: int = Field(default=30, ge=0, description="per bot (0 = none)")
+    gateway_fleet_orders_per_min: int = Field(default=600, ge=0, description="fleet (0 = none)")
+
+    # --- exchange client ----------------------------------------------------------------
+    gateway_recv_window_ms: int = Field(default=5000, ge=1, le=60000)
+    gateway_http_timeout_s: float = Field(default=5.0, gt=0)
+    gateway_breaker_failures: int = Field(default=5, ge=1)
+    gateway_breaker_cooldown_s: float = Field(default=10.0, gt=0)
+    gateway_weight_limit: int = Field(default=6000, ge=1, description="REQUEST_WEIGHT per minute")
+    gateway_poll_interval_s: float = Field(default=1.0, gt=0, description="resting-order poll")
+
+    # --- consumer -----------------------------------------------------------------------
+    gateway_batch: int = Field(default=256, ge=1, le=10_000)
+    gateway_claim_idle_ms: int = Field(default=15_000, ge=100)
+
+    @field_validator("paper_balances")
+    @classmethod
+    def _balances(cls, value: str) -> str:
+        parse_balances(value)
+        return value
+
+    @model_validator(mode="after")
+    def _live_needs_keys(self) -> GatewaySettings:
+        if self.trading_mode is not TradingMode.LIVE:
+            return self
+        if self.binance_api_key is None or not self.binance_api_key.get_secret_value():
+            raise ValueError("BOTFLEET_BINANCE_API_KEY is required in live mode")
+        if self.binance_private_key_file is None and (
+            self.binance_api_secret is None or not self.binance_api_secret.get_secret_value()
+        ):
+            raise ValueError(
+                "BOTFLEET_BINANCE_API_SECRET (or BOTFLEET_BINANCE_PRIVATE_KEY_FILE) is required"
+                " in live mode"
+            )
+        if (
+            self.binance_private_key_file is not None
+            and not self.binance_private_key_file.is_file()
+        ):
+            raise ValueError(
+                f"BOTFLEET_BINANCE_PRIVATE_KEY_FILE: no such file {self.binance_private_key_file}"
+            )
+        if self.binance_env is BinanceEnv.PRODUCTION and self.confirm_production != "yes":
+            raise ValueError(
+                "BOTFLEET_CONFIRM_PRODUCTION must be 'yes' for live orders on production"
+            )
+        return self
+
+    @property
+    def allowed_symbols(self) -> frozenset[str]:
+        return frozenset(
+            s.strip().upper() for s in self.gateway_allowed_symbols.split(",") if s.strip()
+        )
+
+    @property
+    def initial_paper_balances(self) -> dict[str, Decimal]:
+        return parse_balances(self.paper_balances)
+
+
+def parse_balances(text: str) -> dict[str, Decimal]:
+    """``"USDT=1000,BTC=0.5"`` -> ``{"USDT": Decimal("1000"), "BTC": Decimal("0.5")}``."""
+    result: dict[str, Decimal] = {}
+    for part in text.split(","):
+        if not part.strip():
+            continue
+        asset, sep, amount = part.partition("=")
+        if not sep or not asset.strip():
+            raise ValueError(f"expected ASSET=amount, got {part!r}")
+        try:
+            value = Decimal(amount.strip())
+        except ArithmeticError as exc:
+            raise ValueError(f"bad amount in {part!r}") from exc
+        if not value.is_finite() or value < 0:
+            raise ValueError(f"bad amount in {part!r}")
+        result[asset.strip().upper()] = value
+    return result

@@ -1,0 +1,285 @@
+"""The gateway's Redis shell: the Lua scripts (``lua/``) that make admission, refusal
+and completion of an order atomic across gateway instances, and the reads around them.
+
+Every method takes a pipeline-able client; batch variants queue one script call per
+intent on one pipeline, so a batch costs one round trip per step, not per intent.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from decimal import Decimal
+from importlib import resources
+from typing import Any
+
+from redis.commands.core import AsyncScript
+
+from services.gateway.orders import record_status_for
+from services.gateway.paper import PaperFill
+from services.gateway.rails import RATE_WINDOW_S, Rails, rate_window
+from services.gateway.sizing import PreparedOrder
+from shared import keys
+from shared.bots import BotField
+from shared.messages import ExecutionReport, OrderIntent, encode_json
+
+EXECUTIONS_MAXLEN = 100_000
+
+
+def _lua(name: str) -> str:
+    return resources.files("services.gateway").joinpath("lua", name).read_text()
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def utc_day(now_ms: int) -> str:
+    return time.strftime("%Y%m%d", time.gmtime(now_ms / 1000))
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """Outcome of ``admit.lua``: ``ok``, ``exists`` (with status) or ``reject``."""
+
+    outcome: str
+    status: str = ""
+    kind: str = ""  # reject: fence | rail | halt | risk
+    reason: str = ""
+    verified_exit: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    outcome: str  # done | already | missing
+    status: str = ""
+    halt_reason: str = ""
+
+
+class GatewayStore:
+    """Redis operations of one gateway instance (``mode`` is paper or live)."""
+
+    def __init__(self, redis: Any, *, mode: str, instance: str) -> None:
+        self.redis = redis
+        self.mode = mode
+        self.instance = instance
+        self.active_key = keys.active_orders(mode)
+        self.open_key = keys.open_orders(mode)
+        self.balances_key = keys.balances(mode)
+        self._admit: AsyncScript = redis.register_script(_lua("admit.lua"))
+        self._reject: AsyncScript = redis.register_script(_lua("reject.lua"))
+        self._finalize: AsyncScript = redis.register_script(_lua("finalize.lua"))
+
+    # --- reads ------------------------------------------------------------------------
+    async def records(self, cids: list[str]) -> list[dict[str, str]]:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for cid in cids:
+                pipe.hgetall(keys.order(cid))
+            rows = await pipe.execute()
+        return [{_text(k): _text(v) for k, v in row.items()} for row in rows]
+
+    async def record(self, cid: str) -> dict[str, str]:
+        return (await self.records([cid]))[0]
+
+    async def prices(self, symbols: list[str]) -> dict[str, Decimal | None]:
+        if not symbols:
+            return {}
+        values = await self.redis.mget([keys.price(s) for s in symbols])
+        result: dict[str, Decimal | None] = {}
+        for symbol, value in zip(symbols, values, strict=True):
+            try:
+                result[symbol] = Decimal(_text(value)) if value is not None else None
+            except ArithmeticError:
+                result[symbol] = None
+        return result
+
+    # --- script calls, queued on a pipeline ----------------------------------------------
+    async def queue_admit(
+        self,
+        pipe: Any,
+        intent: OrderIntent,
+        intent_json: bytes,
+        cid: str,
+        order: PreparedOrder,
+        rail_verdict: str,
+        rails: Rails,
+        now_ms: int,
+    ) -> None:
+        window = rate_window(now_ms)
+        await self._admit(
+            keys=[
+                keys.order(cid),
+                keys.bot(intent.bot_id),
+                keys.RISK_LIMITS,
+                keys.RISK_HALT,
+                keys.RISK_STATE,
+                keys.bot_rate(intent.bot_id, window),
+                keys.fleet_rate(window),
+                self.active_key,
+            ],
+            args=[
+                cid,
+                intent_json,
+                intent.epoch,
+                intent.side.value,
+                "1" if intent.is_exit else "0",
+                intent.symbol,
+                intent.bot_id,
+                str(order.quantity) if order.quantity is not None else "",
+                str(order.notional),
+                rail_verdict,
+                rails.bot_orders_per_window,
+                rails.fleet_orders_per_window,
+                RATE_WINDOW_S * 2,
+                now_ms,
+                self.mode,
+                self.instance,
+                BotField.EPOCH.value,
+                utc_day(now_ms),
+            ],
+            client=pipe,
+        )
+
+    @staticmethod
+    def parse_admission(reply: Any) -> Admission:
+        parts = [_text(p) for p in reply]
+        if parts[0] == "ok":
+            return Admission("ok", verified_exit=parts[1] == "1")
+        if parts[0] == "exists":
+            return Admission("exists", status=parts[1])
+        return Admission("reject", kind=parts[1], reason=parts[2])
+
+    async def queue_reject(
+        self,
+        pipe: Any,
+        intent_json: bytes,
+        cid: str,
+        report: ExecutionReport,
+        now_ms: int,
+    ) -> None:
+        await self._reject(
+            keys=[keys.order(cid), keys.EXECUTIONS],
+            args=[
+                cid,
+                intent_json,
+                report.TYPE,
+                encode_json(report),
+                now_ms,
+                self.mode,
+                self.instance,
+                report.reason,
+                EXECUTIONS_MAXLEN,
+            ],
+            client=pipe,
+        )
+
+    async def queue_finalize(
+        self,
+        pipe: Any,
+        cid: str,
+        report: ExecutionReport,
+        *,
+        position_qty: Decimal,
+        quote_amount: Decimal,
+        now_ms: int,
+        balance_check: tuple[str, Decimal] | None = None,
+        balance_deltas: dict[str, Decimal] | None = None,
+        rejection: ExecutionReport | None = None,
+    ) -> None:
+        """Queue ``finalize.lua``: report + final record + risk figures (+ paper balances)."""
+        deltas = balance_deltas or {}
+        flat: list[str] = []
+        for asset, delta in deltas.items():
+            flat += [asset, str(delta)]
+        await self._finalize(
+            keys=[
+                keys.order(cid),
+                keys.RISK_LIMITS,
+                keys.RISK_HALT,
+                keys.RISK_STATE,
+                keys.EXECUTIONS,
+                self.active_key,
+                self.open_key,
+                self.balances_key,
+            ],
+            args=[
+                _record_final_status(report),
+                report.TYPE,
+                encode_json(report),
+                report.side.value,
+                report.symbol,
+                report.bot_id,
+                str(position_qty),
+                str(quote_amount),
+                utc_day(now_ms),
+                now_ms,
+                EXECUTIONS_MAXLEN,
+                cid,
+                balance_check[0] if balance_check else "",
+                str(balance_check[1]) if balance_check else "0",
+                encode_json(rejection) if rejection is not None else "",
+                len(deltas),
+                *flat,
+            ],
+            client=pipe,
+        )
+
+    @staticmethod
+    def parse_completion(reply: Any) -> Completion:
+        parts = [_text(p) for p in reply]
+        if parts[0] == "done":
+            return Completion("done", status=parts[1], halt_reason=parts[2])
+        if parts[0] == "already":
+            return Completion("already", status=parts[1])
+        return Completion("missing")
+
+    # --- simple transitions (one gateway works on an admitted order at a time) -----------
+    def queue_rest(self, pipe: Any, cid: str, report: ExecutionReport, now_ms: int) -> None:
+        """The order rests on the book: record OPEN, follow it, tell the bot (not final)."""
+        pipe.hset(
+            keys.order(cid),
+            mapping={
+                "status": "OPEN",
+                "updated_at": now_ms,
+                **(
+                    {"exchange_order_id": report.exchange_order_id}
+                    if report.exchange_order_id is not None
+                    else {}
+                ),
+            },
+        )
+        pipe.sadd(self.open_key, cid)
+        pipe.xadd(
+            keys.EXECUTIONS,
+            {"type": report.TYPE, "data": encode_json(report)},
+            maxlen=EXECUTIONS_MAXLEN,
+            approximate=True,
+        )
+
+    async def mark(self, cid: str, **fields: Any) -> None:
+        await self.redis.hset(keys.order(cid), mapping={k: str(v) for k, v in fields.items()})
+
+    async def active(self) -> list[str]:
+        return sorted(_text(m) for m in await self.redis.smembers(self.active_key))
+
+    async def open(self) -> list[str]:
+        return sorted(_text(m) for m in await self.redis.smembers(self.open_key))
+
+    async def seed_paper_balances(self, balances: dict[str, Decimal]) -> None:
+        """Initial paper balances, only for assets that have none yet."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for asset, amount in balances.items():
+                pipe.hsetnx(self.balances_key, f"{asset}:free", str(amount))
+                pipe.hsetnx(self.balances_key, f"{asset}:locked", "0")
+            await pipe.execute()
+
+
+def _record_final_status(report: ExecutionReport) -> str:
+    return record_status_for(report).value
+
+
+def fill_amounts(side_is_buy: bool, fill: PaperFill) -> tuple[Decimal, Decimal]:
+    """(position quantity, quote amount) a paper fill adds to the risk figures."""
+    if side_is_buy:
+        return fill.qty, fill.quote + fill.commission
+    return fill.qty, fill.quote - fill.commission
