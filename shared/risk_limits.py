@@ -8,6 +8,7 @@ blocked by portfolio risk (DESIGN "Ownership and failure").
 field                       meaning
 ==========================  ============================================================
 max_exposure_quote          total quote value of open positions across the fleet
+max_symbol_exposure_quote   quote value of open positions in one symbol
 max_position_quote          quote value of one entry order
 max_open_positions          number of bots holding a position at once
 max_daily_loss_quote        realized loss since 00:00 UTC after which entries stop
@@ -28,6 +29,9 @@ class RiskLimits(BaseModel):
 
     max_exposure_quote: Decimal | None = Field(
         None, gt=0, description="total quote value of open positions"
+    )
+    max_symbol_exposure_quote: Decimal | None = Field(
+        None, gt=0, description="quote value of open positions in one symbol"
     )
     max_position_quote: Decimal | None = Field(
         None, gt=0, description="quote value of one entry order"
