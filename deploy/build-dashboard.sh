@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Build the dashboard's vendored JavaScript: install lightweight-charts from the npm
+# registry (exact version pinned by services/api/web/package-lock.json) and copy its
+# standalone bundle to services/api/web/static/vendor/, where `botfleet api` serves it.
+# Idempotent: does nothing when the bundle is already there and the lockfile unchanged.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+web="$root/services/api/web"
+vendor="$web/static/vendor"
+bundle="$vendor/lightweight-charts.standalone.production.js"
+stamp="$vendor/.lock-sha"
+want="$(sha256sum "$web/package-lock.json" | cut -d' ' -f1)"
+if [ -f "$bundle" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
+  exit 0
+fi
+command -v npm >/dev/null 2>&1 || { echo "build-dashboard: npm is missing (apt-get install npm)" >&2; exit 1; }
+cd "$web"
+npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
+mkdir -p "$vendor"
+cp node_modules/lightweight-charts/dist/lightweight-charts.standalone.production.js "$bundle"
+echo "$want" > "$stamp"
+echo "build-dashboard: vendored lightweight-charts $(node -p "require('./node_modules/lightweight-charts/package.json').version" 2>/dev/null || echo '?')"
