@@ -35,7 +35,7 @@ from services.api.metrics import ApiMetrics
 from services.api.repository import Repository
 from services.api.settings import ApiSettings
 from shared.logging import get_logger
-from shared.redis import REDIS_ERRORS, create_redis
+from shared.redis import REDIS_ERRORS, Heartbeat, create_redis
 from shared.service import cancel_tasks
 
 log = get_logger(__name__)
@@ -65,12 +65,19 @@ def create_app(settings: ApiSettings) -> Litestar:
             ),
             hub=hub,
         )
-        reader = asyncio.create_task(hub.run(), name="feed-reader")
+        heartbeat = Heartbeat(
+            redis, "api", settings.instance, lambda: {"feed_clients": len(hub.subscribers)}
+        )
+        tasks = [
+            asyncio.create_task(hub.run(), name="feed-reader"),
+            asyncio.create_task(heartbeat.run(), name="heartbeat"),
+        ]
         log.info("api.ready")
         try:
             yield
         finally:
-            await cancel_tasks([reader])
+            await cancel_tasks(tasks)
+            await heartbeat.clear()
             await redis.aclose()
 
     cors = (

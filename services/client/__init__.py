@@ -1,0 +1,1 @@
+"""The ``botfleet`` CLI client of the control API: ``bots``, ``health``, ``risk``."""

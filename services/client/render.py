@@ -1,0 +1,122 @@
+"""Rich tables of the client's answers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+console = Console()
+STATUS_STYLE = {"running": "green", "error": "red", "starting": "yellow", "stopping": "yellow"}
+
+
+def _num(value: Any, digits: int = 2) -> str:
+    try:
+        return f"{float(value):,.{digits}f}"
+    except (TypeError, ValueError):
+        return "-"
+
+
+def _win_rate(stats: dict[str, str]) -> str:
+    if stats.get("win_rate"):
+        rate = float(stats["win_rate"])
+        return f"{rate * 100 if rate <= 1 else rate:.1f}%"
+    return "-"
+
+
+def bots_table(page: dict[str, Any]) -> None:
+    table = Table(title=f"bots ({page['total']})")
+    for col in ("id", "name", "symbol", "strategy", "status", "position", "PnL", "win rate"):
+        table.add_column(col)
+    for bot in page["items"]:
+        status = bot["status"] + (" (stale)" if bot.get("stale") else "")
+        qty = bot["position"].get("qty", "")
+        table.add_row(
+            bot["id"],
+            bot["name"],
+            bot["symbol"],
+            f"{bot['strategy']} {bot['interval']}",
+            f"[{STATUS_STYLE.get(bot['status'], 'white')}]{status}[/]",
+            qty if qty and float(qty) else "flat",
+            _num(bot["stats"].get("total_pnl", bot["stats"].get("realized_pnl"))),
+            _win_rate(bot["stats"]),
+        )
+    console.print(table)
+
+
+def bot_detail(bot: dict[str, Any], log: list[dict[str, Any]]) -> None:
+    table = Table(title=f"bot {bot['id']}", show_header=False)
+    table.add_column("field")
+    table.add_column("value")
+    for key in (
+        "name",
+        "symbol",
+        "interval",
+        "strategy",
+        "desired",
+        "status",
+        "status_reason",
+        "owner",
+        "error",
+    ):
+        if bot.get(key):
+            table.add_row(key, str(bot[key]))
+    if bot.get("stale"):
+        table.add_row("stale", ", ".join(bot["stale"]))
+    table.add_row("params", str(bot["config"].get("params", {})))
+    for key, value in sorted(bot.get("position", {}).items()):
+        table.add_row(f"position.{key}", value)
+    for key, value in sorted(bot.get("stats", {}).items()):
+        table.add_row(f"stats.{key}", value)
+    console.print(table)
+    if log:
+        decisions = Table(title="last decisions")
+        decisions.add_column("entry")
+        decisions.add_column("decision")
+        for entry in log:
+            fields = {k: v for k, v in entry["fields"].items() if k not in ("type", "v")}
+            decisions.add_row(entry["id"], " ".join(f"{k}={v}" for k, v in fields.items()))
+        console.print(decisions)
+
+
+def accepted(body: dict[str, Any]) -> None:
+    state = "done" if body["settled"] else "pending"
+    console.print(
+        f"{body['action']} {body['bot_id']}: desired={body['desired']} status={body['status']} ({state}); command {body['command_id']}"
+    )
+
+
+def health(report: dict[str, Any]) -> None:
+    table = Table(title=f"fleet health: {report['status']}")
+    for col in ("service", "instance", "state", "age", "figures"):
+        table.add_column(col)
+    table.add_row("redis", "", "[green]alive[/]", f"{report['redis']['ping_ms']} ms", "")
+    for service, instances in report["services"].items():
+        for inst in instances:
+            state = "[green]alive[/]" if inst["alive"] else "[red]dead[/]"
+            figures = " ".join(f"{k}={v}" for k, v in inst["figures"].items())
+            table.add_row(
+                service, inst["instance"], state, f"{inst['age_ms'] / 1000:.1f}s", figures
+            )
+    for service in report["missing"]:
+        table.add_row(service, "-", "[red]no live instance[/]", "", "")
+    console.print(table)
+    if report["stale_symbols"]:
+        console.print(
+            "stale symbols: "
+            + ", ".join(f"{s} ({ms / 1000:.0f}s)" for s, ms in report["stale_symbols"].items())
+        )
+    for bot in report["stale_bots"]:
+        console.print(f"stale bot {bot['id']}: {', '.join(bot['symbols'])} {bot['reason']}")
+    if report["halted"]:
+        console.print(f"[bold red]TRADING HALTED[/]: {report['halt_reason']}")
+
+
+def risk(state: dict[str, Any]) -> None:
+    if state["halted"]:
+        console.print(f"[bold red]halted[/]: {state['halt_reason']}")
+    else:
+        console.print("[green]trading allowed[/]")
+    for key, value in sorted(state["limits"].items()):
+        console.print(f"  {key} = {value}")
