@@ -38,13 +38,14 @@ WriteResult = Callable[[str, str, bool, int], None]
 
 
 class _Batch:
-    __slots__ = ("candles", "last_update", "prices", "ticks")
+    __slots__ = ("candles", "last_update", "prices", "ticks", "times")
 
     def __init__(self) -> None:
         self.candles: list[Candle] = []
         self.ticks: dict[str, list[bytes]] = {}
         self.prices: dict[str, str] = {}
         self.last_update: dict[str, int] = {}
+        self.times: list[int] = []  # event times, only when a benchmark asks
 
     def __bool__(self) -> bool:
         return bool(self.candles or self.ticks)
@@ -59,14 +60,15 @@ class MarketWriter:
         candle_stream_maxlen: int = 10_000,
         tick_stream_maxlen: int = 1_000,
         on_result: WriteResult | None = None,
-        on_written: Callable[[list[Candle], float], None] | None = None,
+        on_flushed: Callable[[list[int], float], None] | None = None,
     ) -> None:
         self.redis = redis
         self.candles_max = candles_max
         self.candle_stream_maxlen = candle_stream_maxlen
         self.tick_stream_maxlen = tick_stream_maxlen
         self.on_result = on_result
-        self.on_written = on_written
+        # Benchmarks: event times of everything in a batch and when Redis confirmed it.
+        self.on_flushed = on_flushed
         self._batch = _Batch()
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
@@ -103,6 +105,8 @@ class MarketWriter:
             if len(ticks) > self.tick_stream_maxlen:
                 del ticks[0]
         batch.prices[symbol] = str(price)
+        if self.on_flushed is not None:
+            batch.times.append(event_time)
         if event_time > batch.last_update.get(symbol, 0):
             batch.last_update[symbol] = event_time
         self._idle.clear()
@@ -192,5 +196,5 @@ class MarketWriter:
                 self.candles_refused += 1
             if self.on_result is not None:
                 self.on_result(c.symbol, c.interval, bool(appended), int(last))
-        if self.on_written is not None and batch.candles:
-            self.on_written(batch.candles, done_at)
+        if self.on_flushed is not None:
+            self.on_flushed(batch.times, done_at)
