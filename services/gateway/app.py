@@ -5,6 +5,7 @@ the resting-order follower and the heartbeat until asked to stop."""
 from __future__ import annotations
 
 import asyncio
+from decimal import Decimal
 from typing import Any
 
 from services.gateway.consumer import IntentConsumer
@@ -40,10 +41,21 @@ def costs_from(settings: GatewaySettings) -> PaperCosts:
     )
 
 
+def equity_base(settings: GatewaySettings) -> Decimal:
+    """The fleet equity drawdown is measured against (before realized PnL)."""
+    if settings.gateway_equity_base > 0:
+        return settings.gateway_equity_base
+    if settings.trading_mode is TradingMode.PAPER:
+        return settings.initial_paper_balances.get("USDT", Decimal(0))
+    return Decimal(0)
+
+
 async def main(settings: GatewaySettings, stop: asyncio.Event) -> None:
     mode = settings.trading_mode.value
     redis = await connect(settings.redis_url)
-    store = GatewayStore(redis, mode=mode, instance=settings.instance)
+    store = GatewayStore(
+        redis, mode=mode, instance=settings.instance, equity_base=equity_base(settings)
+    )
     rules = RulesCache(redis)
     loops: dict[str, Any] = {}
     closers: list[Any] = []

@@ -1,9 +1,8 @@
 """The paper matching engine (pure): what a paper order would have done at a price.
 
 MARKET orders fill at the last price moved against the order by the slippage, paying
-the taker fee; LIMIT orders fill when the last price crosses their limit, at the better
-of the limit and the slipped price (taker fee if marketable on arrival, maker fee when
-they fill later off the book). Fees are charged in the quote asset. A quote-sized MARKET
+the taker fee; LIMIT orders fill when the last price crosses their limit: on arrival at the better of
+the limit and the slipped price (taker fee), later off the book at the limit (maker fee). Fees are charged in the quote asset. A quote-sized MARKET
 BUY spends the quote amount including the fee, its quantity rounded down to the step.
 """
 
@@ -74,8 +73,11 @@ def match(
         assert order.price is not None and order.quantity is not None
         if not crosses(order, last_price):
             return None
-        slipped = last_price if resting else _slipped(order.side, last_price, costs.slippage)
-        price = min(order.price, slipped) if order.side is Side.BUY else max(order.price, slipped)
+        if resting:  # a resting order is hit at its own limit price (maker)
+            price = order.price
+        else:
+            slipped = _slipped(order.side, last_price, costs.slippage)
+            price = min(order.price, slipped) if order.side is Side.BUY else max(order.price, slipped)
         qty = order.quantity
     if qty <= 0:
         return None

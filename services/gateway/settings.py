@@ -50,6 +50,13 @@ class GatewaySettings(Settings):
     gateway_bot_orders_per_min: int = Field(default=30, ge=0, description="per bot (0 = none)")
     gateway_fleet_orders_per_min: int = Field(default=600, ge=0, description="fleet (0 = none)")
 
+    gateway_equity_base: Decimal = Field(
+        default=Decimal(0),
+        ge=0,
+        description="fleet equity (quote) before realized PnL, for max_drawdown_pct (0 = the"
+        " paper quote balance in paper mode; no drawdown check live)",
+    )
+
     # --- exchange client ----------------------------------------------------------------
     gateway_recv_window_ms: int = Field(default=5000, ge=1, le=60000)
     gateway_http_timeout_s: float = Field(default=5.0, gt=0)

@@ -59,8 +59,11 @@ class Completion:
 class GatewayStore:
     """Redis operations of one gateway instance (``mode`` is paper or live)."""
 
-    def __init__(self, redis: Any, *, mode: str, instance: str) -> None:
+    def __init__(
+        self, redis: Any, *, mode: str, instance: str, equity_base: Decimal = Decimal(0)
+    ) -> None:
         self.redis = redis
+        self.equity_base = equity_base
         self.mode = mode
         self.instance = instance
         self.active_key = keys.active_orders(mode)
@@ -219,6 +222,7 @@ class GatewayStore:
                 str(balance_check[1]) if balance_check else "0",
                 encode_json(rejection) if rejection is not None else "",
                 len(deltas),
+                str(self.equity_base),
                 *flat,
             ],
             client=pipe,

@@ -51,25 +51,30 @@ if side == 'BUY' and not is_exit then
   if halt then
     return {'reject', 'halt', 'portfolio halted: ' .. halt}
   end
-  local lim = redis.call('HMGET', KEYS[3], 'max_total_exposure', 'max_symbol_exposure',
-    'max_open_positions', 'max_daily_loss')
+  -- risk:limits fields: shared/risk_limits.py (missing = no limit)
+  local lim = redis.call('HMGET', KEYS[3], 'max_exposure_quote', 'max_symbol_exposure_quote',
+    'max_open_positions', 'max_daily_loss_quote', 'max_position_quote')
   local st = redis.call('HMGET', KEYS[5], 'exposure', 'exposure:' .. symbol, 'open_positions',
     'realized:' .. ARGV[18])
   local max_total, max_sym = tonumber(lim[1] or '0') or 0, tonumber(lim[2] or '0') or 0
   local max_open, max_loss = tonumber(lim[3] or '0') or 0, tonumber(lim[4] or '0') or 0
+  local max_order = tonumber(lim[5] or '0') or 0
   local total, sym = tonumber(st[1] or '0') or 0, tonumber(st[2] or '0') or 0
   local open_n, day_pnl = tonumber(st[3] or '0') or 0, tonumber(st[4] or '0') or 0
   if max_loss > 0 and -day_pnl >= max_loss then
-    local reason = 'max_daily_loss: realized ' .. st[4] .. ' today, limit ' .. lim[4]
+    local reason = 'max_daily_loss_quote: realized ' .. st[4] .. ' today, limit ' .. lim[4]
     redis.call('SET', KEYS[4], reason)
     return {'reject', 'halt', 'portfolio halted: ' .. reason}
   end
+  if max_order > 0 and notional > max_order then
+    return {'reject', 'risk', 'max_position_quote: order notional ' .. ARGV[9] .. ' > ' .. lim[5]}
+  end
   if max_sym > 0 and sym + notional > max_sym then
-    return {'reject', 'risk', 'max_symbol_exposure: ' .. symbol .. ' exposure would be ' ..
+    return {'reject', 'risk', 'max_symbol_exposure_quote: ' .. symbol .. ' exposure would be ' ..
       string.format('%.8f', sym + notional) .. ' > ' .. lim[2]}
   end
   if max_total > 0 and total + notional > max_total then
-    return {'reject', 'risk', 'max_total_exposure: exposure would be ' ..
+    return {'reject', 'risk', 'max_exposure_quote: exposure would be ' ..
       string.format('%.8f', total + notional) .. ' > ' .. lim[1]}
   end
   if held <= 0 then

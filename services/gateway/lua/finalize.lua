@@ -11,7 +11,8 @@
 --       incl. quote fee; SELL: received net of quote fee)  9 day  10 now ms  11 maxlen
 --       12 cid  13 balance check asset ('' = none)  14 amount needed
 --       15 rejection report json (used when the balance check fails)
---       16 number of balance deltas, then asset, delta pairs
+--       16 number of balance deltas  17 equity base (quote; drawdown, 0 = none)
+--       then asset, delta pairs from ARGV 18
 -- Returns {'done', status, halt_reason} | {'already', status} | {'missing'}
 
 local FINAL = {FILLED = true, CANCELED = true, EXPIRED = true, REJECTED = true}
@@ -41,7 +42,7 @@ end
 if final_status ~= 'REJECTED' then
   local n = tonumber(ARGV[16])
   for i = 1, n do
-    add(KEYS[8], ARGV[16 + 2 * i - 1] .. ':free', tonumber(ARGV[16 + 2 * i]))
+    add(KEYS[8], ARGV[17 + 2 * i - 1] .. ':free', tonumber(ARGV[17 + 2 * i]))
   end
 end
 
@@ -92,12 +93,17 @@ elseif qty > 0 then
       peak = total
       redis.call('HSET', KEYS[4], 'realized_peak', fmt(total))
     end
-    local lim = redis.call('HMGET', KEYS[2], 'max_daily_loss', 'max_drawdown')
+    local lim = redis.call('HMGET', KEYS[2], 'max_daily_loss_quote', 'max_drawdown_pct')
     local max_loss, max_dd = tonumber(lim[1] or '0') or 0, tonumber(lim[2] or '0') or 0
+    local base = tonumber(ARGV[17]) or 0
     if max_loss > 0 and -day >= max_loss then
-      halt_reason = 'max_daily_loss: realized ' .. fmt(day) .. ' today, limit ' .. lim[1]
-    elseif max_dd > 0 and peak - total >= max_dd then
-      halt_reason = 'max_drawdown: ' .. fmt(peak - total) .. ' below peak, limit ' .. lim[2]
+      halt_reason = 'max_daily_loss_quote: realized ' .. fmt(day) .. ' today, limit ' .. lim[1]
+    elseif max_dd > 0 and base > 0 and base + peak > 0 then
+      -- fleet equity = equity base + cumulative realized PnL; drawdown from its peak
+      local dd = (peak - total) / (base + peak) * 100
+      if dd >= max_dd then
+        halt_reason = 'max_drawdown_pct: ' .. string.format('%.4f', dd) .. '% below peak, limit ' .. lim[2]
+      end
     end
     if halt_reason ~= '' and redis.call('EXISTS', KEYS[3]) == 0 then
       redis.call('SET', KEYS[3], halt_reason)

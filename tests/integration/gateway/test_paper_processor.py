@@ -1,0 +1,227 @@
+"""The gateway's hot path in paper mode against a real Redis: exactly one order and one
+terminal report per intent, rails and risk refusing with their names, exits let out."""
+
+from __future__ import annotations
+
+import asyncio
+from decimal import Decimal
+from typing import Any
+
+from shared import keys
+from shared.bots import BotField, client_order_id
+from shared.messages import ExecutionStatus, OrderType, Side
+from services.gateway.rails import Rails
+from tests.integration.gateway.helpers import (
+    entries,
+    events,
+    final_reports,
+    intent,
+    make_processor,
+    reports,
+    seed_market,
+)
+
+
+async def test_market_buy_fills_with_slippage_and_fee_and_moves_paper_balances(redis: Any) -> None:
+    await seed_market(redis)
+    processor = await make_processor(redis)
+    ack = await processor.handle(entries(intent(1)))
+    assert len(ack) == 1
+    [report] = await reports(redis)
+    assert report.status is ExecutionStatus.FILLED and report.final
+    assert report.avg_price == Decimal("50050.00000000")  # 0.1 % slippage against a BUY
+    assert report.executed_qty == Decimal("0.01000")
+    assert report.commission == Decimal("0.50050000")  # 0.1 % taker fee in USDT
+    balances = await redis.hgetall(keys.balances("paper"))
+    assert Decimal(balances[b"BTC:free"].decode()) == Decimal("0.01")
+    assert Decimal(balances[b"USDT:free"].decode()) == Decimal(100_000) - Decimal("500.5") - Decimal(
+        "0.5005"
+    )
+    record = await redis.hgetall(keys.order(client_order_id(report.intent_id)))
+    assert record[b"status"] == b"FILLED"
+
+
+async def test_redelivered_intent_places_one_order_and_publishes_one_report(redis: Any) -> None:
+    await seed_market(redis)
+    processor = await make_processor(redis)
+    same = intent(2)
+    ack1 = await processor.handle(entries(same, same))  # twice in one batch
+    ack2 = await processor.handle(entries(same))  # redelivered later
+    assert len(ack1) == 2 and len(ack2) == 1
+    finals = await final_reports(redis)
+    assert [len(v) for v in finals.values()] == [1]
+    balances = await redis.hgetall(keys.balances("paper"))
+    assert Decimal(balances[b"BTC:free"].decode()) == Decimal("0.01")
+
+
+async def test_two_instances_racing_on_one_intent_place_it_once(redis: Any) -> None:
+    await seed_market(redis)
+    first = await make_processor(redis, instance="a")
+    second = await make_processor(redis, instance="b")
+    items = [intent(n) for n in range(50)]
+    await asyncio.gather(first.handle(entries(*items)), second.handle(entries(*items)))
+    finals = await final_reports(redis)
+    assert len(finals) == 50 and all(len(v) == 1 for v in finals.values())
+    balances = await redis.hgetall(keys.balances("paper"))
+    assert Decimal(balances[b"BTC:free"].decode()) == Decimal("0.5")
+
+
+async def test_quantity_is_rounded_down_to_step_and_lot_size_failure_names_the_filter(
+    redis: Any,
+) -> None:
+    await seed_market(redis)
+    processor = await make_processor(redis)
+    await processor.handle(entries(intent(3, qty="0.0100099"), intent(4, qty="0.00005")))
+    by_id = {r.intent_id: r for r in await reports(redis)}
+    assert by_id["bot1:3:buy"].executed_qty == Decimal("0.01000")
+    refused = by_id["bot1:4:buy"]
+    assert refused.status is ExecutionStatus.REJECTED
+    assert "NOTIONAL" in refused.reason  # 0.00005 BTC = 2.5 USDT < minNotional 5
+
+
+async def test_stale_epoch_intent_is_refused_and_never_filled(redis: Any) -> None:
+    await seed_market(redis)
+    await redis.hset(keys.bot("bot1"), BotField.EPOCH.value, "3")
+    processor = await make_processor(redis)
+    await processor.handle(entries(intent(5, epoch=2), intent(6, epoch=3)))
+    by_id = {r.intent_id: r for r in await reports(redis)}
+    assert by_id["bot1:5:buy"].status is ExecutionStatus.REJECTED
+    assert "stale epoch" in by_id["bot1:5:buy"].reason
+    assert by_id["bot1:6:buy"].status is ExecutionStatus.FILLED
+
+
+async def test_each_rail_refuses_with_its_name_counts_it_and_reports_an_event(redis: Any) -> None:
+    await seed_market(redis)
+    rails = Rails(
+        allowed_symbols=frozenset({"BTCUSDT"}),
+        max_order_notional=Decimal("1000"),
+        bot_orders_per_window=2,
+        fleet_orders_per_window=3,
+    )
+    processor = await make_processor(redis, rails=rails)
+    await processor.handle(entries(intent("sym", symbol="ETHUSDT", qty="0.1")))
+    await processor.handle(entries(intent("big", qty="0.1")))  # 5,000 USDT
+    await processor.handle(entries(intent("a1"), intent("a2"), intent("a3")))  # bot: 2 / min
+    await processor.handle(entries(intent("b1", bot="bot2"), intent("b2", bot="bot3")))  # fleet 3
+    by_id = {r.intent_id: r for r in await reports(redis)}
+    assert by_id["bot1:sym:buy"].reason.startswith("allowed_symbols:")
+    assert by_id["bot1:big:buy"].reason.startswith("max_order_notional:")
+    assert by_id["bot1:a3:buy"].reason.startswith("max_bot_order_rate:")
+    assert by_id["bot3:b2:buy"].reason.startswith("max_fleet_order_rate:")
+    assert processor.figures.rejections == {
+        "allowed_symbols": 1,
+        "max_order_notional": 1,
+        "max_bot_order_rate": 1,
+        "max_fleet_order_rate": 1,
+    }
+    rail_events = [e for e in await events(redis) if e.kind == "guard_rail"]
+    assert sorted(e.details["rail"] for e in rail_events) == [
+        "allowed_symbols",
+        "max_bot_order_rate",
+        "max_fleet_order_rate",
+        "max_order_notional",
+    ]
+
+
+async def test_halted_portfolio_refuses_entries_but_lets_an_exit_through(redis: Any) -> None:
+    await seed_market(redis)
+    processor = await make_processor(redis)
+    await processor.handle(entries(intent("in")))
+    await redis.set(keys.RISK_HALT, "operator: manual halt")
+    await processor.handle(
+        entries(intent("again"), intent("out", side=Side.SELL, is_exit=True))
+    )
+    by_id = {r.intent_id: r for r in await reports(redis)}
+    assert by_id["bot1:again:buy"].status is ExecutionStatus.REJECTED
+    assert "halted" in by_id["bot1:again:buy"].reason
+    assert by_id["bot1:out:sell"].status is ExecutionStatus.FILLED
+
+
+async def test_exit_of_a_recorded_position_passes_even_the_rails(redis: Any) -> None:
+    await seed_market(redis)
+    processor = await make_processor(redis, rails=Rails(max_order_notional=Decimal("600")))
+    await processor.handle(entries(intent("in", qty="0.01")))  # 500 USDT
+    await redis.set(keys.price("BTCUSDT"), "70000")  # the position is now worth 700
+    await processor.handle(entries(intent("out", side=Side.SELL, qty="0.01", is_exit=True)))
+    by_id = {r.intent_id: r for r in await reports(redis)}
+    assert by_id["bot1:out:sell"].status is ExecutionStatus.FILLED
+
+
+async def test_entries_breaching_limits_are_refused_with_the_limit_named(redis: Any) -> None:
+    await seed_market(redis)
+    await redis.hset(
+        keys.RISK_LIMITS,
+        mapping={
+            "max_exposure_quote": "1100",
+            "max_symbol_exposure_quote": "800",
+            "max_position_quote": "700",
+            "max_open_positions": "2",
+        },
+    )
+    processor = await make_processor(redis)
+    await processor.handle(entries(intent("huge", qty="0.02")))  # 1000 > 700 per order
+    await processor.handle(entries(intent("p1", qty="0.01")))  # 500 BTC
+    await processor.handle(entries(intent("p2", qty="0.008")))  # BTC would be 900 > 800
+    await processor.handle(entries(intent("e1", bot="bot2", symbol="ETHUSDT", qty="0.2")))  # 500
+    await processor.handle(entries(intent("e2", bot="bot3", symbol="ETHUSDT", qty="0.003")))  # 3 open
+    await processor.handle(entries(intent("e3", qty="0.003")))  # total would be ~1151
+    by_id = {r.intent_id: r for r in await reports(redis)}
+    assert by_id["bot1:huge:buy"].reason.startswith("max_position_quote:")
+    assert by_id["bot1:p1:buy"].status is ExecutionStatus.FILLED
+    assert by_id["bot1:p2:buy"].reason.startswith("max_symbol_exposure_quote:")
+    assert by_id["bot2:e1:buy"].status is ExecutionStatus.FILLED
+    assert by_id["bot3:e2:buy"].reason.startswith("max_open_positions:")
+    assert by_id["bot1:e3:buy"].reason.startswith("max_exposure_quote:")
+
+
+async def test_daily_loss_breach_halts_trading_and_emits_an_event(redis: Any) -> None:
+    await seed_market(redis)
+    await redis.hset(keys.RISK_LIMITS, "max_daily_loss_quote", "50")
+    processor = await make_processor(redis)
+    await processor.handle(entries(intent("in", qty="0.02")))  # ~1000 USDT
+    await redis.set(keys.price("BTCUSDT"), "45000")  # sell at a ~100 USDT loss
+    await processor.handle(entries(intent("out", side=Side.SELL, qty="0.02", is_exit=True)))
+    halt = await redis.get(keys.RISK_HALT)
+    assert halt is not None and halt.startswith(b"max_daily_loss_quote")
+    assert any(e.kind == "risk.halt" for e in await events(redis))
+    await processor.handle(entries(intent("next")))
+    by_id = {r.intent_id: r for r in await reports(redis)}
+    assert "halted" in by_id["bot1:next:buy"].reason
+
+
+async def test_limit_order_rests_then_fills_when_the_price_crosses(redis: Any) -> None:
+    from services.gateway.paper_follower import PaperFollower
+    from tests.integration.gateway.helpers import COSTS
+
+    await seed_market(redis)
+    processor = await make_processor(redis)
+    resting = intent("lim", order_type=OrderType.LIMIT, price="49000.005", qty="0.01")
+    await processor.handle(entries(resting))
+    [new] = await reports(redis)
+    assert new.status is ExecutionStatus.NEW and not new.final
+    follower = PaperFollower(processor, COSTS)
+    assert await follower.step() == 0
+    await redis.set(keys.price("BTCUSDT"), "48900")
+    assert await follower.step() == 1
+    assert await follower.step() == 0
+    finals = await final_reports(redis)
+    [filled] = finals["bot1:lim:buy"]
+    assert filled.status is ExecutionStatus.FILLED
+    assert filled.avg_price == Decimal("49000.00")  # tick-rounded down, never above the limit
+
+
+async def test_insufficient_paper_balance_is_refused_without_moving_balances(redis: Any) -> None:
+    await seed_market(redis)
+    processor = await make_processor(redis, balances={"USDT": Decimal(100)})
+    await processor.handle(entries(intent("poor", qty="0.01")))
+    [report] = await reports(redis)
+    assert report.status is ExecutionStatus.REJECTED and "insufficient balance" in report.reason
+    assert (await redis.hget(keys.balances("paper"), "USDT:free")) == b"100"
+    assert (await redis.hget(keys.RISK_STATE, "exposure")) in (None, b"0.00000000")
+
+
+async def test_malformed_intent_is_dead_lettered_and_acknowledged(redis: Any) -> None:
+    processor = await make_processor(redis)
+    ack = await processor.handle([("9-0", {b"type": b"order_intent", b"data": b"{not json"})])
+    assert ack == ["9-0"]
+    assert await redis.xlen(keys.DEAD_LETTER) == 1
