@@ -84,13 +84,14 @@ class Supervisor:
         out: IO[str] | None = None,
         colour: bool | None = None,
         policy: RestartPolicy | None = None,
+        specs: list[ProcessSpec] | None = None,
     ) -> None:
         self.options = options
         self.secrets = secrets
         self.out = out or sys.stdout
         for value in secret_values(secrets):
             register_secret(value)
-        self.specs = build_plan(options, secrets)
+        self.specs = build_plan(options, secrets) if specs is None else specs
         use_colour = self.out.isatty() if colour is None else colour
         self.prefixer = Prefixer(
             [s.name for s in self.specs], colour=use_colour, redact=redact_text
@@ -283,8 +284,14 @@ class Supervisor:
                 self.say(f"not ready after {READY_TIMEOUT_S:.0f}s: {names}; going on", alert=True)
 
     async def _ready(self, spec: ProcessSpec) -> None:
+        """Until the child answers its probe; a child that crashes while starting is
+        not waited for (its watcher restarts it), so the rest of the fleet comes up."""
+        child = self.children[spec.name]
         delay = 0.05
         while not await self._probe(spec):
+            if child.failures > 0 or child.gave_up:
+                self.say(f"{spec.name} crashed while starting; going on without waiting for it")
+                return
             await asyncio.sleep(delay)
             delay = min(1.0, delay * 1.5)
         self.say(f"{spec.name} is up")
