@@ -1,0 +1,108 @@
+"""``botfleet exchange-sim``: the command and its flags (docs/exchange_sim.md)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+
+def _start_ms(value: str | None) -> int | None:
+    if not value:
+        return None
+    if value.isdigit():
+        return int(value)
+    from datetime import UTC, datetime
+
+    dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return int(dt.timestamp() * 1000)
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("exchange-sim")
+    def exchange_sim(
+        host: str = typer.Option("127.0.0.1", help="address to listen on"),
+        port: int = typer.Option(9100, help="port for REST, streams and the WS API"),
+        symbols: str = typer.Option("BTCUSDT,ETHUSDT", help="comma-separated symbols"),
+        speed: float = typer.Option(1.0, help="exchange clock speed: N x wall time"),
+        seed: int = typer.Option(7, help="seed of the price paths and fault dice"),
+        api_key: str = typer.Option("", help="HMAC API key (generated if omitted)"),
+        api_secret: str = typer.Option("", help="HMAC API secret (generated if omitted)"),
+        ed25519_public_key: str = typer.Option(
+            "", help="Ed25519 public key (PEM file path or PEM text) to register"
+        ),
+        ed25519_api_key: str = typer.Option("", help="API key of the Ed25519 public key"),
+        replay: Path | None = typer.Option(None, help="folder of <SYMBOL>-<interval>.csv klines"),
+        balances: str = typer.Option("USDT=100000,BTC=1,ETH=10", help="ASSET=AMOUNT,..."),
+        start_time: str | None = typer.Option(
+            None, help="exchange start time (epoch ms or ISO 8601); default now"
+        ),
+        history_days: int = typer.Option(1000, help="days of candles before the start"),
+        weight_limit: int = typer.Option(6000, help="REQUEST_WEIGHT per exchange minute"),
+        orders_per_10s: int = typer.Option(100, help="ORDERS per 10 exchange seconds"),
+        orders_per_day: int = typer.Option(200_000, help="ORDERS per exchange day"),
+        ban_after: int = typer.Option(10, help="429s in a minute before a 418 ban"),
+        kline_update_ms: int = typer.Option(1000, help="exchange ms between kline updates"),
+        ws_ping_interval: float = typer.Option(20.0, help="seconds between server pings"),
+        latency_ms: int = typer.Option(0, help="fault: added REST latency"),
+        error_rate: float = typer.Option(0.0, help="fault: share of REST requests answered 500"),
+        order_unknown_rate: float = typer.Option(
+            0.0, help="fault: share of placed orders answered 503 (the order exists)"
+        ),
+        unknown_mode: str = typer.Option("503", help="fault: '503' or 'timeout'"),
+        drop_kline_rate: float = typer.Option(0.0, help="fault: share of kline messages dropped"),
+        frozen: str = typer.Option("", help="fault: frozen symbols (comma-separated, * = all)"),
+    ) -> None:
+        """An offline Binance Spot exchange (REST + WebSocket) for tests and demos."""
+        import secrets
+
+        from services.exchange_sim.app import SimOptions, parse_balances, serve
+        from services.exchange_sim.faults import FaultConfig
+        from shared.redaction import register_secret
+        from shared.service import run_service
+        from shared.settings import Settings, load_settings
+
+        if not api_key or not api_secret:
+            api_key = api_key or secrets.token_hex(32)
+            api_secret = api_secret or secrets.token_hex(32)
+            typer.echo(f"exchange-sim API key: {api_key}\nexchange-sim API secret: {api_secret}")
+        register_secret(api_secret)
+        try:
+            faults = FaultConfig(
+                latency_ms=latency_ms,
+                error_rate=error_rate,
+                order_unknown_rate=order_unknown_rate,
+                unknown_mode=unknown_mode,
+                drop_kline_rate=drop_kline_rate,
+                frozen=[s.strip() for s in frozen.split(",") if s.strip()],
+            )
+            opts = SimOptions(
+                host=host,
+                port=port,
+                symbols=[s.strip().upper() for s in symbols.split(",") if s.strip()],
+                speed=speed,
+                seed=seed,
+                api_key=api_key,
+                api_secret=api_secret,
+                ed25519_public_key=ed25519_public_key,
+                ed25519_api_key=ed25519_api_key,
+                replay=replay,
+                balances=parse_balances(balances),
+                start_ms=_start_ms(start_time),
+                history_days=history_days,
+                weight_limit=weight_limit,
+                orders_per_10s=orders_per_10s,
+                orders_per_day=orders_per_day,
+                ban_after=ban_after,
+                kline_update_ms=kline_update_ms,
+                ws_ping_interval=ws_ping_interval,
+                faults=faults,
+            )
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc)) from exc
+        if speed <= 0:
+            raise typer.BadParameter("--speed must be > 0")
+        settings = load_settings(Settings)
+        raise typer.Exit(run_service("exchange-sim", settings, lambda stop: serve(opts, stop)))

@@ -1,0 +1,102 @@
+"""The fault injector's state: what is currently broken on purpose, and the dice.
+
+Owns the faults a test can switch on (flags at start, ``/sim/faults`` at run time):
+
+- ``latency_ms``: added to every REST answer;
+- ``error_rate``: share of REST requests answered ``500`` without being executed;
+- ``order_unknown_rate``: share of accepted order placements whose answer is lost:
+  the order exists, the client gets ``503`` (``unknown_mode="503"``) or no answer
+  until it times out (``unknown_mode="timeout"``, held for ``timeout_s``);
+- ``drop_kline_rate``: share of kline messages not sent to a connection;
+- ``frozen``: symbols whose market shows nothing new (``["*"]`` = all);
+- one-shot actions (not state): ``disconnect_ws`` closes every market-stream and
+  WS-API connection, ``server_shutdown`` sends the ``serverShutdown`` event first.
+
+The dice are seeded (``--seed``), so a test run is reproducible.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import msgspec
+
+UNKNOWN_MODES = ("503", "timeout")
+
+
+class FaultConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """The settable faults; the JSON body of ``POST /sim/faults`` (partial updates)."""
+
+    latency_ms: int = 0
+    error_rate: float = 0.0
+    order_unknown_rate: float = 0.0
+    unknown_mode: str = "503"
+    timeout_s: float = 15.0
+    drop_kline_rate: float = 0.0
+    frozen: list[str] = msgspec.field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        for name in ("error_rate", "order_unknown_rate", "drop_kline_rate"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} must be within 0..1, got {value}")
+        if self.latency_ms < 0 or self.timeout_s < 0:
+            raise ValueError("latency_ms and timeout_s must be >= 0")
+        if self.unknown_mode not in UNKNOWN_MODES:
+            raise ValueError(f"unknown_mode must be one of {UNKNOWN_MODES}")
+        self.frozen = [s.upper() for s in self.frozen]
+
+
+class FaultUpdate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """``POST /sim/faults`` body: any subset of :class:`FaultConfig` plus actions."""
+
+    latency_ms: int | None = None
+    error_rate: float | None = None
+    order_unknown_rate: float | None = None
+    unknown_mode: str | None = None
+    timeout_s: float | None = None
+    drop_kline_rate: float | None = None
+    frozen: list[str] | None = None
+    disconnect_ws: bool = False
+    server_shutdown: bool = False
+
+
+class Faults:
+    def __init__(self, config: FaultConfig | None = None, seed: int = 0) -> None:
+        self.config = config or FaultConfig()
+        self.initial = msgspec.structs.replace(self.config)
+        self._rng = random.Random(seed ^ 0x5EED)
+
+    def update(self, update: FaultUpdate) -> FaultConfig:
+        """Apply the set fields (raises ``ValueError`` for a bad value)."""
+        fields = {
+            k: v
+            for k, v in msgspec.structs.asdict(update).items()
+            if v is not None and k in FaultConfig.__struct_fields__
+        }
+        merged = msgspec.structs.asdict(self.config) | fields
+        self.config = FaultConfig(**merged)
+        return self.config
+
+    def clear(self) -> None:
+        self.config = FaultConfig()
+
+    def as_dict(self) -> dict[str, Any]:
+        return msgspec.structs.asdict(self.config)
+
+    def _roll(self, rate: float) -> bool:
+        return rate > 0 and self._rng.random() < rate
+
+    def fail_request(self) -> bool:
+        return self._roll(self.config.error_rate)
+
+    def lose_order_answer(self) -> bool:
+        return self._roll(self.config.order_unknown_rate)
+
+    def drop_kline(self) -> bool:
+        return self._roll(self.config.drop_kline_rate)
+
+    def is_frozen(self, symbol: str) -> bool:
+        frozen = self.config.frozen
+        return bool(frozen) and ("*" in frozen or symbol in frozen)

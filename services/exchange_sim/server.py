@@ -1,0 +1,873 @@
+"""The HTTP/WebSocket shell of the simulator (aiohttp, one port).
+
+Routes: REST under ``/api/v3/...``; market streams at ``/ws``, ``/ws/<stream>`` and
+``/stream?streams=a/b``; the WebSocket API at ``/ws-api/v3``; the admin endpoints
+``/sim/faults`` (GET/POST/DELETE), ``/sim/orders`` and ``/sim/info``. Every request is
+parsed here and answered from :class:`~.exchange.Exchange`; nothing in this module
+decides a Binance rule except how bytes reach the wire.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import msgspec
+from aiohttp import WSMsgType, web
+
+from services.exchange_sim import responses
+from services.exchange_sim.apierror import (
+    BAD_API_KEY_FMT,
+    BAD_SIGNATURE,
+    INVALID_SYMBOL,
+    REJECTED_KEY,
+    ApiError,
+    mandatory,
+)
+from services.exchange_sim.book import UserEvent, new_client_id
+from services.exchange_sim.candles import DEFAULT_KLINES, MAX_KLINES
+from services.exchange_sim.exchange import Exchange
+from services.exchange_sim.faults import FaultUpdate
+from services.exchange_sim.limits import RateLimited
+from services.exchange_sim.requests import (
+    ApiKey,
+    Request,
+    authenticate,
+    check_timestamp,
+    interval_of,
+    parse_new_order,
+    symbol_of,
+)
+from shared.binance.endpoints import charged_weight, endpoint_for, weight_of
+from shared.binance.rules import exchange_info_symbol
+from shared.binance.schemas import ServerShutdownEvent
+from shared.binance.signing import verify_ed25519, verify_hmac, ws_api_signature_payload
+from shared.binance.streams import MAX_CONTROL_MESSAGES_PER_SECOND, MAX_STREAMS_PER_CONNECTION
+from shared.logging import get_logger
+
+log = get_logger(__name__)
+_json = msgspec.json.Encoder(decimal_format="string")
+_OUTBOX_LIMIT = 200_000  # queued messages per connection before it is dropped as too slow
+_EXTRA_WEIGHTS = {
+    ("GET", "/api/v3/uiKlines"): 2,
+    ("GET", "/api/v3/avgPrice"): 2,
+    ("POST", "/api/v3/userDataStream"): 2,
+    ("PUT", "/api/v3/userDataStream"): 2,
+    ("DELETE", "/api/v3/userDataStream"): 2,
+}
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _resp(payload: Any, status: int = 200) -> web.Response:
+    return web.Response(body=_json.encode(payload), status=status, content_type="application/json")
+
+
+def _error(exc: ApiError) -> web.Response:
+    resp = _resp({"code": exc.code, "msg": exc.msg}, exc.status)
+    if isinstance(exc, RateLimited):
+        resp.headers["Retry-After"] = str(exc.retry_after_s)
+    return resp
+
+
+# --- WebSocket connections -----------------------------------------------------------------
+
+
+class Conn:
+    """One WebSocket client: an outbox of pre-serialised frames and its writer task."""
+
+    def __init__(self, ws: web.WebSocketResponse, kind: str, combined: bool = False) -> None:
+        self.ws = ws
+        self.kind = kind  # "market" | "ws-api" | "listen-key"
+        self.combined = combined
+        self.streams: set[str] = set()
+        self.outbox: deque[bytes] = deque()
+        self._wake = asyncio.Event()
+        self.sent = 0
+        self.user_subs: dict[int, str] = {}  # subscription id -> account (ws-api)
+        self.listen_account: str | None = None
+        self.logged_on: ApiKey | None = None
+
+    def push(self, data: bytes) -> None:
+        self.outbox.append(data)
+        self._wake.set()
+
+    async def writer(self) -> None:
+        ws = self.ws
+        while not ws.closed:
+            await self._wake.wait()
+            self._wake.clear()
+            if len(self.outbox) > _OUTBOX_LIMIT:
+                log.warning("ws.slow_consumer_dropped", queued=len(self.outbox))
+                await ws.close(code=1008, message=b"too slow")
+                return
+            while self.outbox and not ws.closed:
+                await ws.send_frame(self.outbox.popleft(), WSMsgType.TEXT)
+                self.sent += 1
+
+
+class SimServer:
+    """The aiohttp application around one :class:`Exchange`."""
+
+    def __init__(
+        self, ex: Exchange, *, ws_ping_interval: float = 20.0, info: dict[str, Any] | None = None
+    ) -> None:
+        self.ex = ex
+        self.ws_ping_interval = ws_ping_interval
+        self.info = info or {}
+        self.conns: set[Conn] = set()
+        self.subscribers: dict[str, set[Conn]] = {}
+        self.listen_keys: dict[str, str] = {}  # listenKey -> account
+        self._sub_ids = 0
+        self.app = web.Application(middlewares=[self._rest_middleware])
+        r = self.app.router
+        r.add_get("/api/v3/ping", self.ping)
+        r.add_get("/api/v3/time", self.time)
+        r.add_get("/api/v3/exchangeInfo", self.exchange_info)
+        r.add_get("/api/v3/klines", self.klines)
+        r.add_get("/api/v3/uiKlines", self.klines)
+        r.add_get("/api/v3/ticker/price", self.ticker_price)
+        r.add_get("/api/v3/avgPrice", self.avg_price)
+        r.add_post("/api/v3/order", self.new_order)
+        r.add_post("/api/v3/order/test", self.test_order)
+        r.add_get("/api/v3/order", self.query_order)
+        r.add_delete("/api/v3/order", self.cancel_order)
+        r.add_get("/api/v3/openOrders", self.open_orders)
+        r.add_delete("/api/v3/openOrders", self.cancel_open_orders)
+        r.add_get("/api/v3/account", self.account)
+        r.add_get("/api/v3/myTrades", self.my_trades)
+        r.add_post("/api/v3/userDataStream", self.listen_key_new)
+        r.add_put("/api/v3/userDataStream", self.listen_key_keep)
+        r.add_delete("/api/v3/userDataStream", self.listen_key_delete)
+        r.add_get("/ws", self.ws_streams)
+        r.add_get("/ws/{streams:.*}", self.ws_streams)
+        r.add_get("/stream", self.ws_streams)
+        r.add_get("/ws-api/v3", self.ws_api)
+        r.add_get("/sim/faults", self.faults_get)
+        r.add_post("/sim/faults", self.faults_post)
+        r.add_delete("/sim/faults", self.faults_delete)
+        r.add_get("/sim/orders", self.sim_orders)
+        r.add_get("/sim/info", self.sim_info)
+
+    # --- REST plumbing ---------------------------------------------------------------------
+
+    @web.middleware
+    async def _rest_middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        if not request.path.startswith("/api/"):
+            return await handler(request)
+        faults = self.ex.faults.config
+        if faults.latency_ms:
+            log.info("fault.injected", kind="latency", ms=faults.latency_ms, path=request.path)
+            await asyncio.sleep(faults.latency_ms / 1000)
+        ip = request.remote or "?"
+        now = self.ex.now_ms()
+        body = (await request.text()) if request.can_read_body else ""
+        req = Request.from_raw(request.query_string, body)
+        request["sim_req"] = req
+        endpoint = endpoint_for(request.method, request.path)
+        weight = (
+            weight_of(endpoint, req.params)
+            if endpoint
+            else _EXTRA_WEIGHTS.get((request.method, request.path), 1)
+        )
+        try:
+            used = self.ex.limits.charge(ip, weight, now)
+        except RateLimited as exc:
+            log.warning(
+                "ratelimit.refused", ip=ip, status=exc.status, retry_after_s=exc.retry_after_s
+            )
+            resp = _error(exc)
+            resp.headers["X-MBX-USED-WEIGHT-1M"] = str(self.ex.limits.used(ip, now))
+            return resp
+        if self.ex.faults.fail_request():
+            log.warning("fault.injected", kind="error_5xx", path=request.path)
+            resp = _resp(
+                {
+                    "code": -1001,
+                    "msg": "Internal error; unable to process your request. Please try again.",
+                },
+                500,
+            )
+        else:
+            try:
+                resp = await handler(request)  # type: ignore[assignment]
+            except ApiError as exc:
+                resp = _error(exc)
+            if endpoint is not None and resp.status == 200 and endpoint.success_weight is not None:
+                used = self.ex.limits.refund(
+                    ip, weight - charged_weight(endpoint, req.params, success=True)
+                )
+        resp.headers["X-MBX-USED-WEIGHT-1M"] = str(used)
+        resp.headers["X-MBX-USED-WEIGHT"] = str(used)
+        return resp
+
+    def _req(self, request: web.Request) -> Request:
+        req: Request = request["sim_req"]
+        return req
+
+    def _auth(self, request: web.Request) -> tuple[Request, ApiKey, int]:
+        req = self._req(request)
+        now = self.ex.now_ms()
+        key = authenticate(req, request.headers.get("X-MBX-APIKEY"), self.ex.keys, now, _wall_ms())
+        return req, key, now
+
+    # --- market data -------------------------------------------------------------------------
+
+    async def ping(self, request: web.Request) -> web.Response:
+        return _resp({})
+
+    async def time(self, request: web.Request) -> web.Response:
+        return _resp({"serverTime": self.ex.now_ms()})
+
+    async def exchange_info(self, request: web.Request) -> web.Response:
+        req = self._req(request)
+        names: list[str] = list(self.ex.rules)
+        if req.get("symbol") is not None and req.get("symbols") is not None:
+            raise ApiError(-1128, "Combination of optional parameters invalid.")
+        if req.get("symbol") is not None:
+            names = [symbol_of(req, self.ex.rules) or ""]
+        elif (raw := req.get("symbols")) is not None:
+            try:
+                wanted = msgspec.json.decode(raw, type=list[str])
+            except msgspec.DecodeError:
+                raise ApiError(
+                    -1100,
+                    "Illegal characters found in parameter 'symbols'; legal range is '^\\[(\"[A-Z0-9-_.]{1,20}\"(,\"[A-Z0-9-_.]{1,20}\"){0,}){0,1}\\]$'.",
+                ) from None
+            for s in wanted:
+                if s.upper() not in self.ex.rules:
+                    raise INVALID_SYMBOL
+            names = [s.upper() for s in wanted]
+        return _resp(
+            {
+                "timezone": "UTC",
+                "serverTime": self.ex.now_ms(),
+                "rateLimits": self.ex.limits.rate_limits(),
+                "exchangeFilters": [],
+                "symbols": [exchange_info_symbol(self.ex.rules[s]) for s in names],
+            }
+        )
+
+    async def klines(self, request: web.Request) -> web.Response:
+        req = self._req(request)
+        symbol = symbol_of(req, self.ex.rules)
+        assert symbol is not None
+        interval = interval_of(req)
+        limit = req.integer("limit") or DEFAULT_KLINES
+        if limit < 1 or limit > MAX_KLINES:
+            raise ApiError(-1130, "Data sent for parameter 'limit' is not valid.")
+        start, end = req.integer("startTime"), req.integer("endTime")
+        if start is not None and end is not None and start > end:
+            raise ApiError(-1130, "Data sent for parameter 'startTime' is not valid.")
+        rows = self.ex.markets[symbol].klines(
+            interval, self.ex.now_ms(), start_ms=start, end_ms=end, limit=limit
+        )
+        return _resp(rows)
+
+    async def ticker_price(self, request: web.Request) -> web.Response:
+        req = self._req(request)
+        symbol = symbol_of(req, self.ex.rules, required=False)
+        if symbol is not None:
+            return _resp({"symbol": symbol, "price": _d8(self.ex.price(symbol))})
+        names = list(self.ex.rules)
+        if (raw := req.get("symbols")) is not None:
+            try:
+                names = [s.upper() for s in msgspec.json.decode(raw, type=list[str])]
+            except msgspec.DecodeError:
+                raise mandatory("symbols") from None
+            if any(s not in self.ex.rules for s in names):
+                raise INVALID_SYMBOL
+        return _resp([{"symbol": s, "price": _d8(self.ex.price(s))} for s in names])
+
+    async def avg_price(self, request: web.Request) -> web.Response:
+        req = self._req(request)
+        symbol = symbol_of(req, self.ex.rules)
+        assert symbol is not None
+        market = self.ex.markets[symbol]
+        now_s = market.visible_second(self.ex.now_ms() // 1000)
+        agg = market.aggregate(now_s - 299, now_s + 1)
+        assert agg is not None
+        price = (
+            (agg.q * 10**-8) / (agg.v * float(market.spec.step))
+            if agg.v
+            else float(market.price(now_s))
+        )
+        return _resp({"mins": 5, "price": f"{price:.8f}", "closeTime": now_s * 1000})
+
+    # --- orders ------------------------------------------------------------------------------
+
+    async def new_order(self, request: web.Request) -> web.Response:
+        req, key, now = self._auth(request)
+        order_req, resp_type = parse_new_order(req, self.ex.rules)
+        self.ex.book.check_new(key.account, order_req)
+        c10, c1d = self.ex.limits.count_order(key.account, now)
+        order = self.ex.place(key.account, order_req, now)
+        self._deliver(self.ex.book.drain_events())
+        if self.ex.faults.lose_order_answer():
+            cfg = self.ex.faults.config
+            log.warning(
+                "fault.injected",
+                kind="order_answer_lost",
+                mode=cfg.unknown_mode,
+                client_order_id=order.client_order_id,
+                order_id=order.order_id,
+            )
+            if cfg.unknown_mode == "timeout":
+                await asyncio.sleep(cfg.timeout_s)
+            return _resp(
+                {
+                    "code": -1007,
+                    "msg": "Timeout waiting for response from backend server. Send status unknown; execution status unknown.",
+                },
+                503,
+            )
+        resp = _resp(responses.order_response(order, resp_type, now))
+        resp.headers["X-MBX-ORDER-COUNT-10S"] = str(c10)
+        resp.headers["X-MBX-ORDER-COUNT-1D"] = str(c1d)
+        return resp
+
+    async def test_order(self, request: web.Request) -> web.Response:
+        req, key, now = self._auth(request)
+        order_req, _ = parse_new_order(req, self.ex.rules)
+        self.ex.test_order(key.account, order_req, now)
+        return _resp({})
+
+    def _order_ref(
+        self, req: Request, id_name: str = "origClientOrderId"
+    ) -> tuple[int | None, str | None]:
+        order_id = req.integer("orderId")
+        client_id = req.get(id_name)
+        if order_id is None and client_id is None:
+            raise ApiError(
+                -1102,
+                "Param 'origClientOrderId' or 'orderId' must be sent, but both were empty/null!",
+            )
+        return order_id, client_id
+
+    async def query_order(self, request: web.Request) -> web.Response:
+        req, key, _ = self._auth(request)
+        symbol = symbol_of(req, self.ex.rules)
+        assert symbol is not None
+        order_id, client_id = self._order_ref(req)
+        order = self.ex.book.find(key.account, symbol, order_id, client_id)
+        return _resp(responses.query_order(order))
+
+    async def cancel_order(self, request: web.Request) -> web.Response:
+        req, key, now = self._auth(request)
+        symbol = symbol_of(req, self.ex.rules)
+        assert symbol is not None
+        order_id, client_id = self._order_ref(req)
+        cancel_id = req.get("newClientOrderId") or new_client_id()
+        order = self.ex.book.cancel(key.account, symbol, order_id, client_id, now, cancel_id)
+        self._deliver(self.ex.book.drain_events())
+        return _resp(responses.cancel_order(order, cancel_id, now))
+
+    async def open_orders(self, request: web.Request) -> web.Response:
+        req, key, _ = self._auth(request)
+        symbol = symbol_of(req, self.ex.rules, required=False)
+        return _resp(
+            [responses.query_order(o) for o in self.ex.book.open_orders(key.account, symbol)]
+        )
+
+    async def cancel_open_orders(self, request: web.Request) -> web.Response:
+        req, key, now = self._auth(request)
+        symbol = symbol_of(req, self.ex.rules)
+        assert symbol is not None
+        orders = self.ex.book.open_orders(key.account, symbol)
+        if not orders:
+            raise ApiError(-2011, "Unknown order sent.")
+        out = []
+        for order in orders:
+            cancel_id = new_client_id()
+            self.ex.book.cancel(key.account, symbol, order.order_id, None, now, cancel_id)
+            out.append(responses.cancel_order(order, cancel_id, now))
+        self._deliver(self.ex.book.drain_events())
+        return _resp(out)
+
+    async def account(self, request: web.Request) -> web.Response:
+        req, key, _ = self._auth(request)
+        omit = bool(req.boolean("omitZeroBalances"))
+        return _resp(responses.account_payload(self.ex.book.accounts[key.account], omit))
+
+    async def my_trades(self, request: web.Request) -> web.Response:
+        req, key, _ = self._auth(request)
+        symbol = symbol_of(req, self.ex.rules)
+        order_id = req.integer("orderId")
+        start, end = req.integer("startTime"), req.integer("endTime")
+        from_id = req.integer("fromId")
+        limit = req.integer("limit") or 500
+        if limit < 1 or limit > 1000:
+            raise ApiError(-1130, "Data sent for parameter 'limit' is not valid.")
+        if start is not None and end is not None and end - start > 24 * 3600 * 1000:
+            raise ApiError(-1127, "More than 24 hours between startTime and endTime.")
+        fills = [f for f in self.ex.book.trades[key.account] if f.symbol == symbol]
+        if order_id is not None:
+            fills = [f for f in fills if f.order_id == order_id]
+        if from_id is not None:
+            fills = [f for f in fills if f.trade_id >= from_id][:limit]
+        else:
+            if start is not None:
+                fills = [f for f in fills if f.time >= start]
+            if end is not None:
+                fills = [f for f in fills if f.time <= end]
+            fills = fills[:limit] if start is not None else fills[-limit:]
+        return _resp([responses.my_trade(f) for f in fills])
+
+    # --- legacy listenKey (python-binance and older clients) --------------------------------
+
+    def _key_only(self, request: web.Request) -> ApiKey:
+        api_key = request.headers.get("X-MBX-APIKEY")
+        if not api_key:
+            raise BAD_API_KEY_FMT
+        key = self.ex.keys.get(api_key)
+        if key is None:
+            raise REJECTED_KEY
+        return key
+
+    async def listen_key_new(self, request: web.Request) -> web.Response:
+        key = self._key_only(request)
+        listen_key = secrets.token_urlsafe(48)[:64]
+        self.listen_keys[listen_key] = key.account
+        return _resp({"listenKey": listen_key})
+
+    async def listen_key_keep(self, request: web.Request) -> web.Response:
+        self._key_only(request)
+        if self._req(request).require("listenKey") not in self.listen_keys:
+            raise ApiError(-1125, "This listenKey does not exist.")
+        return _resp({})
+
+    async def listen_key_delete(self, request: web.Request) -> web.Response:
+        self._key_only(request)
+        self.listen_keys.pop(self._req(request).require("listenKey"), None)
+        return _resp({})
+
+    # --- admin -------------------------------------------------------------------------------
+
+    async def faults_get(self, request: web.Request) -> web.Response:
+        return _resp(self.ex.faults.as_dict())
+
+    async def faults_post(self, request: web.Request) -> web.Response:
+        try:
+            update = msgspec.json.decode(await request.read(), type=FaultUpdate)
+            config = self.ex.faults.update(update)
+        except (msgspec.DecodeError, msgspec.ValidationError, ValueError, TypeError) as exc:
+            return _resp({"error": str(exc)}, 400)
+        log.warning("fault.configured", **self.ex.faults.as_dict())
+        self.ex.apply_freeze(self.ex.now_ms() // 1000)
+        if update.server_shutdown:
+            log.warning("fault.injected", kind="server_shutdown", connections=len(self.conns))
+            await self.server_shutdown()
+        elif update.disconnect_ws:
+            log.warning("fault.injected", kind="ws_disconnect", connections=len(self.conns))
+            await self.disconnect_all()
+        return _resp(msgspec.structs.asdict(config))
+
+    async def faults_delete(self, request: web.Request) -> web.Response:
+        self.ex.faults.clear()
+        self.ex.apply_freeze(self.ex.now_ms() // 1000)
+        log.warning("fault.cleared")
+        return _resp(self.ex.faults.as_dict())
+
+    async def sim_orders(self, request: web.Request) -> web.Response:
+        rows = [
+            {
+                "orderId": o.order_id,
+                "clientOrderId": o.client_order_id,
+                "symbol": o.symbol,
+                "side": o.side,
+                "type": o.type,
+                "status": o.status,
+                "origQty": _d8(o.qty),
+                "executedQty": _d8(o.executed_qty),
+                "price": _d8(o.price),
+                "time": o.time,
+                "account": o.account,
+            }
+            for o in self.ex.book.history
+        ]
+        return _resp(rows)
+
+    async def sim_info(self, request: web.Request) -> web.Response:
+        return _resp(
+            {
+                **self.info,
+                "serverTime": self.ex.now_ms(),
+                "speed": self.ex.clock.speed,
+                "startTime": self.ex.clock.start_ms,
+                "symbols": list(self.ex.markets),
+                "connections": len(self.conns),
+            }
+        )
+
+    # --- market streams ------------------------------------------------------------------------
+
+    def _subscribe(self, conn: Conn, stream: str) -> None:
+        subs = self.subscribers.setdefault(stream, set())
+        if not subs:
+            self.ex.feed.add(stream, self.ex.now_ms() // 1000)
+        subs.add(conn)
+        conn.streams.add(stream)
+
+    def _unsubscribe(self, conn: Conn, stream: str) -> None:
+        conn.streams.discard(stream)
+        subs = self.subscribers.get(stream)
+        if subs is None:
+            return
+        subs.discard(conn)
+        if not subs:
+            del self.subscribers[stream]
+            self.ex.feed.remove(stream)
+
+    async def ws_streams(self, request: web.Request) -> web.StreamResponse:
+        combined = request.path == "/stream"
+        names: list[str] = []
+        if combined:
+            names = [s for s in request.query.get("streams", "").split("/") if s]
+        elif request.match_info.get("streams"):
+            names = [s for s in request.match_info["streams"].split("/") if s]
+        listen_account = None
+        if len(names) == 1 and names[0] in self.listen_keys:
+            listen_account = self.listen_keys[names[0]]
+            names = []
+        bad = [n for n in names if not self.ex.feed.valid(n)]
+        if bad or len(names) > MAX_STREAMS_PER_CONNECTION:
+            return _resp(
+                {"code": -1121, "msg": "Invalid symbol."}
+                if bad
+                else {"code": 2, "msg": "too many streams"},
+                400,
+            )
+        ws = web.WebSocketResponse(
+            heartbeat=self.ws_ping_interval, max_msg_size=1 << 20, compress=False
+        )
+        await ws.prepare(request)
+        conn = Conn(ws, "listen-key" if listen_account else "market", combined)
+        conn.listen_account = listen_account
+        self.conns.add(conn)
+        for name in names:
+            self._subscribe(conn, name)
+        writer = asyncio.create_task(conn.writer(), name="ws-writer")
+        window, count = 0, 0
+        try:
+            async for msg in ws:
+                if msg.type != WSMsgType.TEXT:
+                    continue
+                second = int(asyncio.get_running_loop().time())
+                if second != window:
+                    window, count = second, 0
+                count += 1
+                if count > MAX_CONTROL_MESSAGES_PER_SECOND:
+                    log.info("ws.too_many_messages", limit=MAX_CONTROL_MESSAGES_PER_SECOND)
+                    await ws.close(code=1008, message=b"Too many requests")
+                    break
+                reply = self._control(conn, msg.data)
+                conn.push(reply)
+        finally:
+            for name in list(conn.streams):
+                self._unsubscribe(conn, name)
+            self.conns.discard(conn)
+            writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await writer
+        return ws
+
+    def _control(self, conn: Conn, text: str) -> bytes:
+        """A live control message (§2.2) and its reply."""
+        try:
+            msg = msgspec.json.decode(text)
+        except msgspec.DecodeError:
+            return _json.encode(
+                {
+                    "error": {"code": 3, "msg": "Invalid JSON: expected value at line 1 column 1"},
+                    "id": None,
+                }
+            )
+        if not isinstance(msg, dict):
+            return _json.encode(
+                {
+                    "error": {"code": 3, "msg": "Invalid JSON: expected value at line 1 column 1"},
+                    "id": None,
+                }
+            )
+        req_id = msg.get("id")
+        if (req_id is not None and not isinstance(req_id, (int, str))) or isinstance(req_id, bool):
+            return _json.encode(
+                {
+                    "error": {
+                        "code": 2,
+                        "msg": "Invalid request: request ID must be an unsigned integer",
+                    },
+                    "id": None,
+                }
+            )
+        method = msg.get("method")
+        params = msg.get("params", [])
+        if method is None:
+            return _json.encode(
+                {
+                    "error": {"code": 2, "msg": "Invalid request: missing field `method`"},
+                    "id": req_id,
+                }
+            )
+        if method in ("SUBSCRIBE", "UNSUBSCRIBE"):
+            if not isinstance(params, list) or not all(isinstance(p, str) for p in params):
+                return _json.encode(
+                    {"error": {"code": 2, "msg": "Invalid request: invalid stream"}, "id": req_id}
+                )
+            if method == "SUBSCRIBE":
+                if any(not self.ex.feed.valid(p) for p in params):
+                    return _json.encode(
+                        {
+                            "error": {"code": 2, "msg": "Invalid request: invalid stream"},
+                            "id": req_id,
+                        }
+                    )
+                if len(conn.streams | set(params)) > MAX_STREAMS_PER_CONNECTION:
+                    return _json.encode(
+                        {
+                            "error": {"code": 2, "msg": "Invalid request: too many streams"},
+                            "id": req_id,
+                        }
+                    )
+                for p in params:
+                    self._subscribe(conn, p)
+            else:
+                for p in params:
+                    self._unsubscribe(conn, p)
+            return _json.encode({"result": None, "id": req_id})
+        if method == "LIST_SUBSCRIPTIONS":
+            return _json.encode({"result": sorted(conn.streams), "id": req_id})
+        if method in ("SET_PROPERTY", "GET_PROPERTY"):
+            if not isinstance(params, list) or not params or params[0] != "combined":
+                return _json.encode({"error": {"code": 0, "msg": "Unknown property"}, "id": req_id})
+            if method == "GET_PROPERTY":
+                return _json.encode({"result": conn.combined, "id": req_id})
+            if len(params) != 2 or not isinstance(params[1], bool):
+                return _json.encode(
+                    {
+                        "error": {"code": 1, "msg": "Invalid value type: expected Boolean"},
+                        "id": req_id,
+                    }
+                )
+            conn.combined = params[1]
+            return _json.encode({"result": None, "id": req_id})
+        return _json.encode(
+            {
+                "error": {
+                    "code": 2,
+                    "msg": f"Invalid request: unknown variant `{method}`, expected one of `SUBSCRIBE`, `UNSUBSCRIBE`, `LIST_SUBSCRIPTIONS`, `SET_PROPERTY`, `GET_PROPERTY`",
+                },
+                "id": req_id,
+            }
+        )
+
+    # --- WebSocket API (user data) ---------------------------------------------------------------
+
+    async def ws_api(self, request: web.Request) -> web.StreamResponse:
+        ws = web.WebSocketResponse(heartbeat=self.ws_ping_interval, compress=False)
+        await ws.prepare(request)
+        conn = Conn(ws, "ws-api")
+        self.conns.add(conn)
+        writer = asyncio.create_task(conn.writer(), name="ws-api-writer")
+        try:
+            async for msg in ws:
+                if msg.type == WSMsgType.TEXT:
+                    conn.push(self._ws_api_call(conn, msg.data))
+        finally:
+            self.conns.discard(conn)
+            writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await writer
+        return ws
+
+    def _ws_verify(self, params: dict[str, Any]) -> ApiKey:
+        """A signed WS-API request (§4: params sorted, raw, not percent-encoded)."""
+        api_key = params.get("apiKey")
+        if not isinstance(api_key, str) or not api_key:
+            raise mandatory("apiKey")
+        key = self.ex.keys.get(api_key)
+        if key is None:
+            raise REJECTED_KEY
+        signature = params.get("signature")
+        if not isinstance(signature, str) or not signature:
+            raise mandatory("signature")
+        timestamp = params.get("timestamp")
+        if not isinstance(timestamp, int):
+            raise mandatory("timestamp")
+        payload = ws_api_signature_payload(params)
+        if key.public_key is not None:
+            ok = verify_ed25519(key.public_key, payload, signature)
+        else:
+            assert key.secret is not None
+            ok = verify_hmac(key.secret, payload, signature)
+        if not ok:
+            raise BAD_SIGNATURE
+        recv = params.get("recvWindow", 5000)
+        check_timestamp(timestamp, int(recv), self.ex.now_ms(), _wall_ms())
+        return key
+
+    def _new_sub(self, conn: Conn, account: str) -> int:
+        sub_id = self._sub_ids
+        self._sub_ids += 1
+        conn.user_subs[sub_id] = account
+        return sub_id
+
+    def _ws_api_call(self, conn: Conn, text: str) -> bytes:
+        try:
+            msg = msgspec.json.decode(text)
+            if not isinstance(msg, dict):
+                raise ValueError("not an object")
+        except (msgspec.DecodeError, ValueError):
+            return _json.encode(
+                {
+                    "id": None,
+                    "status": 400,
+                    "error": {
+                        "code": -1100,
+                        "msg": "Illegal characters found in parameter 'request'.",
+                    },
+                }
+            )
+        req_id = msg.get("id")
+        method = msg.get("method")
+        params = msg.get("params") or {}
+        try:
+            result: Any
+            if method == "ping":
+                result = {}
+            elif method == "time":
+                result = {"serverTime": self.ex.now_ms()}
+            elif method == "userDataStream.subscribe.signature":
+                key = self._ws_verify(params)
+                if key.account in conn.user_subs.values():
+                    raise ApiError(-2035, "User Data Stream subscription already active.")
+                result = {"subscriptionId": self._new_sub(conn, key.account)}
+            elif method == "session.logon":
+                key = self._ws_verify(params)
+                if key.public_key is None:
+                    raise ApiError(-1022, "Signature for this request is not valid.")
+                conn.logged_on = key
+                now = self.ex.now_ms()
+                result = {
+                    "apiKey": key.key,
+                    "authorizedSince": now,
+                    "connectedSince": now,
+                    "returnRateLimits": False,
+                    "serverTime": now,
+                    "userDataStream": False,
+                }
+            elif method == "userDataStream.subscribe":
+                if conn.logged_on is None:
+                    raise ApiError(-2015, "Invalid API-key, IP, or permissions for action.", 401)
+                if conn.logged_on.account in conn.user_subs.values():
+                    raise ApiError(-2035, "User Data Stream subscription already active.")
+                result = {"subscriptionId": self._new_sub(conn, conn.logged_on.account)}
+            elif method == "userDataStream.unsubscribe":
+                sub = params.get("subscriptionId")
+                if sub is None:
+                    conn.user_subs.clear()
+                elif conn.user_subs.pop(sub, None) is None:
+                    raise ApiError(-2036, "User Data Stream subscription not active.")
+                result = {}
+            elif method == "session.subscriptions":
+                result = [{"subscriptionId": s} for s in sorted(conn.user_subs)]
+            else:
+                raise ApiError(
+                    -1100,
+                    "Illegal characters found in parameter 'method'; legal range is 'ping, time, session.logon, userDataStream.subscribe, userDataStream.subscribe.signature, userDataStream.unsubscribe, session.subscriptions'.",
+                )
+        except ApiError as exc:
+            return _json.encode(
+                {"id": req_id, "status": exc.status, "error": {"code": exc.code, "msg": exc.msg}}
+            )
+        return _json.encode({"id": req_id, "status": 200, "result": result})
+
+    # --- fan-out ----------------------------------------------------------------------------------
+
+    def fan_out(self, events: list[tuple[str, bytes]]) -> None:
+        faults = self.ex.faults
+        drop = faults.config.drop_kline_rate > 0
+        for stream, raw in events:
+            subs = self.subscribers.get(stream)
+            if not subs:
+                continue
+            combined: bytes | None = None
+            is_kline = drop and "@kline_" in stream
+            for conn in subs:
+                if is_kline and faults.drop_kline():
+                    log.info("fault.injected", kind="drop_kline", stream=stream)
+                    continue
+                if conn.combined:
+                    if combined is None:
+                        combined = b'{"stream":"' + stream.encode() + b'","data":' + raw + b"}"
+                    conn.push(combined)
+                else:
+                    conn.push(raw)
+
+    def _deliver(self, events: list[UserEvent]) -> None:
+        if not events:
+            return
+        for ev in events:
+            sinks = [
+                (conn, sub)
+                for conn in self.conns
+                for sub, account in conn.user_subs.items()
+                if account == ev.account
+            ]
+            legacy = [c for c in self.conns if c.listen_account == ev.account]
+            if not sinks and not legacy:
+                continue
+            if ev.kind == "order":
+                payload = _json.encode(responses.execution_report(ev, self.ex.book.exec_id()))
+            else:
+                payload = _json.encode(
+                    responses.account_position(ev, self.ex.book.accounts[ev.account])
+                )
+            for conn, sub in sinks:
+                conn.push(b'{"subscriptionId":' + str(sub).encode() + b',"event":' + payload + b"}")
+            for conn in legacy:
+                conn.push(payload)
+
+    async def disconnect_all(self) -> None:
+        for conn in list(self.conns):
+            await conn.ws.close(code=1001, message=b"disconnected by the simulator")
+
+    async def server_shutdown(self) -> None:
+        raw = _json.encode(ServerShutdownEvent(E=self.ex.now_ms()))
+        for conn in list(self.conns):
+            if conn.kind == "market" and conn.combined:
+                conn.push(b'{"stream":"!serverShutdown","data":' + raw + b"}")
+            else:
+                conn.push(raw)
+        await asyncio.sleep(0.2)
+        await self.disconnect_all()
+
+    # --- the engine loop ----------------------------------------------------------------------------
+
+    async def run_engine(self) -> None:
+        """Advance the exchange every exchange second (batched at high speed)."""
+        clock = self.ex.clock
+        while True:
+            try:
+                events, user_events = self.ex.tick()
+            except Exception:
+                log.exception("engine.tick_failed")
+                events, user_events = [], []
+            self.fan_out(events)
+            self._deliver(user_events)
+            next_second = (clock.now_ms() // 1000 + 1) * 1000
+            await asyncio.sleep(min(0.05, max(0.002, clock.wall_seconds_until(next_second))))
+
+
+def _wall_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _d8(value: Any) -> str:
+    from services.exchange_sim.book import d8
+
+    return d8(value)

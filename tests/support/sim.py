@@ -1,0 +1,194 @@
+"""The exchange simulator as a real process, for tests of every service.
+
+``start_sim(tmp_path, speed=..., extra_args=[...])`` runs ``botfleet exchange-sim`` on a
+free port with the known key pair :data:`SIM_API_KEY` / :data:`SIM_API_SECRET` and
+waits until ``/api/v3/ping`` answers. :class:`SimClient` talks to its admin
+endpoints (faults, order records) and exposes the URLs. Fixtures: ``sim`` (one
+process per test module, speed 60) and ``sim_factory`` (start your own, with flags;
+all stopped at teardown). Import them into a conftest or test module::
+
+    from tests.support.sim import sim, sim_factory  # noqa: F401  (fixtures)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import httpx
+import pytest
+
+from tests.support.processes import BotfleetProcess
+from tests.support.redis_server import free_port
+
+SIM_API_KEY = "simkey0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUV"
+SIM_API_SECRET = "simsecret0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRS"
+SIM_SYMBOLS = ("BTCUSDT", "ETHUSDT", "BNBUSDT")
+DEFAULT_SPEED = 60.0
+
+
+@dataclass
+class SimClient:
+    """A running simulator: its URLs, its process and its admin endpoints."""
+
+    host: str
+    port: int
+    process: BotfleetProcess
+    speed: float
+    api_key: str = SIM_API_KEY
+    api_secret: str = SIM_API_SECRET
+
+    @property
+    def rest_url(self) -> str:
+        """Base URL; REST paths are ``/api/v3/...`` under it (BOTFLEET_BINANCE_REST_URL)."""
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        """Base of ``/ws/<stream>`` and ``/stream?streams=`` (BOTFLEET_BINANCE_WS_URL)."""
+        return f"ws://{self.host}:{self.port}"
+
+    @property
+    def ws_api_url(self) -> str:
+        return f"ws://{self.host}:{self.port}/ws-api/v3"
+
+    def env(self) -> dict[str, str]:
+        """Environment for a botfleet service that should talk to this simulator."""
+        return {
+            "BOTFLEET_BINANCE_ENV": "sim",
+            "BOTFLEET_BINANCE_REST_URL": self.rest_url,
+            "BOTFLEET_BINANCE_WS_URL": self.ws_url,
+            "BOTFLEET_BINANCE_API_KEY": self.api_key,
+            "BOTFLEET_BINANCE_API_SECRET": self.api_secret,
+        }
+
+    def _get(self, path: str, **params: Any) -> Any:
+        resp = httpx.get(self.rest_url + path, params=params, timeout=10.0)
+        resp.raise_for_status()
+        return resp.json()
+
+    # --- admin -----------------------------------------------------------------------------
+
+    def set_faults(self, **faults: Any) -> dict[str, Any]:
+        """Merge faults: latency_ms, error_rate, order_unknown_rate, unknown_mode
+        ("503"|"timeout"), timeout_s, drop_kline_rate, frozen (list of symbols, "*"),
+        and the one-shot actions disconnect_ws=True, server_shutdown=True."""
+        resp = httpx.post(self.rest_url + "/sim/faults", json=faults, timeout=10.0)
+        resp.raise_for_status()
+        result: dict[str, Any] = resp.json()
+        return result
+
+    def clear_faults(self) -> dict[str, Any]:
+        resp = httpx.delete(self.rest_url + "/sim/faults", timeout=10.0)
+        resp.raise_for_status()
+        result: dict[str, Any] = resp.json()
+        return result
+
+    def faults(self) -> dict[str, Any]:
+        result: dict[str, Any] = self._get("/sim/faults")
+        return result
+
+    def freeze(self, *symbols: str) -> None:
+        self.set_faults(frozen=list(symbols) or ["*"])
+
+    def thaw(self) -> None:
+        self.set_faults(frozen=[])
+
+    def disconnect_ws(self) -> None:
+        self.set_faults(disconnect_ws=True)
+
+    def orders(self) -> list[dict[str, Any]]:
+        """Every order the simulator ever accepted (orderId, clientOrderId, symbol,
+        side, type, status, origQty, executedQty, price, time), oldest first."""
+        result: list[dict[str, Any]] = self._get("/sim/orders")
+        return result
+
+    def orders_with_client_id(self, client_order_id: str) -> list[dict[str, Any]]:
+        return [o for o in self.orders() if o["clientOrderId"] == client_order_id]
+
+    def info(self) -> dict[str, Any]:
+        result: dict[str, Any] = self._get("/sim/info")
+        return result
+
+    def server_time(self) -> int:
+        return int(self._get("/api/v3/time")["serverTime"])
+
+    def stop(self) -> None:
+        self.process.kill()
+
+
+def start_sim(
+    log_dir: Path,
+    *,
+    speed: float = DEFAULT_SPEED,
+    symbols: Sequence[str] = SIM_SYMBOLS,
+    seed: int = 7,
+    extra_args: Sequence[str] = (),
+    port: int | None = None,
+    timeout: float = 30.0,
+) -> SimClient:
+    """Start ``botfleet exchange-sim`` and wait until it answers ping."""
+    port = port or free_port()
+    args = [
+        "exchange-sim",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--symbols",
+        ",".join(symbols),
+        "--speed",
+        str(speed),
+        "--seed",
+        str(seed),
+        "--api-key",
+        SIM_API_KEY,
+        "--api-secret",
+        SIM_API_SECRET,
+        *extra_args,
+    ]
+    proc = BotfleetProcess(args, log_dir / f"exchange-sim-{port}.log").start()
+    client = SimClient("127.0.0.1", port, proc, speed)
+    try:
+        proc.wait_http(client.rest_url + "/api/v3/ping", timeout=timeout)
+    except BaseException:
+        proc.kill()
+        raise
+    return client
+
+
+class SimFactory(Protocol):
+    def __call__(
+        self,
+        *,
+        speed: float = ...,
+        symbols: Sequence[str] = ...,
+        seed: int = ...,
+        extra_args: Sequence[str] = ...,
+    ) -> SimClient: ...
+
+
+@pytest.fixture(scope="module")
+def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimClient]:
+    """One simulator per test module (speed 60, BTCUSDT/ETHUSDT/BNBUSDT); faults cleared
+    before each use is the test's job (``sim.clear_faults()``)."""
+    client = start_sim(tmp_path_factory.mktemp("sim"))
+    yield client
+    client.stop()
+
+
+@pytest.fixture
+def sim_factory(tmp_path: Path) -> Iterator[SimFactory]:
+    """Start simulators with custom flags; each is stopped at teardown."""
+    started: list[SimClient] = []
+
+    def factory(**kwargs: Any) -> SimClient:
+        client = start_sim(tmp_path, **kwargs)
+        started.append(client)
+        return client
+
+    yield factory  # type: ignore[misc]
+    for client in started:
+        client.stop()
