@@ -77,7 +77,9 @@ def match(
             price = order.price
         else:
             slipped = _slipped(order.side, last_price, costs.slippage)
-            price = min(order.price, slipped) if order.side is Side.BUY else max(order.price, slipped)
+            price = (
+                min(order.price, slipped) if order.side is Side.BUY else max(order.price, slipped)
+            )
         qty = order.quantity
     if qty <= 0:
         return None
