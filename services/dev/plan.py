@@ -53,6 +53,9 @@ _DROPPED_ENV = (
     "BOTFLEET_INSTANCE",
 )
 
+SIM_KEY_ENV = "BOTFLEET_SIM_API_KEY"
+SIM_SECRET_ENV = "BOTFLEET_SIM_API_SECRET"
+
 DEFAULT_SYMBOLS: tuple[str, ...] = ("BTCUSDT", "ETHUSDT", "BNBUSDT", "SOLUSDT")
 
 
@@ -239,8 +242,11 @@ def build_plan(
 
 
 def _sim(options: DevOptions, secrets: Secrets, python: str) -> ProcessSpec:
-    argv = _botfleet(
+    # Through the launcher: the key pair goes in by environment, not on the command line.
+    argv = (
         python,
+        "-m",
+        "services.dev.launch_sim",
         "exchange-sim",
         "--host", options.sim_host,
         "--port", str(options.sim_port),
@@ -250,9 +256,9 @@ def _sim(options: DevOptions, secrets: Secrets, python: str) -> ProcessSpec:
     )  # fmt: skip
     env = {
         "BOTFLEET_INSTANCE": "exchange-sim",
-        # The simulator's accepted key pair, by environment (never on the command line).
-        "BOTFLEET_SIM_API_KEY": secrets.sim_api_key,
-        "BOTFLEET_SIM_API_SECRET": secrets.sim_api_secret,
+        # The simulator's accepted key pair (services/dev/launch_sim.py passes it on).
+        SIM_KEY_ENV: secrets.sim_api_key,
+        SIM_SECRET_ENV: secrets.sim_api_secret,
     }
     return ProcessSpec(
         name="exchange-sim",

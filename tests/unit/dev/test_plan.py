@@ -74,7 +74,7 @@ def test_services_trade_live_against_the_simulator() -> None:
         assert env["BOTFLEET_BINANCE_WS_URL"] == "ws://127.0.0.1:9555"
         assert env["BOTFLEET_INSTANCE"] == name
     sim = list(plan["exchange-sim"].argv)  # type: ignore[attr-defined]
-    assert sim[:4] == ["py", "-m", "services", "exchange-sim"]
+    assert sim[:4] == ["py", "-m", "services.dev.launch_sim", "exchange-sim"]
     assert sim[sim.index("--speed") + 1] == "120"
     assert sim[sim.index("--port") + 1] == "9555"
 
