@@ -210,7 +210,7 @@ async function refreshDetail() {
     state.series.setData(state.candles);
     setMarkers(bot, executions);
   }
-  const log = await api(`/api/v1/bots/${bot.id}/log?limit=50`);
+  const log = await api(`/api/v1/bots/${bot.id}/log?limit=25`);
   const body = $("#decisions tbody");
   body.replaceChildren();
   for (const entry of log) {
@@ -230,7 +230,11 @@ function setMarkers(bot, executions) {
   const markers = [];
   for (const { report } of executions) {
     if (Number(report.executed_qty) <= 0) continue;
-    const ts = Math.floor((report.ts || 0) / 1000);
+    // The intent id is bot:trigger:action; a numeric trigger is the candle's open time
+    // (exchange time), which places the marker on the right bar even when the
+    // exchange's clock is not ours (the simulator runs faster than real time).
+    const trigger = Number(String(report.intent_id || "").split(":")[1]);
+    const ts = Math.floor((Number.isFinite(trigger) && trigger > 1e12 ? trigger : report.ts || 0) / 1000);
     const time = Math.min(Math.max(ts - (ts % step), first), last);
     const buy = report.side === "BUY";
     markers.push({ time, position: buy ? "belowBar" : "aboveBar", color: buy ? "#26a69a" : "#ef5350",
