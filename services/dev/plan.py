@@ -218,6 +218,9 @@ def build_plan(
             env = dict(spec.env)
             env["BOTFLEET_BINANCE_API_KEY"] = secrets.sim_api_key
             env["BOTFLEET_BINANCE_API_SECRET"] = secrets.sim_api_secret
+            # A sped-up exchange clock cannot be followed with one offset; the simulator
+            # accepts wall-clock timestamps as well.
+            env["BOTFLEET_GATEWAY_USE_SERVER_TIME"] = "true" if options.sim_speed == 1 else "false"
             specs.append(_replace_env(spec, env))
         elif service == "api":
             spec = _service(options, service, "api", python)

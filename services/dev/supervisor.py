@@ -180,8 +180,8 @@ class Supervisor:
             lines += [
                 f"  dashboard  {self.options.api_url}/",
                 f"  API token  {self.secrets.api_token}",
-                f"  CLI        BOTFLEET_API_URL={self.options.api_url} "
-                f"BOTFLEET_API_TOKEN={self.secrets.api_token} botfleet bots ls",
+                f"  CLI        BOTFLEET_API_URL={self.options.api_url} BOTFLEET_API_TOKEN="
+                f"$(cat {self.options.data_dir / 'api-token'}) botfleet bots ls",
             ]
         if "exchange-sim" in self.options.services:
             lines.append(

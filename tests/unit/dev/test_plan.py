@@ -86,6 +86,7 @@ def test_only_the_gateway_holds_the_exchange_key_and_only_the_api_its_token() ->
         assert has_key == (spec.service == "gateway"), spec.name
         assert ("BOTFLEET_API_TOKEN" in spec.env) == (spec.service == "api"), spec.name
     gateway = next(s for s in plan if s.service == "gateway")
+    assert gateway.env["BOTFLEET_GATEWAY_USE_SERVER_TIME"] == "false"  # sped-up sim clock
     assert gateway.env["BOTFLEET_BINANCE_API_KEY"] == SECRETS.sim_api_key
     assert gateway.env["BOTFLEET_BINANCE_API_SECRET"] == SECRETS.sim_api_secret
 
