@@ -103,6 +103,7 @@ class Change:
     intent: OrderIntent | None = None
     pending: Pending | Delete | None = None
     book: bool = False  # write position + stats hashes
+    candle: bool = False  # write the newest decided candle (stats ``last_candle``)
     trades: list[RoundTrip] = field(default_factory=list)
     log: list[dict[str, str]] = field(default_factory=list)
     bot: dict[str, str] = field(default_factory=dict)
@@ -115,6 +116,7 @@ class Change:
             self.intent
             or self.pending
             or self.book
+            or self.candle
             or self.trades
             or self.log
             or self.bot
@@ -125,6 +127,7 @@ class Change:
         self.intent = other.intent or self.intent
         self.pending = other.pending if other.pending is not None else self.pending
         self.book = self.book or other.book
+        self.candle = self.candle or other.candle
         self.trades.extend(other.trades)
         self.log.extend(other.log)
         self.bot.update(other.bot)
@@ -233,6 +236,13 @@ class BotState:
         if candle.open_time <= self.last_open_time:
             return Change()  # already decided (replay, shared warm-up)
         self.last_open_time = candle.open_time
+        change = self._decide(candle, signal, now, exec_from, log_holds)
+        change.candle = True
+        return change
+
+    def _decide(
+        self, candle: Candle, signal: Signal, now: int, exec_from: str, log_holds: bool
+    ) -> Change:
         price = candle.close
         self.book.mark(price)
         trigger = str(candle.open_time)

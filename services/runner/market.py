@@ -65,6 +65,7 @@ class Series:
     stream: str
     groups: dict[str, Group] = field(default_factory=dict)  # by strategy key
     last_close_time: int | None = None
+    last_candle: Candle | None = None
 
     @property
     def bot_count(self) -> int:

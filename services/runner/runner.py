@@ -47,6 +47,10 @@ from shared.streams import dead_letter, decode_entry, emit_event
 log = get_logger(__name__)
 
 XREAD_COUNT = 200
+# A runner whose heartbeat (written every second) is older than this is not counted in
+# the fleet's loads, so bots of a dead or paused runner are adopted without waiting
+# for its health key to expire.
+HEARTBEAT_FRESH_MS = 2500
 _decoders: dict[bytes, msgspec.json.Decoder[Any]] = {
     b"candle": msgspec.json.Decoder(Candle),
     b"tick": msgspec.json.Decoder(Tick),
@@ -89,6 +93,7 @@ class Runner:
         self.intents_sent = 0
         self.reports_applied = 0
         self.grace_ms = int(settings.runner_stale_grace_s * 1000)
+        self._excess_streak = 0
 
     # --- figures --------------------------------------------------------------------
 
@@ -123,18 +128,17 @@ class Runner:
         self.claiming.update(ids)
         try:
             epochs = await self.store.claim(ids, self.settings.runner_lease_ms, now_ms())
-            won = [(b, e) for b, e in zip(ids, epochs, strict=True) if e > 0]
+            won = [(b, e, p) for b, (e, p) in zip(ids, epochs, strict=True) if e > 0]
             if not won:
                 return 0
-            records = await self.store.load([b for b, _ in won])
+            records = await self.store.load([b for b, _, _ in won])
             started = 0
-            for (bot_id, epoch), record in zip(won, records, strict=True):
+            for (bot_id, epoch, previous), record in zip(won, records, strict=True):
                 try:
                     state = record.state(bot_id, epoch)
                 except BotLoadError as exc:
                     await self._fail(bot_id, epoch, str(exc))
                     continue
-                previous = record.fields.get("owner", "")
                 await self._start_bot(
                     state, desired=record.fields.get("desired", ""), previous=previous
                 )
@@ -188,12 +192,14 @@ class Runner:
                 self.market.last_ids[series.stream] = _text(last[0][0]) if last else "0-0"
                 if candles:
                     series.last_close_time = candles[-1].close_time
+                    series.last_candle = candles[-1]
             if group is None:
                 group = Group((cfg.symbol, cfg.interval, strategy.key), strategy.evaluator())
                 group.seed(candles)
                 series.groups[strategy.key] = group
         assert series is not None and group is not None
-        state.last_open_time = max(state.last_open_time, group.evaluator.last_open_time or 0)
+        if not state.last_open_time:  # a new bot does not act on history
+            state.last_open_time = group.evaluator.last_open_time or 0
         tick_stream = keys.tick_stream(cfg.symbol)
         if tick_stream not in self.market.tick_symbols:
             async with self.redis.pipeline(transaction=False) as pipe:
@@ -233,9 +239,24 @@ class Runner:
                     reason = f"adopted from {previous}"
                 state.status = ""  # force the status write
                 change.merge(state.set_status(BotStatus.RUNNING, reason, now))
+                change.merge(self._catch_up(state, series, group, now))
             change.book = True
             await self._commit([(state, change)])
         log.info("bot.claimed", bot=state.bot_id, epoch=state.epoch, previous=previous or None)
+
+    def _catch_up(self, state: BotState, series: Series, group: Group, now: int) -> Change:
+        """An adopted bot decides on the newest closed candle if its previous owner had
+        not (same trigger, so the same intent id if it had) and the candle is fresh."""
+        last = series.last_candle
+        if (
+            last is None
+            or last.open_time <= state.last_open_time
+            or group.evaluator.last_open_time != last.open_time
+            or now - last.close_time > series.interval_ms + self.grace_ms
+        ):
+            return Change()
+        exec_from = self.market.last_ids[keys.EXECUTIONS]
+        return state.on_signal(last, group.evaluator.last_signal, now, exec_from)
 
     async def _recover_pending(self, state: BotState, now: int) -> Change:
         """An adopted bot's pending intent: apply its final report if it already came,
@@ -438,6 +459,7 @@ class Runner:
         for series, candle in candles:
             if series.last_close_time is None or candle.close_time > series.last_close_time:
                 series.last_close_time = candle.close_time
+                series.last_candle = candle
             for group in list(series.groups.values()):
                 signal = group.on_candle(candle)
                 if signal is None:
@@ -563,11 +585,16 @@ class Runner:
 
     async def _read_fleet(self) -> None:
         fleet: dict[str, tuple[int, int]] = {}
+        now = now_ms()
         async for raw in self.redis.scan_iter(match=keys.health_pattern("runner"), count=500):
-            bots, capacity, instance = await self.redis.hmget(raw, "bots", "capacity", "instance")
+            bots, capacity, instance, ts = await self.redis.hmget(
+                raw, "bots", "capacity", "instance", "ts"
+            )
             if instance is None:
                 continue
             try:
+                if now - int(ts or 0) > HEARTBEAT_FRESH_MS:
+                    continue  # paused or dead: its key has not expired yet, but it is gone
                 fleet[_text(instance)] = (int(bots or 0), int(capacity or 0))
             except ValueError:
                 continue
@@ -589,6 +616,42 @@ class Runner:
         if spare_elsewhere < candidates - max(share, 0):
             share = candidates - spare_elsewhere  # the others cannot take the rest
         return max(0, min(room, share, candidates))
+
+    def excess(self) -> int:
+        """Bots to hand over so that loads even out: only when this runner holds more
+        than one above the fleet average and another live runner has room below it."""
+        loads = [b for b, _ in self.fleet.values()]
+        if len(loads) < 2:
+            return 0
+        target = math.ceil(sum(loads) / len(loads))
+        mine = len(self.bots)
+        others_below = any(
+            b < target - 1 and b < c for i, (b, c) in self.fleet.items() if i != self.owner
+        )
+        if mine <= target + 1 and not (mine > target and others_below):
+            return 0
+        if not others_below:
+            return 0
+        return min(mine - target, max(1, mine // 10))
+
+    async def rebalance(self) -> None:
+        """Hand over bots above the fleet average (released leases are adopted with their
+        books by runners below it)."""
+        count = self.excess()
+        self._excess_streak = self._excess_streak + 1 if count > 0 else 0
+        if self._excess_streak < 3:  # heartbeats lag: act on a lasting imbalance only
+            return
+        async with self.lock:
+            idle = [b for b, st in self.bots.items() if st.pending is None and not st.stopping]
+            random.shuffle(idle)
+            chosen = idle[:count]
+            self._excess_streak = 0
+            for bot_id in chosen:
+                self._forget(bot_id)
+        if chosen:
+            await self.store.release(chosen)
+            self.fleet[self.owner] = (len(self.bots), self.settings.runner_capacity)
+            log.info("bots.rebalanced", handed_over=len(chosen), held=len(self.bots))
 
     async def reconcile_once(self) -> None:
         await self._read_fleet()
@@ -628,8 +691,12 @@ class Runner:
             await asyncio.sleep(random.uniform(0, jitter))
             await self.claim(candidates[:share])
         await self._subscribe(list(self.market.series.values()))
+        if not candidates:
+            await self.rebalance()
 
     async def reconcile_loop(self) -> None:
+        # One heartbeat interval first, so runners started together see each other.
+        await asyncio.sleep(1.0 + random.uniform(0, self.settings.runner_claim_jitter_ms / 1000))
         while True:
             try:
                 await self.reconcile_once()

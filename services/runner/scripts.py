@@ -16,19 +16,21 @@ from shared import keys
 from shared.messages import OrderIntent, encode_json
 
 # KEYS: lease, bot. ARGV: owner, lease_ms, now_ms.
-# Returns the new epoch, 0 when the lease is held by someone, -1 when the bot does not
-# exist, -2 when it needs no runner (desired stopped and status stopped/error).
+# Returns {epoch, previous owner}: epoch is the new epoch, 0 when the lease is held by
+# someone, -1 when the bot does not exist, -2 when it needs no runner (desired stopped
+# and status stopped/error).
 CLAIM = """
-if redis.call('EXISTS', KEYS[2]) == 0 then return -1 end
+if redis.call('EXISTS', KEYS[2]) == 0 then return {-1, ''} end
 local desired = redis.call('HGET', KEYS[2], 'desired')
 local status = redis.call('HGET', KEYS[2], 'status')
 if desired ~= 'running' and (not status or status == 'stopped' or status == 'error') then
-  return -2
+  return {-2, ''}
 end
-if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 0 end
+if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return {0, ''} end
+local previous = redis.call('HGET', KEYS[2], 'owner') or ''
 local epoch = redis.call('HINCRBY', KEYS[2], 'epoch', 1)
 redis.call('HSET', KEYS[2], 'owner', ARGV[1], 'updated_at', ARGV[3])
-return epoch
+return {epoch, previous}
 """
 
 # KEYS: lease, bot. ARGV: owner, lease_ms, epoch. 1 when renewed, 0 when lost.

@@ -96,6 +96,7 @@ class BotRecord:
             status_reason=self.fields.get("status_reason", ""),
             stale=self.fields.get("stale", ""),
             last_exit_at=int(self.stats.get("last_exit_at") or 0),
+            last_open_time=int(self.stats.get("last_candle") or 0),
         )
 
 
@@ -109,8 +110,8 @@ class BotStore:
         self.log_maxlen = log_maxlen
         self.trades_maxlen = trades_maxlen
 
-    async def claim(self, bot_ids: list[str], lease_ms: int, now: int) -> list[int]:
-        """CLAIM each bot; the new epoch per bot, or 0 / -1 / -2 (see the script)."""
+    async def claim(self, bot_ids: list[str], lease_ms: int, now: int) -> list[tuple[int, str]]:
+        """CLAIM each bot: (new epoch or 0 / -1 / -2, previous owner) per bot."""
         async with self.redis.pipeline(transaction=False) as pipe:
             for bot_id in bot_ids:
                 await self.scripts.claim(
@@ -118,7 +119,7 @@ class BotStore:
                     args=[self.owner, lease_ms, now],
                     client=pipe,
                 )
-            return [int(r) for r in await pipe.execute()]
+            return [(int(e), _text(p)) for e, p in await pipe.execute()]
 
     async def renew(self, held: list[tuple[str, int]], lease_ms: int) -> list[bool]:
         async with self.redis.pipeline(transaction=False) as pipe:
@@ -175,7 +176,10 @@ class BotStore:
             body["position"] = state.book.to_position_hash() if state.book.is_open else "del"
             stats = state.book.to_stats_hash()
             stats["last_exit_at"] = str(state.last_exit_at)
+            stats["last_candle"] = str(state.last_open_time)
             body["stats"] = stats
+        elif change.candle:
+            body["stats"] = {"last_candle": str(state.last_open_time)}
         if change.trades:
             body["trades"] = [
                 {k: str(v) for k, v in msgspec.to_builtins(t).items()} for t in change.trades
