@@ -72,6 +72,7 @@ class ExchangeClient:
         orders: OrderBudget,
         breaker: CircuitBreaker,
         recv_window_ms: int = 5000,
+        use_server_time: bool = True,
         on_breaker: Callable[[BreakerState, str], Any] | None = None,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -82,7 +83,9 @@ class ExchangeClient:
         self.orders = orders
         self.breaker = breaker
         self.recv_window_ms = recv_window_ms
+        self.use_server_time = use_server_time
         self.offset_ms = 0
+        self.measured_offset_ms = 0
         self.time_synced_at = 0.0
         self.connected = False
         self.last_used_weight: int | None = None
@@ -105,9 +108,13 @@ class ExchangeClient:
         body = await self._call(ep.TIME, [], signed=False)
         after = time.time() * 1000
         server = msgspec.json.decode(body, type=ServerTime).serverTime
-        self.offset_ms = int(server - (before + after) / 2)
+        self.measured_offset_ms = int(server - (before + after) / 2)
+        if self.use_server_time:
+            self.offset_ms = self.measured_offset_ms
         self.time_synced_at = self.monotonic()
-        log.info("exchange.time_synced", offset_ms=self.offset_ms)
+        log.info(
+            "exchange.time_synced", offset_ms=self.measured_offset_ms, used=self.use_server_time
+        )
         return self.offset_ms
 
     async def exchange_info(self) -> ExchangeInfo:
@@ -256,7 +263,7 @@ class ExchangeClient:
             "exchange": "connected" if self.connected else "disconnected",
             "breaker": self.breaker.state(now).value,
             "breaker_trips": self.breaker.trips,
-            "time_offset_ms": self.offset_ms,
+            "time_offset_ms": self.measured_offset_ms,
             "weight_used": self.last_used_weight if self.last_used_weight is not None else "",
             "signer": self.signer_kind,
             "requests": self.requests,

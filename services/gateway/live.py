@@ -425,6 +425,7 @@ async def start_live(settings: GatewaySettings, store: GatewayStore, redis: Any)
             settings.gateway_breaker_failures, settings.gateway_breaker_cooldown_s
         ),
         recv_window_ms=settings.gateway_recv_window_ms,
+        use_server_time=settings.gateway_use_server_time,
         on_breaker=on_breaker,
     )
     weight.clock = client.now_ms

@@ -58,6 +58,11 @@ class GatewaySettings(Settings):
     )
 
     # --- exchange client ----------------------------------------------------------------
+    gateway_use_server_time: bool = Field(
+        default=True,
+        description="stamp requests with the exchange clock (false for a sped-up simulator,"
+        " which also accepts wall-clock timestamps)",
+    )
     gateway_recv_window_ms: int = Field(default=5000, ge=1, le=60000)
     gateway_http_timeout_s: float = Field(default=5.0, gt=0)
     gateway_breaker_failures: int = Field(default=5, ge=1)

@@ -6,15 +6,15 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from shared import keys
-from shared.binance.rules import SymbolRules, rules_to_json
-from shared.messages import ExecutionReport, Message, OrderIntent, OrderType, Side, decode, encode
 from services.gateway.paper import PaperCosts
 from services.gateway.paper_executor import PaperExecutor
 from services.gateway.processor import Processor
 from services.gateway.rails import Rails
 from services.gateway.rules_cache import RulesCache
 from services.gateway.store import GatewayStore
+from shared import keys
+from shared.binance.rules import SymbolRules, rules_to_json
+from shared.messages import ExecutionReport, Message, OrderIntent, OrderType, Side, decode, encode
 
 BTC = SymbolRules(
     symbol="BTCUSDT",
@@ -40,7 +40,9 @@ ETH = SymbolRules(
     max_qty=Decimal("9000"),
     min_notional=Decimal("5"),
 )
-COSTS = PaperCosts(taker_fee=Decimal("0.001"), maker_fee=Decimal("0.0005"), slippage=Decimal("0.001"))
+COSTS = PaperCosts(
+    taker_fee=Decimal("0.001"), maker_fee=Decimal("0.0005"), slippage=Decimal("0.001")
+)
 
 
 async def seed_market(redis: Any, prices: dict[str, str] | None = None) -> None:

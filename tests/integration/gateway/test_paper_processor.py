@@ -7,10 +7,10 @@ import asyncio
 from decimal import Decimal
 from typing import Any
 
+from services.gateway.rails import Rails
 from shared import keys
 from shared.bots import BotField, client_order_id
 from shared.messages import ExecutionStatus, OrderType, Side
-from services.gateway.rails import Rails
 from tests.integration.gateway.helpers import (
     entries,
     events,
@@ -34,9 +34,9 @@ async def test_market_buy_fills_with_slippage_and_fee_and_moves_paper_balances(r
     assert report.commission == Decimal("0.50050000")  # 0.1 % taker fee in USDT
     balances = await redis.hgetall(keys.balances("paper"))
     assert Decimal(balances[b"BTC:free"].decode()) == Decimal("0.01")
-    assert Decimal(balances[b"USDT:free"].decode()) == Decimal(100_000) - Decimal("500.5") - Decimal(
-        "0.5005"
-    )
+    assert Decimal(balances[b"USDT:free"].decode()) == Decimal(100_000) - Decimal(
+        "500.5"
+    ) - Decimal("0.5005")
     record = await redis.hgetall(keys.order(client_order_id(report.intent_id)))
     assert record[b"status"] == b"FILLED"
 
@@ -128,9 +128,7 @@ async def test_halted_portfolio_refuses_entries_but_lets_an_exit_through(redis: 
     processor = await make_processor(redis)
     await processor.handle(entries(intent("in")))
     await redis.set(keys.RISK_HALT, "operator: manual halt")
-    await processor.handle(
-        entries(intent("again"), intent("out", side=Side.SELL, is_exit=True))
-    )
+    await processor.handle(entries(intent("again"), intent("out", side=Side.SELL, is_exit=True)))
     by_id = {r.intent_id: r for r in await reports(redis)}
     assert by_id["bot1:again:buy"].status is ExecutionStatus.REJECTED
     assert "halted" in by_id["bot1:again:buy"].reason
@@ -163,7 +161,9 @@ async def test_entries_breaching_limits_are_refused_with_the_limit_named(redis: 
     await processor.handle(entries(intent("p1", qty="0.01")))  # 500 BTC
     await processor.handle(entries(intent("p2", qty="0.008")))  # BTC would be 900 > 800
     await processor.handle(entries(intent("e1", bot="bot2", symbol="ETHUSDT", qty="0.2")))  # 500
-    await processor.handle(entries(intent("e2", bot="bot3", symbol="ETHUSDT", qty="0.003")))  # 3 open
+    await processor.handle(
+        entries(intent("e2", bot="bot3", symbol="ETHUSDT", qty="0.003"))
+    )  # 3 open
     await processor.handle(entries(intent("e3", qty="0.003")))  # total would be ~1151
     by_id = {r.intent_id: r for r in await reports(redis)}
     assert by_id["bot1:huge:buy"].reason.startswith("max_position_quote:")
