@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: help install run test lint format bench clean
+.PHONY: help install dashboard run test lint format bench clean
 
 help:
 	@echo "make run    - the whole fleet locally (botfleet dev)"
@@ -22,12 +22,16 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-install: $(STAMP)
+install: $(STAMP) dashboard
 
-run: $(STAMP)
+# The dashboard's chart library comes from the npm registry, vendored for the API to serve.
+dashboard:
+	@bash deploy/build-dashboard.sh
+
+run: $(STAMP) dashboard
 	$(VENV)/bin/botfleet dev
 
-test: $(STAMP)
+test: $(STAMP) dashboard
 	@bash deploy/test-prereqs.sh
 	$(PY) -m pytest -p no:cacheprovider $(PYTEST_ARGS)
 
