@@ -14,6 +14,19 @@ def _installed_commands(app: typer.Typer) -> set[str]:
     return set(getattr(group, "commands", {}))
 
 
+def _can_bind(host: str, port: int) -> bool:
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
 def register(app: typer.Typer) -> None:
     @app.command("dev")
     def dev(
@@ -44,7 +57,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Run the whole fleet locally: Redis, the exchange simulator, every service, demo bots."""
         from services.dev import state, supervisor
-        from services.dev.plan import DevOptions, PlanError, parse_services
+        from services.dev.plan import DevOptions, PlanError, parse_services, ports_in_use
 
         try:
             chosen = parse_services(services, _installed_commands(app))
@@ -70,6 +83,14 @@ def register(app: typer.Typer) -> None:
             external_redis_url=external,
             demo=not no_demo,
         )
+        busy = ports_in_use(options, _can_bind)
+        if busy:
+            typer.echo(
+                "botfleet dev: already in use: " + ", ".join(busy) + " — another botfleet dev "
+                "or service is running; stop it or pick other ports with the flags named",
+                err=True,
+            )
+            raise typer.Exit(2)
         state.prepare(options.data_dir)
         secrets = state.load_secrets(options.data_dir, os.environ.get("BOTFLEET_API_TOKEN"))
         raise typer.Exit(supervisor.run(options, secrets, colour=color))

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import enum
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -358,3 +358,20 @@ def redis_cli_command(url: str) -> str:
     if parts.password:
         args.append("--askpass")
     return " ".join(args)
+
+
+def ports_in_use(options: DevOptions, bind: Callable[[str, int], bool]) -> list[str]:
+    """The listening addresses this fleet needs that ``bind`` (host, port -> could bind)
+    says are taken, described for people (``"API 127.0.0.1:8000 (--api-port)"``)."""
+    wanted: list[tuple[str, str, int, str]] = []
+    if options.external_redis_url is None:
+        wanted.append(("Redis", "127.0.0.1", options.redis_port, "--redis-port"))
+    if "exchange-sim" in options.services:
+        wanted.append(("simulator", options.sim_host, options.sim_port, "--sim-port"))
+    if "api" in options.services:
+        wanted.append(("API", options.api_host, options.api_port, "--api-port"))
+    return [
+        f"{what} {host}:{port} ({flag})"
+        for what, host, port, flag in wanted
+        if not bind(host, port)
+    ]

@@ -138,6 +138,13 @@ class Supervisor:
                     child = self.children[spec.name]
                     self._own(self._watch(child), f"watch:{spec.name}")
                 await self._wait_ready(phase)
+                redis = self.children.get(REDIS)
+                if redis is not None and redis.spec in phase and redis.failures > 0:
+                    # Nothing works without it; a busy port or a bad AOF will not heal.
+                    self.fatal = (
+                        f"redis-server did not start; see {self.options.log_dir / 'redis.log'}"
+                    )
+                    self.stop_requested.set()
             if not self.stop_requested.is_set():
                 self._banner()
                 if "api" in self.options.services:

@@ -93,3 +93,28 @@ async def test_crash_restart_redaction_and_ordered_stop_with_exit_zero(tmp_path:
     assert "boom" in (tmp_path / "logs" / "crasher.log").read_text()
     assert SECRETS.sim_api_secret not in (tmp_path / "logs" / "gateway.log").read_text()
     assert (tmp_path / "redis" / "appendonlydir").is_dir()  # AOF on
+
+
+async def test_a_redis_server_that_cannot_start_stops_the_fleet_with_status_1(
+    tmp_path: Path,
+) -> None:
+    options = DevOptions(data_dir=tmp_path, services=(), redis_port=free_port(), demo=False)
+    (redis,) = build_plan(options, SECRETS)
+    broken = ProcessSpec(
+        name=redis.name,
+        service=redis.service,
+        argv=(sys.executable, "-c", "print('Address already in use'); raise SystemExit(1)"),
+        env={},
+        phase=0,
+        ready=redis.ready,
+        ready_target=redis.ready_target,
+    )
+    later = _server("runner-1", "runner", 3)
+    out = io.StringIO()
+    policy = RestartPolicy(base_s=0.05, cap_s=0.1)
+    supervisor = Supervisor(
+        options, SECRETS, out=out, colour=False, policy=policy, specs=[broken, later]
+    )
+    assert await asyncio.wait_for(supervisor.run(), 30) == 1
+    assert "redis-server did not start" in out.getvalue()
+    assert supervisor.children["runner-1"].proc is None  # the next phase never started

@@ -178,3 +178,15 @@ def test_redis_cli_command_opens_the_same_database_without_the_password() -> Non
     assert "hunter2secret" not in cmd
     assert cmd.endswith("--tls --askpass")
     assert redis_cli_command("unix:///tmp/r.sock") == "redis-cli -s /tmp/r.sock"
+
+
+def test_busy_ports_are_named_with_the_flag_that_moves_them() -> None:
+    from services.dev.plan import ports_in_use
+
+    taken = {8000}
+    busy = ports_in_use(options(), lambda host, port: port not in taken)
+    assert busy == ["API 127.0.0.1:8000 (--api-port)"]
+    assert (
+        ports_in_use(options(external_redis_url="redis://x:1/0", services=()), lambda h, p: False)
+        == []
+    )
