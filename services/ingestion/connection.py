@@ -12,7 +12,8 @@ plus a grace is treated as dead (a frozen feed, DESIGN "Traps").
 
 Frames are decoded with :func:`shared.binance.parsing.parse_ws_frame`; kline events
 go to the :class:`MarketFeed`, control replies to the session's
-:class:`ControlPlanner`, and anything else to the dead-letter callback.
+:class:`ControlPlanner`, and anything else (an undecodable or unknown frame, a kline
+the feed refuses as malformed) to the dead-letter callback; the session reads on.
 """
 
 from __future__ import annotations
@@ -34,11 +35,16 @@ from shared.binance.streams import combined_stream_url, parse_stream_name
 from shared.logging import get_logger
 
 from .control import ControlPlanner
-from .feed import MarketFeed
+from .feed import MalformedKline, MarketFeed
 
 log = get_logger(__name__)
 
 DeadLetter = Callable[[str, str], None]  # (reason, raw excerpt)
+
+
+def _excerpt(raw: str | bytes) -> str:
+    text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+    return text[:2000]
 
 
 @dataclass(slots=True)
@@ -142,7 +148,10 @@ class _Session:
             frame = parse_ws_frame(raw)
             if type(frame) is KlineEvent:
                 self.received_data = True
-                feed.on_kline(frame, now)
+                try:
+                    feed.on_kline(frame, now)
+                except MalformedKline as exc:
+                    owner.dead_letter(f"malformed kline: {exc}", _excerpt(raw))
             elif isinstance(frame, WsReply | WsErrorReply):
                 ok = isinstance(frame, WsReply)
                 request = self.planner.on_reply(frame.id, ok)
@@ -159,7 +168,7 @@ class _Session:
             elif isinstance(frame, UnknownFrame):
                 owner.dead_letter(frame.reason, frame.raw)
             else:
-                owner.dead_letter(f"unexpected frame {type(frame).__name__}", str(raw)[:2000])
+                owner.dead_letter(f"unexpected frame {type(frame).__name__}", _excerpt(raw))
 
     async def _control(self, ws: ClientConnection) -> None:
         from shared.binance.streams import subscribe_request, unsubscribe_request

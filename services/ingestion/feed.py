@@ -7,6 +7,13 @@ sequencing rules release to the sink as a closed candle. Backfill results come b
 through :meth:`MarketFeed.on_backfill`. No I/O: the sink is anything with
 ``candle(c)`` and ``tick(symbol, price, event_time)`` (the Redis writer in the
 service, a list in the tests), so recorded frames replay without a socket.
+
+A kline event that decodes but cannot be a real candle (a value that is not a finite,
+non-negative decimal; an open time off the interval's grid; a close time that does
+not end the interval; an event time before the open or well past the close) raises
+:class:`MalformedKline` before it touches any state: the connection dead-letters it
+and reads on. Such a frame must never reach the sequencing, where a far or off-grid
+open time would look like a hole, or, once accepted, block every real candle after it.
 """
 
 from __future__ import annotations
@@ -16,11 +23,38 @@ from collections.abc import Iterable
 from decimal import Decimal
 from typing import Protocol
 
+from shared.binance.intervals import max_interval_ms, next_open_time, open_time_of
 from shared.binance.parsing import kline_event_to_candle
 from shared.binance.schemas import KlineEvent
 from shared.messages import Candle
 
 from .sync import BackfillRequest, StreamSync, SyncState
+
+
+class MalformedKline(ValueError):
+    """A kline event whose values cannot describe a real candle (dead-letter it)."""
+
+
+def checked_candle(event: KlineEvent) -> Candle:
+    """The event as a :class:`Candle`, or :class:`MalformedKline` saying what is wrong."""
+    try:
+        candle = kline_event_to_candle(event)
+    except ValueError as exc:  # an unparsable decimal
+        raise MalformedKline(str(exc)) from None
+    interval = candle.interval
+    for name in ("open", "high", "low", "close", "volume", "quote_volume"):
+        value: Decimal = getattr(candle, name)
+        if not value.is_finite() or value < 0:
+            raise MalformedKline(f"{name} {value} is not a finite non-negative decimal")
+    start = candle.open_time
+    if open_time_of(interval, start) != start:
+        raise MalformedKline(f"open time {start} is not on the {interval} grid")
+    end = next_open_time(interval, start)
+    if candle.close_time != end - 1:
+        raise MalformedKline(f"close time {candle.close_time} does not end the {interval} candle")
+    if not start <= event.E <= end + max_interval_ms(interval):
+        raise MalformedKline(f"event time {event.E} is outside candle {start}..{end - 1}")
+    return candle
 
 
 class Sink(Protocol):
@@ -75,13 +109,14 @@ class MarketFeed:
 
     # --- live ---------------------------------------------------------------------------
     def on_kline(self, event: KlineEvent, received: float | None = None) -> None:
-        """One kline event from a market connection."""
+        """One kline event from a market connection; raises :class:`MalformedKline`
+        (nothing changed) for one that cannot be a real candle."""
         k = event.k
         sync = self.syncs.get((k.s, k.i))
         if sync is None:
             self.ignored += 1  # a stream being unsubscribed, or not ours
             return
-        candle = kline_event_to_candle(event)
+        candle = checked_candle(event)
         self.events += 1
         if self.exchange_now < event.E:
             self.exchange_now = event.E
