@@ -56,6 +56,7 @@ async def main(settings: GatewaySettings, stop: asyncio.Event) -> None:
     store = GatewayStore(
         redis, mode=mode, instance=settings.instance, equity_base=equity_base(settings)
     )
+    await store.load_scripts()
     rules = RulesCache(redis)
     loops: dict[str, Any] = {}
     closers: list[Any] = []

@@ -16,7 +16,7 @@ import random
 import time
 from typing import Any
 
-from redis.exceptions import ResponseError
+from redis.exceptions import NoScriptError, ResponseError
 
 from services.gateway.processor import Processor
 from shared import keys
@@ -82,6 +82,11 @@ class IntentConsumer:
                 for _stream, entries in reply or []:
                     await self._process(entries)
                 delays = backoff_delays(0.05, 5.0, random.Random())
+            except NoScriptError:
+                # Redis lost its script cache (restart, failover): the batch stays
+                # pending and is retried from the pending list once they are back.
+                log.warning("intents.noscript")
+                await self.processor.store.load_scripts()
             except ResponseError as exc:
                 if not is_nogroup(exc):
                     raise

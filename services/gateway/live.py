@@ -365,7 +365,7 @@ class LiveExecutor:
     async def complete(self, processor: Processor, job: Job, outcome: Outcome) -> None:
         now = now_ms()
         async with self.store.redis.pipeline(transaction=False) as pipe:
-            await self.store.queue_finalize(
+            self.store.queue_finalize(
                 pipe,
                 job.cid,
                 outcome.report,

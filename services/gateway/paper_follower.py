@@ -50,7 +50,7 @@ class PaperFollower:
                 if fill is None:
                     continue
                 outcome = fill_outcome(intent, cid, order, fill, now)
-                await self.store.queue_finalize(
+                self.store.queue_finalize(
                     pipe,
                     cid,
                     outcome.report,

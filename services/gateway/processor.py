@@ -130,15 +130,16 @@ class Processor:
                 self.figures.duplicates += 1
                 batch[cid][2].append(entry_id)
             else:
-                batch[cid] = (intent, encode_json(intent), [entry_id])
+                raw = fields.get(b"data", fields.get("data"))
+                data = raw if isinstance(raw, bytes) else encode_json(intent)
+                batch[cid] = (intent, data, [entry_id])
         if not batch:
             return ack
 
         cids = list(batch)
-        records = await self.store.records(cids)
         symbols = {batch[cid][0].symbol for cid in cids}
+        records, prices = await self.store.records_and_prices(cids, sorted(symbols))
         rules = await self.rules.get_many(symbols)
-        prices = await self.store.prices(sorted(symbols))
         now = now_ms()
 
         new: list[tuple[str, PreparedOrder, str]] = []
@@ -174,9 +175,7 @@ class Processor:
             async with self.redis.pipeline(transaction=False) as pipe:
                 for cid, order, verdict in new:
                     intent, raw, _ids = batch[cid]
-                    await self.store.queue_admit(
-                        pipe, intent, raw, cid, order, verdict, self.rails, now
-                    )
+                    self.store.queue_admit(pipe, intent, raw, cid, order, verdict, self.rails, now)
                 replies = await pipe.execute()
             for (cid, order, _verdict), reply in zip(new, replies, strict=True):
                 intent, _raw, entry_ids = batch[cid]
@@ -209,7 +208,7 @@ class Processor:
         async with self.redis.pipeline(transaction=False) as pipe:
             for intent, raw, cid, reason, _kind in refused:
                 report = rejection(intent, cid, reason, mode=self.store.mode, now_ms=now)
-                await self.store.queue_reject(pipe, raw, cid, report, now)
+                self.store.queue_reject(pipe, raw, cid, report, now)
             replies = await pipe.execute()
             for (intent, _raw, cid, reason, kind), reply in zip(refused, replies, strict=True):
                 if reply and (reply[0] == b"rejected" or reply[0] == "rejected"):
@@ -258,7 +257,7 @@ class Processor:
                 if outcome is None:
                     continue  # outcome unknown: the entry stays pending
                 if outcome.report.final:
-                    await self.store.queue_finalize(
+                    self.store.queue_finalize(
                         pipe,
                         job.cid,
                         outcome.report,
@@ -286,7 +285,7 @@ class Processor:
                 self.figures.reports += 1
                 if completion.status == RecordStatus.REJECTED:
                     self.figures.rejections[_reason_label(outcome)] += 1
-                log.info(
+                log.debug(  # the report on stream:executions is the record
                     "order.final",
                     cid=job.cid,
                     intent_id=job.intent.intent_id,

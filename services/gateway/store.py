@@ -7,13 +7,12 @@ intent on one pipeline, so a batch costs one round trip per step, not per intent
 
 from __future__ import annotations
 
+import hashlib
 import time
 from dataclasses import dataclass
 from decimal import Decimal
 from importlib import resources
 from typing import Any
-
-from redis.commands.core import AsyncScript
 
 from services.gateway.orders import record_status_for
 from services.gateway.paper import PaperFill
@@ -69,9 +68,22 @@ class GatewayStore:
         self.active_key = keys.active_orders(mode)
         self.open_key = keys.open_orders(mode)
         self.balances_key = keys.balances(mode)
-        self._admit: AsyncScript = redis.register_script(_lua("admit.lua"))
-        self._reject: AsyncScript = redis.register_script(_lua("reject.lua"))
-        self._finalize: AsyncScript = redis.register_script(_lua("finalize.lua"))
+        self._scripts = {name: _lua(f"{name}.lua") for name in ("admit", "reject", "finalize")}
+        self._sha = {
+            name: hashlib.sha1(text.encode()).hexdigest() for name, text in self._scripts.items()
+        }
+
+    async def load_scripts(self) -> None:
+        """SCRIPT LOAD every script (at start, and after NOSCRIPT: a restarted Redis).
+
+        Pipelines then call EVALSHA directly, without redis-py's SCRIPT EXISTS round trip
+        per pipeline; a NOSCRIPT failure leaves the batch unacknowledged, and it is
+        retried once the scripts are loaded again (every step is idempotent)."""
+        for text in self._scripts.values():
+            await self.redis.script_load(text)
+
+    def _call(self, pipe: Any, name: str, keys_: list[str], args: list[Any]) -> None:
+        pipe.evalsha(self._sha[name], len(keys_), *keys_, *args)
 
     # --- reads ------------------------------------------------------------------------
     async def records(self, cids: list[str]) -> list[dict[str, str]]:
@@ -81,23 +93,28 @@ class GatewayStore:
             rows = await pipe.execute()
         return [{_text(k): _text(v) for k, v in row.items()} for row in rows]
 
+    async def records_and_prices(
+        self, cids: list[str], symbols: list[str]
+    ) -> tuple[list[dict[str, str]], dict[str, Decimal | None]]:
+        """The order records and the symbols' last prices, in one round trip."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for cid in cids:
+                pipe.hgetall(keys.order(cid))
+            pipe.mget([keys.price(s) for s in symbols])
+            rows = await pipe.execute()
+        records = [{_text(k): _text(v) for k, v in row.items()} for row in rows[:-1]]
+        return records, _prices(symbols, rows[-1])
+
     async def record(self, cid: str) -> dict[str, str]:
         return (await self.records([cid]))[0]
 
     async def prices(self, symbols: list[str]) -> dict[str, Decimal | None]:
         if not symbols:
             return {}
-        values = await self.redis.mget([keys.price(s) for s in symbols])
-        result: dict[str, Decimal | None] = {}
-        for symbol, value in zip(symbols, values, strict=True):
-            try:
-                result[symbol] = Decimal(_text(value)) if value is not None else None
-            except ArithmeticError:
-                result[symbol] = None
-        return result
+        return _prices(symbols, await self.redis.mget([keys.price(s) for s in symbols]))
 
     # --- script calls, queued on a pipeline ----------------------------------------------
-    async def queue_admit(
+    def queue_admit(
         self,
         pipe: Any,
         intent: OrderIntent,
@@ -109,8 +126,10 @@ class GatewayStore:
         now_ms: int,
     ) -> None:
         window = rate_window(now_ms)
-        await self._admit(
-            keys=[
+        self._call(
+            pipe,
+            "admit",
+            [
                 keys.order(cid),
                 keys.bot(intent.bot_id),
                 keys.RISK_LIMITS,
@@ -120,7 +139,7 @@ class GatewayStore:
                 keys.fleet_rate(window),
                 self.active_key,
             ],
-            args=[
+            [
                 cid,
                 intent_json,
                 intent.epoch,
@@ -140,7 +159,6 @@ class GatewayStore:
                 BotField.EPOCH.value,
                 utc_day(now_ms),
             ],
-            client=pipe,
         )
 
     @staticmethod
@@ -152,7 +170,7 @@ class GatewayStore:
             return Admission("exists", status=parts[1])
         return Admission("reject", kind=parts[1], reason=parts[2])
 
-    async def queue_reject(
+    def queue_reject(
         self,
         pipe: Any,
         intent_json: bytes,
@@ -160,8 +178,10 @@ class GatewayStore:
         report: ExecutionReport,
         now_ms: int,
     ) -> None:
-        await self._reject(
-            keys=[keys.order(cid), keys.EXECUTIONS],
+        self._call(
+            pipe,
+            "reject",
+            [keys.order(cid), keys.EXECUTIONS],
             args=[
                 cid,
                 intent_json,
@@ -173,10 +193,9 @@ class GatewayStore:
                 report.reason,
                 EXECUTIONS_MAXLEN,
             ],
-            client=pipe,
         )
 
-    async def queue_finalize(
+    def queue_finalize(
         self,
         pipe: Any,
         cid: str,
@@ -194,8 +213,10 @@ class GatewayStore:
         flat: list[str] = []
         for asset, delta in deltas.items():
             flat += [asset, str(delta)]
-        await self._finalize(
-            keys=[
+        self._call(
+            pipe,
+            "finalize",
+            [
                 keys.order(cid),
                 keys.RISK_LIMITS,
                 keys.RISK_HALT,
@@ -205,7 +226,7 @@ class GatewayStore:
                 self.open_key,
                 self.balances_key,
             ],
-            args=[
+            [
                 _record_final_status(report),
                 report.TYPE,
                 encode_json(report),
@@ -225,7 +246,6 @@ class GatewayStore:
                 str(self.equity_base),
                 *flat,
             ],
-            client=pipe,
         )
 
     @staticmethod
@@ -276,6 +296,16 @@ class GatewayStore:
                 pipe.hsetnx(self.balances_key, f"{asset}:free", str(amount))
                 pipe.hsetnx(self.balances_key, f"{asset}:locked", "0")
             await pipe.execute()
+
+
+def _prices(symbols: list[str], values: list[Any]) -> dict[str, Decimal | None]:
+    result: dict[str, Decimal | None] = {}
+    for symbol, value in zip(symbols, values, strict=True):
+        try:
+            result[symbol] = Decimal(_text(value)) if value is not None else None
+        except ArithmeticError:
+            result[symbol] = None
+    return result
 
 
 def _record_final_status(report: ExecutionReport) -> str:

@@ -26,7 +26,9 @@ end
 
 local side, is_exit, symbol, bot = ARGV[4], ARGV[5] == '1', ARGV[6], ARGV[7]
 local pos_qty_field = 'pos:' .. bot .. ':' .. symbol .. ':qty'
-local held = tonumber(redis.call('HGET', KEYS[5], pos_qty_field) or '0') or 0
+local st = redis.call('HMGET', KEYS[5], pos_qty_field, 'exposure', 'exposure:' .. symbol,
+  'open_positions', 'realized:' .. ARGV[18])
+local held = tonumber(st[1] or '0') or 0
 local qty = tonumber(ARGV[8])
 local verified = is_exit and side == 'SELL' and qty ~= nil and held > 0 and qty <= held
 
@@ -54,15 +56,13 @@ if side == 'BUY' and not is_exit then
   -- risk:limits fields: shared/risk_limits.py (missing = no limit)
   local lim = redis.call('HMGET', KEYS[3], 'max_exposure_quote', 'max_symbol_exposure_quote',
     'max_open_positions', 'max_daily_loss_quote', 'max_position_quote')
-  local st = redis.call('HMGET', KEYS[5], 'exposure', 'exposure:' .. symbol, 'open_positions',
-    'realized:' .. ARGV[18])
   local max_total, max_sym = tonumber(lim[1] or '0') or 0, tonumber(lim[2] or '0') or 0
   local max_open, max_loss = tonumber(lim[3] or '0') or 0, tonumber(lim[4] or '0') or 0
   local max_order = tonumber(lim[5] or '0') or 0
-  local total, sym = tonumber(st[1] or '0') or 0, tonumber(st[2] or '0') or 0
-  local open_n, day_pnl = tonumber(st[3] or '0') or 0, tonumber(st[4] or '0') or 0
+  local total, sym = tonumber(st[2] or '0') or 0, tonumber(st[3] or '0') or 0
+  local open_n, day_pnl = tonumber(st[4] or '0') or 0, tonumber(st[5] or '0') or 0
   if max_loss > 0 and -day_pnl >= max_loss then
-    local reason = 'max_daily_loss_quote: realized ' .. st[4] .. ' today, limit ' .. lim[4]
+    local reason = 'max_daily_loss_quote: realized ' .. st[5] .. ' today, limit ' .. lim[4]
     redis.call('SET', KEYS[4], reason)
     return {'reject', 'halt', 'portfolio halted: ' .. reason}
   end

@@ -16,7 +16,8 @@
 -- Returns {'done', status, halt_reason} | {'already', status} | {'missing'}
 
 local FINAL = {FILLED = true, CANCELED = true, EXPIRED = true, REJECTED = true}
-local status = redis.call('HGET', KEYS[1], 'status')
+local rec = redis.call('HMGET', KEYS[1], 'status', 'reserved', 'opened')
+local status = rec[1]
 if not status then return {'missing'} end
 if FINAL[status] then return {'already', status} end
 
@@ -48,8 +49,8 @@ end
 
 local side, symbol, bot = ARGV[4], ARGV[5], ARGV[6]
 local qf, cf = 'pos:' .. bot .. ':' .. symbol .. ':qty', 'pos:' .. bot .. ':' .. symbol .. ':cost'
-local reserved = tonumber(redis.call('HGET', KEYS[1], 'reserved') or '0') or 0
-local opened = redis.call('HGET', KEYS[1], 'opened') == '1'
+local reserved = tonumber(rec[2] or '0') or 0
+local opened = rec[3] == '1'
 local halt_reason = ''
 
 if side == 'BUY' then
@@ -118,5 +119,5 @@ local entry = redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[11], '*', 'type', 
 redis.call('HSET', KEYS[1], 'status', final_status, 'report', report, 'report_id', entry,
   'updated_at', ARGV[10])
 redis.call('SREM', KEYS[6], ARGV[12])
-redis.call('SREM', KEYS[7], ARGV[12])
+if status == 'OPEN' then redis.call('SREM', KEYS[7], ARGV[12]) end
 return {'done', final_status, halt_reason}

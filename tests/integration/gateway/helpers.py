@@ -88,6 +88,7 @@ async def make_processor(
     equity_base: Decimal = Decimal(0),
 ) -> Processor:
     store = GatewayStore(redis, mode="paper", instance=instance, equity_base=equity_base)
+    await store.load_scripts()
     await store.seed_paper_balances(balances or {"USDT": Decimal(100_000)})
     return Processor(store, RulesCache(redis), rails or Rails(), PaperExecutor(COSTS))
 
