@@ -15,7 +15,6 @@ redis-server. Run: ``.venv/bin/python bench/bench_gateway.py``.
 from __future__ import annotations
 
 import asyncio
-import statistics
 import sys
 import tempfile
 import time
@@ -24,12 +23,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from shared import keys  # noqa: E402
-from shared.binance.rules import SymbolRules, rules_to_json  # noqa: E402
-from shared.messages import ExecutionReport, OrderIntent, Side, decode, encode  # noqa: E402
-from shared.redis import create_redis  # noqa: E402
-from tests.support.processes import BotfleetProcess  # noqa: E402
-from tests.support.redis_server import RedisServer  # noqa: E402
+from shared import keys
+from shared.binance.rules import SymbolRules, rules_to_json
+from shared.messages import ExecutionReport, OrderIntent, Side, decode, encode
+from shared.redis import create_redis
+from tests.support.processes import BotfleetProcess
+from tests.support.redis_server import RedisServer
 
 BTC = SymbolRules(
     symbol="BTCUSDT",
@@ -62,10 +61,16 @@ def _pct(values: list[float], q: float) -> float:
 class Reader:
     """Follows stream:executions and notes when each intent's final report arrives."""
 
-    def __init__(self, redis_url: str) -> None:
+    def __init__(self, redis_url: str, expected: int) -> None:
         self.redis = create_redis(redis_url)
         self.arrived: dict[str, float] = {}
         self.last_id = "$"
+        self.expected = expected
+        self.done = asyncio.Event()
+
+    async def wait(self, timeout: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.done.wait(), timeout)
 
     async def run(self) -> None:
         while True:
@@ -77,11 +82,13 @@ class Reader:
                     report = decode(fields)
                     if isinstance(report, ExecutionReport) and report.final:
                         self.arrived[report.intent_id] = now
+            if len(self.arrived) >= self.expected:
+                self.done.set()
 
 
 async def saturation(redis_url: str, tag: str, n: int, timeout: float) -> float:
     redis = create_redis(redis_url)
-    reader = Reader(redis_url)
+    reader = Reader(redis_url, n)
     task = asyncio.create_task(reader.run())
     await asyncio.sleep(0.2)
     intents = [_intent(tag, i) for i in range(n)]
@@ -91,9 +98,7 @@ async def saturation(redis_url: str, tag: str, n: int, timeout: float) -> float:
             for item in intents[chunk : chunk + 500]:
                 pipe.xadd(keys.ORDER_INTENTS, encode(item))
             await pipe.execute()
-    deadline = start + timeout
-    while len(reader.arrived) < n and time.perf_counter() < deadline:
-        await asyncio.sleep(0.01)
+    await reader.wait(timeout)
     elapsed = max(reader.arrived.values()) - start if reader.arrived else float("nan")
     task.cancel()
     done = len(reader.arrived)
@@ -106,11 +111,11 @@ async def saturation(redis_url: str, tag: str, n: int, timeout: float) -> float:
 
 async def paced(redis_url: str, tag: str, rate: float, seconds: float) -> tuple[float, float, int]:
     redis = create_redis(redis_url)
-    reader = Reader(redis_url)
+    total = int(rate * seconds)
+    reader = Reader(redis_url, total)
     task = asyncio.create_task(reader.run())
     await asyncio.sleep(0.2)
     sent: dict[str, float] = {}
-    total = int(rate * seconds)
     start = time.perf_counter()
     for i in range(total):
         due = start + i / rate
@@ -120,9 +125,7 @@ async def paced(redis_url: str, tag: str, rate: float, seconds: float) -> tuple[
         item = _intent(tag, i)
         await redis.xadd(keys.ORDER_INTENTS, encode(item))
         sent[item.intent_id] = time.perf_counter()
-    deadline = time.perf_counter() + 10
-    while len(reader.arrived) < total and time.perf_counter() < deadline:
-        await asyncio.sleep(0.01)
+    await reader.wait(10)
     task.cancel()
     latencies = [(reader.arrived[k] - v) * 1000 for k, v in sent.items() if k in reader.arrived]
     await redis.aclose()
