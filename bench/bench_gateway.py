@@ -15,6 +15,7 @@ redis-server. Run: ``.venv/bin/python bench/bench_gateway.py``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 import tempfile
 import time
