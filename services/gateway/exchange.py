@@ -49,6 +49,16 @@ log = get_logger(__name__)
 T = TypeVar("T")
 
 
+def _decode(body: bytes, kind: Any) -> Any:
+    """A venue response as its Struct; an undecodable answer leaves the outcome unknown."""
+    try:
+        return msgspec.json.decode(body, type=kind)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise OutcomeUnknownError(
+            f"undecodable {getattr(kind, '__name__', kind)} response: {exc}"
+        ) from None
+
+
 class BreakerOpenError(RetryableError):
     """The circuit breaker is open: the request was not sent."""
 
@@ -107,7 +117,7 @@ class ExchangeClient:
         before = time.time() * 1000
         body = await self._call(ep.TIME, [], signed=False)
         after = time.time() * 1000
-        server = msgspec.json.decode(body, type=ServerTime).serverTime
+        server = _decode(body, ServerTime).serverTime
         self.measured_offset_ms = int(server - (before + after) / 2)
         if self.use_server_time:
             self.offset_ms = self.measured_offset_ms
@@ -118,9 +128,10 @@ class ExchangeClient:
         return self.offset_ms
 
     async def exchange_info(self) -> ExchangeInfo:
-        return msgspec.json.decode(
-            await self._call(ep.EXCHANGE_INFO, [], signed=False), type=ExchangeInfo
+        info: ExchangeInfo = _decode(
+            await self._call(ep.EXCHANGE_INFO, [], signed=False), ExchangeInfo
         )
+        return info
 
     # --- signed endpoints --------------------------------------------------------------
     async def new_order(self, params: Sequence[tuple[str, str]]) -> tuple[OrderFull, int]:
@@ -136,7 +147,7 @@ class ExchangeClient:
             raise OrderDelayed(str(exc), exc.delay_s) from None
         sent_at: list[int] = []
         body = await self._call(ep.NEW_ORDER, params, signed=True, reserved=True, stamps=sent_at)
-        return msgspec.json.decode(body, type=OrderFull), sent_at[-1]
+        return _decode(body, OrderFull), sent_at[-1]
 
     async def query_order(self, symbol: str, client_order_id: str) -> QueryOrder:
         body = await self._call(
@@ -144,21 +155,21 @@ class ExchangeClient:
             [("symbol", symbol), ("origClientOrderId", client_order_id)],
             signed=True,
         )
-        return msgspec.json.decode(body, type=QueryOrder)
+        return _decode(body, QueryOrder)
 
     async def my_trades(self, symbol: str, order_id: int) -> list[MyTrade]:
         body = await self._call(
             ep.MY_TRADES, [("symbol", symbol), ("orderId", str(order_id))], signed=True
         )
-        return msgspec.json.decode(body, type=list[MyTrade])
+        return _decode(body, list[MyTrade])
 
     async def open_orders(self) -> list[QueryOrder]:
         body = await self._call(ep.OPEN_ORDERS, [], signed=True)
-        return msgspec.json.decode(body, type=list[QueryOrder])
+        return _decode(body, list[QueryOrder])
 
     async def account(self) -> Account:
         body = await self._call(ep.ACCOUNT, [("omitZeroBalances", "true")], signed=True)
-        return msgspec.json.decode(body, type=Account)
+        return _decode(body, Account)
 
     # --- the one place a request is sent ------------------------------------------------
     async def _call(

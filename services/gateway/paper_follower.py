@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from services.gateway.paper import PaperCosts, match
 from services.gateway.paper_executor import fill_outcome
-from services.gateway.processor import Processor
+from services.gateway.processor import EVENTS_MAXLEN, Processor, halt_event
 from services.gateway.sizing import IntentRejected, prepare
+from shared import keys
 from shared.logging import get_logger
 from shared.messages import OrderIntent, decode_as
 from shared.redis import now_ms
+from shared.streams import publish_nowait
 
 log = get_logger(__name__)
 
@@ -37,6 +39,7 @@ class PaperFollower:
         prices = await self.store.prices(sorted(symbols))
         now = now_ms()
         filled = 0
+        queued: list[tuple[str, OrderIntent]] = []
         async with self.store.redis.pipeline(transaction=False) as pipe:
             for cid, intent in intents:
                 price, symbol_rules = prices.get(intent.symbol), rules.get(intent.symbol)
@@ -61,11 +64,22 @@ class PaperFollower:
                     balance_deltas=outcome.balance_deltas,
                     rejection=outcome.rejection,
                 )
+                queued.append((cid, intent))
                 filled += 1
-            if filled:
-                replies = await pipe.execute()
-                for reply in replies:
-                    completion = self.store.parse_completion(reply)
-                    if completion.outcome == "done":
-                        self.processor.figures.reports += 1
+            replies = await pipe.execute() if filled else []
+        halts = []
+        for (_cid, intent), reply in zip(queued, replies, strict=True):
+            completion = self.store.parse_completion(reply)
+            if completion.outcome == "done":
+                self.processor.figures.reports += 1
+            if completion.halt_reason:
+                self.processor.figures.halts += 1
+                halts.append(
+                    halt_event(completion.halt_reason, intent, self.processor.service, now)
+                )
+        if halts:
+            async with self.store.redis.pipeline(transaction=False) as pipe:
+                for event in halts:
+                    publish_nowait(pipe, keys.EVENTS, event, maxlen=EVENTS_MAXLEN)
+                await pipe.execute()
         return filled
