@@ -56,6 +56,7 @@ class SymbolMarket:
         self._tick_u = _units(self.spec.tick)
         self._step_u = _units(self.spec.step)
         self._hours: dict[int, Summary] = {}
+        self._price_str: dict[int, str] = {}  # formatting cache: prices repeat a lot
         # While frozen, nothing after this second is visible (None: not frozen).
         self.frozen_at: int | None = None
 
@@ -107,7 +108,12 @@ class SymbolMarket:
     # --- wire formatting ----------------------------------------------------------------
 
     def fmt_price(self, ticks: int) -> str:
-        return fmt8(ticks * self._tick_u)
+        cached = self._price_str.get(ticks)
+        if cached is None:
+            if len(self._price_str) > 100_000:
+                self._price_str.clear()
+            cached = self._price_str[ticks] = fmt8(ticks * self._tick_u)
+        return cached
 
     def fmt_qty(self, steps: int) -> str:
         return fmt8(steps * self._step_u)

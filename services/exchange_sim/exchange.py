@@ -108,7 +108,7 @@ class Exchange:
                 self.feed.thaw(symbol, now_s)
                 self._matched[symbol] = now_s
 
-    def tick(self) -> tuple[list[tuple[str, bytes]], list[UserEvent]]:
+    def tick(self) -> tuple[list[tuple[str, bytes, bool]], list[UserEvent]]:
         """Advance to now: market events to fan out, user events to deliver."""
         now_s = self.now_ms() // 1000
         self.apply_freeze(now_s)

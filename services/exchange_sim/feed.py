@@ -12,7 +12,8 @@ the candles that closed meanwhile are only available over REST (a gap the client
 must backfill, as after a real outage).
 
 :meth:`Feed.advance` is pure apart from reading the market: it returns
-``(stream, payload)`` pairs with the raw event bytes; the shell wraps them for
+``(stream, payload, final)`` triples with the raw event bytes (``final``: a closed
+candle, which a backlogged connection must still get); the shell wraps them for
 combined streams and fans them out.
 """
 
@@ -67,9 +68,18 @@ def _merge_second(
 
 
 class Feed:
-    def __init__(self, markets: dict[str, SymbolMarket], update_every_s: int = 1) -> None:
+    def __init__(
+        self,
+        markets: dict[str, SymbolMarket],
+        update_every_s: int = 1,
+        max_updates_per_tick: int = 64,
+    ) -> None:
         self.markets = markets
         self.update_every_s = max(1, update_every_s)
+        # A tick that covers more seconds than this (very high --speed, or a loaded
+        # machine) spaces the open-candle updates out so that a tick's work stays
+        # bounded; closed candles are always sent.
+        self.max_updates_per_tick = max(1, max_updates_per_tick)
         self._klines: dict[str, _KlineState] = {}
         self._tickers: set[str] = set()
         self._by_symbol: dict[str, list[str]] = {}
@@ -151,9 +161,9 @@ class Feed:
         )
         return _encode(KlineEvent(E=event_ms, s=state.symbol, k=k))
 
-    def advance(self, now_s: int, frozen: set[str] | None = None) -> list[tuple[str, bytes]]:
+    def advance(self, now_s: int, frozen: set[str] | None = None) -> list[tuple[str, bytes, bool]]:
         """Process every second up to ``now_s``; return the events, in order."""
-        out: list[tuple[str, bytes]] = []
+        out: list[tuple[str, bytes, bool]] = []
         for symbol, streams in self._by_symbol.items():
             if not streams or (frozen and symbol in frozen):
                 continue
@@ -163,6 +173,7 @@ class Feed:
             if target <= last:
                 continue
             klines = [(name, self._klines[name]) for name in streams if name in self._klines]
+            every = max(self.update_every_s, -(-(target - last) // self.max_updates_per_tick))
             s = last + 1
             while s <= target:
                 hour = s // HOUR_S
@@ -177,20 +188,27 @@ class Feed:
                     for name, st in klines:
                         if sec >= st.next_open_s:
                             if st.agg is not None:
-                                out.append((name, self._kline_event(st, st.agg, True, sec * 1000)))
+                                out.append(
+                                    (name, self._kline_event(st, st.agg, True, sec * 1000), True)
+                                )
                             st.open_ms = open_time_of(st.interval, sec * 1000)
                             st.next_open_s = next_open_time(st.interval, st.open_ms) // 1000
                             st.agg = None
                         st.agg = _merge_second(st.agg, sec, p, v, q, tb, tbq, n)
-                        if st.interval != "1s" and sec - st.last_update_s >= self.update_every_s:
+                        if st.interval != "1s" and (
+                            sec - st.last_update_s >= every
+                            or (sec == target and every > self.update_every_s)
+                        ):
                             st.last_update_s = sec
-                            out.append((name, self._kline_event(st, st.agg, False, sec * 1000)))
+                            out.append(
+                                (name, self._kline_event(st, st.agg, False, sec * 1000), False)
+                            )
                 s = end
             self._last[symbol] = target
             ticker = f"{symbol.lower()}@miniTicker"
             if ticker in self._tickers and self._ticker_sent.get(symbol) != target:
                 self._ticker_sent[symbol] = target
-                out.append((ticker, self.mini_ticker(symbol, target)))
+                out.append((ticker, self.mini_ticker(symbol, target), False))
         return out
 
     def mini_ticker(self, symbol: str, now_s: int) -> bytes:

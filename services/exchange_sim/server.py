@@ -52,7 +52,11 @@ from shared.logging import get_logger
 
 log = get_logger(__name__)
 _json = msgspec.json.Encoder(decimal_format="string")
-_OUTBOX_LIMIT = 200_000  # queued messages per connection before it is dropped as too slow
+# A connection with more queued messages than this gets only closed candles (and no
+# open-candle updates) until it catches up; past the hard limit it is dropped as too
+# slow, as Binance drops consumers that cannot keep up.
+_OUTBOX_BACKLOG = 5_000
+_OUTBOX_LIMIT = 200_000
 _EXTRA_WEIGHTS = {
     ("GET", "/api/v3/uiKlines"): 2,
     ("GET", "/api/v3/avgPrice"): 2,
@@ -88,6 +92,7 @@ class Conn:
         self.outbox: deque[bytes] = deque()
         self._wake = asyncio.Event()
         self.sent = 0
+        self.skipped = 0  # open-candle updates not queued while backlogged
         self.user_subs: dict[int, str] = {}  # subscription id -> account (ws-api)
         self.listen_account: str | None = None
         self.logged_on: ApiKey | None = None
@@ -788,16 +793,19 @@ class SimServer:
 
     # --- fan-out ----------------------------------------------------------------------------------
 
-    def fan_out(self, events: list[tuple[str, bytes]]) -> None:
+    def fan_out(self, events: list[tuple[str, bytes, bool]]) -> None:
         faults = self.ex.faults
         drop = faults.config.drop_kline_rate > 0
-        for stream, raw in events:
+        for stream, raw, final in events:
             subs = self.subscribers.get(stream)
             if not subs:
                 continue
             combined: bytes | None = None
             is_kline = drop and "@kline_" in stream
             for conn in subs:
+                if not final and len(conn.outbox) > _OUTBOX_BACKLOG:
+                    conn.skipped += 1
+                    continue
                 if is_kline and faults.drop_kline():
                     log.info("fault.injected", kind="drop_kline", stream=stream)
                     continue
