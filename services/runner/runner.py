@@ -51,6 +51,7 @@ XREAD_COUNT = 200
 # the fleet's loads, so bots of a dead or paused runner are adopted without waiting
 # for its health key to expire.
 HEARTBEAT_FRESH_MS = 2500
+CLAIM_CHUNK = 250
 _decoders: dict[bytes, msgspec.json.Decoder[Any]] = {
     b"candle": msgspec.json.Decoder(Candle),
     b"tick": msgspec.json.Decoder(Tick),
@@ -120,9 +121,16 @@ class Runner:
     # --- claims ----------------------------------------------------------------------
 
     async def claim(self, bot_ids: list[str]) -> int:
-        """Claim, load and start ``bot_ids``; returns how many this runner now holds."""
+        """Claim, load and start ``bot_ids`` (in chunks, so that every lease taken is
+        renewed long before it could lapse); returns how many were started."""
         room = self.settings.runner_capacity - len(self.bots) - len(self.claiming)
         ids = [b for b in bot_ids if b not in self.bots and b not in self.claiming][: max(0, room)]
+        started = 0
+        for i in range(0, len(ids), CLAIM_CHUNK):
+            started += await self._claim_chunk(ids[i : i + CLAIM_CHUNK])
+        return started
+
+    async def _claim_chunk(self, ids: list[str]) -> int:
         if not ids:
             return 0
         self.claiming.update(ids)
@@ -132,18 +140,16 @@ class Runner:
             if not won:
                 return 0
             records = await self.store.load([b for b, _, _ in won])
-            started = 0
+            ready: list[tuple[BotState, str, str]] = []
             for (bot_id, epoch, previous), record in zip(won, records, strict=True):
                 try:
                     state = record.state(bot_id, epoch)
                 except BotLoadError as exc:
                     await self._fail(bot_id, epoch, str(exc))
                     continue
-                await self._start_bot(
-                    state, desired=record.fields.get("desired", ""), previous=previous
-                )
-                started += 1
-            return started
+                ready.append((state, record.fields.get("desired", ""), previous))
+            await self._start_bots(ready)
+            return len(ready)
         finally:
             self.claiming.difference_update(ids)
 
@@ -221,28 +227,33 @@ class Runner:
             await self._subscribe([series])
         return series, group
 
-    async def _start_bot(self, state: BotState, *, desired: str, previous: str) -> None:
-        series, group = await self._warm(state)
+    async def _start_bots(self, ready: list[tuple[BotState, str, str]]) -> None:
+        refs = [await self._warm(state) for state, _, _ in ready]
         async with self.lock:
-            self.bots[state.bot_id] = state
-            self.group_of[state.bot_id] = (series, group)
-            state.stale = self._stale_for(state)
-            now = now_ms()
-            change = Change(bot={"stale": state.stale, "error": ""})
-            if state.pending is not None:
-                change.merge(await self._recover_pending(state, now))
-            if desired != Desired.RUNNING.value:
-                change.merge(state.on_stop(now, self.market.last_ids[keys.EXECUTIONS]))
-            else:
-                reason = f"stale data for {state.stale}: no new entries" if state.stale else ""
-                if previous and previous != self.owner and not reason:
-                    reason = f"adopted from {previous}"
-                state.status = ""  # force the status write
-                change.merge(state.set_status(BotStatus.RUNNING, reason, now))
-                change.merge(self._catch_up(state, series, group, now))
-            change.book = True
-            await self._commit([(state, change)])
-        log.info("bot.claimed", bot=state.bot_id, epoch=state.epoch, previous=previous or None)
+            items: list[tuple[BotState, Change]] = []
+            for (state, desired, previous), (series, group) in zip(ready, refs, strict=True):
+                self.bots[state.bot_id] = state
+                self.group_of[state.bot_id] = (series, group)
+                state.stale = self._stale_for(state)
+                now = now_ms()
+                change = Change(bot={"stale": state.stale, "error": ""})
+                if state.pending is not None:
+                    change.merge(await self._recover_pending(state, now))
+                if desired != Desired.RUNNING.value:
+                    change.merge(state.on_stop(now, self.market.last_ids[keys.EXECUTIONS]))
+                else:
+                    reason = f"stale data for {state.stale}: no new entries" if state.stale else ""
+                    if previous and previous != self.owner and not reason:
+                        reason = f"adopted from {previous}"
+                    state.status = ""  # force the status write
+                    change.merge(state.set_status(BotStatus.RUNNING, reason, now))
+                    change.merge(self._catch_up(state, series, group, now))
+                change.book = True
+                items.append((state, change))
+                log.info(
+                    "bot.claimed", bot=state.bot_id, epoch=state.epoch, previous=previous or None
+                )
+            await self._commit(items)
 
     def _catch_up(self, state: BotState, series: Series, group: Group, now: int) -> Change:
         """An adopted bot decides on the newest closed candle if its previous owner had

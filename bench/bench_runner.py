@@ -1,0 +1,301 @@
+"""Runner hot path: closed candle -> order intent, 10,000 bots over 200 symbols on one
+runner process (``botfleet runner`` as a subprocess, private redis-server).
+
+Bots: 50 per symbol, RSI with periods 5/7/9/11/14 (10 bots each, so each symbol has
+five shared strategy computations). Each round sends a "down 8" candle to every symbol
+(HOLD) and then a burst of 200 "up 4" candles at once, which makes the RSI cross back
+above 30 for a growing share of the bots (from 40% to 100% of them): every such bot
+emits an intent. The bench plays the gateway by rejecting every intent (a final
+REJECTED report), so the bots are flat and free for the next round.
+
+Figures:
+- burst: first burst candle appended -> last resulting intent appended (Redis stream
+  ids, server clock, ms resolution); p50 / p99 / max over the rounds.
+- single: one symbol's "up" candle appended -> first intent read by a blocking XREAD
+  (perf_counter, includes one Redis round trip); p50 / p90.
+
+Run: ``.venv/bin/python bench/bench_runner.py`` (``make bench``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from decimal import Decimal
+from pathlib import Path
+
+import redis as sync_redis
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from shared import keys  # noqa: E402
+from shared.messages import (  # noqa: E402
+    Candle,
+    ExecutionReport,
+    ExecutionStatus,
+    OrderIntent,
+    decode_as,
+    encode,
+    encode_json,
+)
+from tests.support.processes import base_env  # noqa: E402
+from tests.support.redis_server import RedisServer  # noqa: E402
+
+SYMBOLS = [f"S{i:03d}USDT" for i in range(200)]
+PERIODS = (5, 7, 9, 11, 14)
+BOTS_PER_SYMBOL = 50
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "8"))
+SINGLES = int(os.environ.get("BENCH_SINGLES", "40"))
+MINUTE = 60_000
+
+
+def candle(symbol: str, open_time: int, close: float) -> Candle:
+    c = Decimal(str(close))
+    return Candle(
+        symbol=symbol,
+        interval="1m",
+        open_time=open_time,
+        close_time=open_time + MINUTE - 1,
+        open=c,
+        high=c,
+        low=c,
+        close=c,
+        volume=Decimal(1),
+    )
+
+
+def config(symbol: str, period: int) -> str:
+    return json.dumps(
+        {
+            "name": "bench",
+            "symbol": symbol,
+            "interval": "1m",
+            "strategy": "rsi",
+            "params": {"period": period, "oversold": 30, "sell_on_overbought": False},
+            "quote_allocation": "1000",
+            "sizing": {"mode": "fixed_quote", "quote_amount": "10"},
+        }
+    )
+
+
+class Market:
+    def __init__(self, r: sync_redis.Redis) -> None:
+        self.r = r
+        now = int(time.time() * 1000)
+        self.open_time = (now // MINUTE) * MINUTE - 100 * MINUTE
+        self.price = {s: 1000.0 for s in SYMBOLS}
+
+    def seed(self) -> None:
+        pipe = self.r.pipeline(transaction=False)
+        for s in SYMBOLS:
+            items = [
+                encode_json(candle(s, self.open_time + i * MINUTE, 1000.0 - i)) for i in range(100)
+            ]
+            pipe.rpush(keys.candles(s, "1m"), *items)
+            self.price[s] = 1000.0 - 99
+        pipe.execute()
+        self.open_time += 99 * MINUTE
+
+    def step(self, symbols: list[str], delta: float) -> list[bytes]:
+        self.open_time += MINUTE
+        pipe = self.r.pipeline(transaction=False)
+        for s in symbols:
+            self.price[s] += delta
+            c = candle(s, self.open_time, self.price[s])
+            pipe.rpush(keys.candles(s, "1m"), encode_json(c))
+            pipe.xadd(keys.candle_stream(s, "1m"), encode(c))
+        replies = pipe.execute()
+        return [replies[i] for i in range(1, len(replies), 2)]
+
+
+def intents_after(r: sync_redis.Redis, last_id: bytes | str) -> list[tuple[bytes, OrderIntent]]:
+    return [
+        (eid, decode_as(f, OrderIntent))
+        for eid, f in r.xrange(keys.ORDER_INTENTS, min=b"(" + _b(last_id))
+    ]
+
+
+def _b(value: bytes | str) -> bytes:
+    return value if isinstance(value, bytes) else value.encode()
+
+
+def reject(r: sync_redis.Redis, intents: list[OrderIntent]) -> None:
+    pipe = r.pipeline(transaction=False)
+    for it in intents:
+        report = ExecutionReport(
+            intent_id=it.intent_id,
+            client_order_id="bench",
+            bot_id=it.bot_id,
+            symbol=it.symbol,
+            side=it.side,
+            status=ExecutionStatus.REJECTED,
+            final=True,
+            reason="bench",
+            epoch=it.epoch,
+        )
+        pipe.xadd(keys.EXECUTIONS, encode(report))
+    pipe.execute()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        pipe = r.pipeline(transaction=False)
+        for it in intents:
+            pipe.exists(keys.bot_pending(it.bot_id))
+        if not any(pipe.execute()):
+            return
+        time.sleep(0.05)
+    raise RuntimeError("runner did not apply the rejections")
+
+
+def settle(
+    r: sync_redis.Redis, last_id: bytes, quiet_s: float = 0.4
+) -> list[tuple[bytes, OrderIntent]]:
+    seen: list[tuple[bytes, OrderIntent]] = []
+    quiet_since = time.monotonic()
+    first_by = time.monotonic() + 10
+    while time.monotonic() - quiet_since < quiet_s or (not seen and time.monotonic() < first_by):
+        more = intents_after(r, seen[-1][0] if seen else last_id)
+        if more:
+            seen.extend(more)
+            quiet_since = time.monotonic()
+        time.sleep(0.02)
+    return seen
+
+
+def last_intent_id(r: sync_redis.Redis) -> bytes:
+    last = r.xrevrange(keys.ORDER_INTENTS, count=1)
+    return last[0][0] if last else b"0-0"
+
+
+def ms(entry_id: bytes) -> int:
+    return int(entry_id.split(b"-")[0])
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        server = RedisServer(Path(tmp)).start()
+        url = server.url
+        r = sync_redis.Redis.from_url(url)
+        market = Market(r)
+        market.seed()
+        now = int(time.time() * 1000)
+        pipe = r.pipeline(transaction=False)
+        n = 0
+        for s in SYMBOLS:
+            for j in range(BOTS_PER_SYMBOL):
+                bot_id = f"{s}-{j}"
+                pipe.hset(
+                    keys.bot(bot_id),
+                    mapping={
+                        "config": config(s, PERIODS[j % len(PERIODS)]),
+                        "desired": "running",
+                        "status": "stopped",
+                        "created_at": now,
+                    },
+                )
+                pipe.zadd(keys.BOTS, {bot_id: now + n})
+                n += 1
+        pipe.execute()
+        env = base_env({"BOTFLEET_REDIS_URL": url, "BOTFLEET_LOG_LEVEL": "warning"})
+        log = open(Path(tmp) / "runner.log", "wb")  # noqa: SIM115
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "services",
+                "runner",
+                "--capacity",
+                "10000",
+                "--instance",
+                "bench",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=ROOT,
+        )
+        try:
+            t0 = time.monotonic()
+            while True:
+                held = r.hget(keys.health("runner", "bench"), "bots")
+                if held is not None and int(held) == n:
+                    break
+                if proc.poll() is not None or time.monotonic() - t0 > 120:
+                    raise RuntimeError(f"runner did not take the bots (held {held})")
+                time.sleep(0.2)
+            print(
+                f"runner holds {n} bots over {len(SYMBOLS)} symbols after {time.monotonic() - t0:.1f}s"
+            )
+            time.sleep(1.5)  # first HOLD log flushes and housekeeping out of the way
+
+            bursts: list[float] = []
+            counts: list[int] = []
+            for round_no in range(ROUNDS + 1):
+                market.step(SYMBOLS, -8.0)
+                time.sleep(2.0)  # HOLD decisions and logs of the down candle (a minute in life)
+                before = last_intent_id(r)
+                candle_ids = market.step(SYMBOLS, +4.0)
+                got = settle(r, before)
+                if round_no == 0:  # RSI first dips below 30; the crossings start next round
+                    reject(r, [it for _, it in got])
+                    continue
+                if not got:
+                    raise RuntimeError("no intents from the burst")
+                bursts.append(ms(got[-1][0]) - ms(candle_ids[0]))
+                counts.append(len(got))
+                reject(r, [it for _, it in got])
+                time.sleep(0.3)
+
+            print(
+                f"burst (200 candles -> last intent): intents per burst {min(counts)}..{max(counts)}; "
+                f"p50 {statistics.median(bursts):.0f} ms, p99 {pct(bursts, 0.99):.0f} ms, "
+                f"max {max(bursts):.0f} ms over {len(bursts)} bursts (target p99 < 250 ms)"
+            )
+            singles: list[float] = []
+            for k in range(SINGLES):
+                s = SYMBOLS[k % len(SYMBOLS)]
+                market.step([s], -8.0)
+                time.sleep(0.05)
+                before = last_intent_id(r)
+                start = time.perf_counter()
+                market.step([s], +4.0)
+                reply = r.xread({keys.ORDER_INTENTS: before}, count=1, block=2000)
+                if not reply:
+                    continue  # this symbol's RSI did not cross this time
+                singles.append((time.perf_counter() - start) * 1000)
+                got = settle(r, before, quiet_s=0.1)
+                reject(r, [it for _, it in got])
+
+            if not singles:
+                raise RuntimeError("no single candle produced an intent")
+            print(
+                f"single candle -> first intent: p50 {statistics.median(singles):.2f} ms, "
+                f"p90 {pct(singles, 0.9):.2f} ms over {len(singles)} (target p50 < 2 ms)"
+            )
+        except BaseException:
+            log.flush()
+            print((Path(tmp) / "runner.log").read_text()[-3000:])
+            raise
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+            log.close()
+            r.close()
+            server.stop()
+
+
+if __name__ == "__main__":
+    main()
