@@ -26,7 +26,7 @@ def _klines(events: list[tuple[str, bytes, bool]]) -> list[KlineEvent]:
 def test_one_update_per_second_and_one_final_event_per_closed_candle() -> None:
     feed, _ = _feed()
     feed.add("btcusdt@kline_1m", T0_S - 1)
-    events = _klines(feed.advance(T0_S + 179))
+    events = _klines([e for s in range(T0_S, T0_S + 180) for e in feed.advance(s)])
     closed = [e for e in events if e.k.x]
     # subscribed during the candle that opened at T0-60: it closes first
     assert [e.k.t for e in closed] == [(T0_S + 60 * i) * 1000 for i in (-1, 0, 1)]
