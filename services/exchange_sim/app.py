@@ -115,6 +115,13 @@ def build_exchange(opts: SimOptions) -> Exchange:
         update_every_s=max(1, opts.kline_update_ms // 1000),
     )
     ex.book.add_account(ACCOUNT, dict(opts.balances))
+    # Warm up: generate each path up to now (hour anchors since 2017, the current hour's
+    # seconds) before serving, so the first request or subscription does not stall the
+    # engine loop.
+    now_s = clock.now_ms() // 1000
+    for market in markets.values():
+        market.price(market.visible_second(now_s))
+        market.klines("1d", now_s * 1000, limit=1)
     return ex
 
 

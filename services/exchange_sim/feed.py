@@ -72,7 +72,7 @@ class Feed:
         self,
         markets: dict[str, SymbolMarket],
         update_every_s: int = 1,
-        max_updates_per_tick: int = 64,
+        max_updates_per_tick: int = 256,
     ) -> None:
         self.markets = markets
         self.update_every_s = max(1, update_every_s)
