@@ -7,6 +7,7 @@ does against api.binance.com (its ``API_URL`` points at the simulator).
 from __future__ import annotations
 
 from decimal import Decimal
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,7 @@ from binance.exceptions import BinanceAPIException
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from tests.support.sim import SimClient, SimFactory, sim, sim_factory  # noqa: F401
+from tests.support.sim import SimClient, SimFactory
 
 
 def _client(sim: SimClient, secret: str | None = None, **kwargs: object) -> Client:
@@ -42,7 +43,7 @@ def test_klines_and_historical_backfill(sim: SimClient) -> None:
     rows = client.get_klines(symbol="BTCUSDT", interval="1h", limit=1000)
     assert len(rows) == 1000
     opens = [r[0] for r in rows]
-    assert opens == sorted(opens) and all(b - a == 3_600_000 for a, b in zip(opens, opens[1:]))
+    assert opens == sorted(opens) and all(b - a == 3_600_000 for a, b in pairwise(opens))
     history = client.get_historical_klines("ETHUSDT", "1d", "1500 days ago UTC")
     assert len(history) >= 1000  # --history-days 1000 of candles exist before the start
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from itertools import pairwise
 from typing import Any
 
 import httpx
 import pytest
 import websockets
 
-from tests.support.sim import SimClient, SimFactory, sim_factory  # noqa: F401
+from tests.support.sim import SimClient, SimFactory
 
 SPEED = 600.0  # a 1m candle closes every 0.1 s of wall time
 
@@ -47,12 +48,12 @@ async def test_klines_close_on_schedule_and_match_rest(fast_sim: SimClient) -> N
     # 2 s of wall time at speed 600 is 20 exchange minutes: every minute closes, in order.
     assert len(closed) >= 10
     opens = [k["t"] for k in closed]
-    assert all(b - a == 60_000 for a, b in zip(opens, opens[1:]))
+    assert all(b - a == 60_000 for a, b in pairwise(opens))
     assert all(f["E"] == f["k"]["T"] + 1 for f in frames if f["k"]["x"])
     # an update every exchange second while a candle is open (a stalled engine loop on
     # a loaded machine may space some out: the unit tests pin the exact rule)
     updates = [f["E"] for f in frames if not f["k"]["x"]]
-    gaps = sorted(b - a for a, b in zip(updates, updates[1:]))
+    gaps = sorted(b - a for a, b in pairwise(updates))
     assert gaps[0] > 0 and gaps[len(gaps) // 2] == 1000
     async with httpx.AsyncClient(base_url=fast_sim.rest_url) as client:
         for k in closed:
