@@ -847,6 +847,10 @@ class SimServer:
     async def server_shutdown(self) -> None:
         raw = _json.encode(ServerShutdownEvent(E=self.ex.now_ms()))
         for conn in list(self.conns):
+            for name in list(conn.streams):  # the event is the last thing they get
+                self._unsubscribe(conn, name)
+            conn.user_subs.clear()
+            conn.listen_account = None
             if conn.kind == "market" and conn.combined:
                 conn.push(b'{"stream":"!serverShutdown","data":' + raw + b"}")
             else:
