@@ -2,8 +2,8 @@
 
 Reads batches with XREADGROUP COUNT/BLOCK, hands them to the :class:`Processor` and
 acknowledges what it returns. Entries it did not return (an outcome still unknown)
-stay in this consumer's pending list and are re-read from id 0 every
-``retry_interval_s``; pending entries of a dead instance are taken over with XAUTOCLAIM
+stay in this consumer's pending list and are retried every ``retry_interval_s`` once
+idle for ``retry_idle_ms``; pending entries of a dead instance are taken over with XAUTOCLAIM
 once idle for ``claim_idle_ms``. A deleted stream (NOGROUP) recreates the group; Redis
 errors back off (capped, jittered) and the loop carries on. The stream is trimmed with
 XTRIM MINID below what the group has acknowledged (DESIGN "Traps").
@@ -40,7 +40,11 @@ class IntentConsumer:
         claim_idle_ms: int = 15_000,
         retry_interval_s: float = 1.0,
         trim_interval_s: float = 10.0,
+        workers: int = 2,
+        retry_idle_ms: int = 1000,
     ) -> None:
+        self.workers = workers
+        self.retry_idle_ms = retry_idle_ms
         self.redis = redis
         self.processor = processor
         self.consumer = consumer
@@ -54,22 +58,37 @@ class IntentConsumer:
         self.ready = asyncio.Event()
 
     async def run(self) -> None:
-        delays = backoff_delays(0.05, 5.0, random.Random())
+        """Start-up work, then ``workers`` concurrent read loops (so one batch's Python
+        work overlaps the previous batch's Redis round trips); the first also retries
+        pending entries, claims dead consumers' entries and trims the stream."""
         await self._ensure_group()
         # Our own pending entries first (a restart under the same instance name).
         await self._drain_pending()
         self.ready.set()
+        loops = [
+            asyncio.create_task(self._loop(i == 0), name=f"intents-{i}")
+            for i in range(self.workers)
+        ]
+        try:
+            await asyncio.gather(*loops)
+        finally:
+            for task in loops:
+                task.cancel()
+            await asyncio.gather(*loops, return_exceptions=True)
+
+    async def _loop(self, housekeeper: bool) -> None:
+        delays = backoff_delays(0.05, 5.0, random.Random())
         next_retry = next_claim = next_trim = time.monotonic()
         while True:
             try:
                 now = time.monotonic()
-                if now >= next_claim:
+                if housekeeper and now >= next_claim:
                     await self._claim_dead()
                     next_claim = now + max(0.2, self.claim_idle_ms / 2000)
-                if now >= next_retry:
-                    await self._drain_pending()
+                if housekeeper and now >= next_retry:
+                    await self._retry_pending()
                     next_retry = now + self.retry_interval_s
-                if now >= next_trim:
+                if housekeeper and now >= next_trim:
                     await self._trim()
                     next_trim = now + self.trim_interval_s
                 reply = await self.redis.xreadgroup(
@@ -119,6 +138,30 @@ class IntentConsumer:
             await self._process(entries)
             last = entries[-1][0]
             start = last.decode() if isinstance(last, bytes) else str(last)
+
+    async def _retry_pending(self) -> None:
+        """Re-run this consumer's entries idle for ``retry_idle_ms`` (outcomes that were
+        still unknown); entries another loop of this process is working on are younger."""
+        rows = await self.redis.xpending_range(
+            self.stream,
+            self.group,
+            min="-",
+            max="+",
+            count=self.batch,
+            consumername=self.consumer,
+            idle=self.retry_idle_ms,
+        )
+        ids = [row["message_id"] for row in rows]
+        if not ids:
+            return
+        entries = await self.redis.xclaim(
+            self.stream,
+            self.group,
+            self.consumer,
+            min_idle_time=self.retry_idle_ms,
+            message_ids=ids,
+        )
+        await self._process(entries)
 
     async def _claim_dead(self) -> None:
         start = "0-0"

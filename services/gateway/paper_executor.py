@@ -80,6 +80,10 @@ class PaperExecutor:
     def __init__(self, costs: PaperCosts) -> None:
         self.costs = costs
 
+    def immediate(self, job: Job, now: int) -> Outcome:
+        """The outcome of a new order, known before admission (the processor's fast path)."""
+        return self._one(job, now)
+
     async def execute_many(self, jobs: Sequence[Job]) -> list[Outcome | None]:
         now = now_ms()
         return [self._one(job, now) for job in jobs]

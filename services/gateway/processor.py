@@ -171,6 +171,9 @@ class Processor:
                 (cid, order, static_rail_violation(self.rails, intent.symbol, order.notional))
             )
 
+        immediate = getattr(self.executor, "immediate", None)
+        if new and immediate is not None:
+            new = await self._trade(new, batch, rules, prices, immediate, now)
         if new:
             async with self.redis.pipeline(transaction=False) as pipe:
                 for cid, order, verdict in new:
@@ -212,39 +215,108 @@ class Processor:
             replies = await pipe.execute()
             for (intent, _raw, cid, reason, kind), reply in zip(refused, replies, strict=True):
                 if reply and (reply[0] == b"rejected" or reply[0] == "rejected"):
-                    self.figures.reports += 1
-                    label = rails_mod.rail_name(reason) if kind in ("rail", "risk") else kind
-                    self.figures.rejections[label] += 1
-                    log.info(
-                        "intent.rejected",
-                        intent_id=intent.intent_id,
-                        cid=cid,
-                        kind=kind,
-                        reason=reason,
-                    )
-                    if kind in ("rail", "risk", "halt", "fence"):
-                        publish_nowait(
-                            pipe,
-                            keys.EVENTS,
-                            Event(
-                                kind="order.rejected" if kind != "rail" else "guard_rail",
-                                message=f"intent refused: {reason}",
-                                level="warning",
-                                service=self.service,
-                                bot_id=intent.bot_id,
-                                symbol=intent.symbol,
-                                details={
-                                    "kind": kind,
-                                    "rail": label,
-                                    "reason": reason,
-                                    "intent_id": intent.intent_id,
-                                    "client_order_id": cid,
-                                },
-                                ts=now,
-                            ),
-                            maxlen=EVENTS_MAXLEN,
-                        )
+                    self._note_refusal(pipe, intent, cid, reason, kind, now)
             await pipe.execute()
+
+    def _note_refusal(
+        self, pipe: Any, intent: OrderIntent, cid: str, reason: str, kind: str, now: int
+    ) -> None:
+        """Count a published refusal and, for rails, risk, halts and fencing, queue the
+        event people see on ``stream:events``."""
+        self.figures.reports += 1
+        label = rails_mod.rail_name(reason) if kind in ("rail", "risk") else kind
+        self.figures.rejections[label] += 1
+        log.info("intent.rejected", intent_id=intent.intent_id, cid=cid, kind=kind, reason=reason)
+        if kind not in ("rail", "risk", "halt", "fence"):
+            return
+        publish_nowait(
+            pipe,
+            keys.EVENTS,
+            Event(
+                kind="order.rejected" if kind != "rail" else "guard_rail",
+                message=f"intent refused: {reason}",
+                level="warning",
+                service=self.service,
+                bot_id=intent.bot_id,
+                symbol=intent.symbol,
+                details={
+                    "kind": kind,
+                    "rail": label,
+                    "reason": reason,
+                    "intent_id": intent.intent_id,
+                    "client_order_id": cid,
+                },
+                ts=now,
+            ),
+            maxlen=EVENTS_MAXLEN,
+        )
+
+    async def _trade(
+        self,
+        new: list[tuple[str, PreparedOrder, str]],
+        batch: dict[str, tuple[OrderIntent, bytes, list[Any]]],
+        rules: dict[str, SymbolRules | None],
+        prices: dict[str, Decimal | None],
+        immediate: Any,
+        now: int,
+    ) -> list[tuple[str, PreparedOrder, str]]:
+        """The fast path for outcomes known before admission (paper fills, expiries):
+        one ``trade.lua`` call per intent admits, completes and acknowledges it. Returns
+        the intents that still need the two-step path (orders that will rest)."""
+        rest: list[tuple[str, PreparedOrder, str]] = []
+        traded: list[tuple[str, Outcome]] = []
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for cid, order, verdict in new:
+                intent, raw, entry_ids = batch[cid]
+                job = Job(intent, cid, order, rules.get(intent.symbol), prices.get(intent.symbol))
+                outcome: Outcome | None = immediate(job, now)
+                if outcome is None or not outcome.report.final:
+                    rest.append((cid, order, verdict))
+                    continue
+                self.store.queue_trade(
+                    pipe,
+                    entry_ids,
+                    intent,
+                    raw,
+                    cid,
+                    order,
+                    verdict,
+                    self.rails,
+                    now,
+                    report=outcome.report,
+                    position_qty=outcome.position_qty,
+                    quote_amount=outcome.quote_amount,
+                    balance_check=outcome.balance_check,
+                    balance_deltas=outcome.balance_deltas,
+                    rejection=outcome.rejection,
+                )
+                traded.append((cid, outcome))
+            replies = await pipe.execute() if traded else []
+        if not traded:
+            return rest
+        events: list[Event] = []
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for (cid, outcome), reply in zip(traded, replies, strict=True):
+                intent = batch[cid][0]
+                what, status, detail = self.store.parse_trade(reply)
+                if what == "done":
+                    self.figures.reports += 1
+                    if status == RecordStatus.REJECTED:
+                        self.figures.rejections[_reason_label(outcome)] += 1
+                    if detail:
+                        self.figures.halts += 1
+                        events.append(halt_event(detail, intent, self.service, now))
+                elif what == "rejected":
+                    self._note_refusal(pipe, intent, cid, detail, status, now)
+                else:
+                    self.figures.duplicates += 1
+                    if detail != "1":  # another instance holds it: our copy is redundant
+                        pipe.xack(keys.ORDER_INTENTS, keys.GATEWAY_GROUP, *batch[cid][2])
+            for event in events:
+                publish_nowait(pipe, keys.EVENTS, event, maxlen=EVENTS_MAXLEN)
+            if len(pipe):
+                await pipe.execute()
+        return rest
 
     async def _execute(self, jobs: list[Job]) -> list[str]:
         """Run the jobs through the executor and record their outcomes; returns the

@@ -14,15 +14,19 @@ from decimal import Decimal
 from importlib import resources
 from typing import Any
 
+import msgspec
+
 from services.gateway.orders import record_status_for
 from services.gateway.paper import PaperFill
 from services.gateway.rails import RATE_WINDOW_S, Rails, rate_window
 from services.gateway.sizing import PreparedOrder
 from shared import keys
 from shared.bots import BotField
-from shared.messages import ExecutionReport, OrderIntent, encode_json
+from shared.messages import ExecutionReport, ExecutionStatus, OrderIntent, encode_json
 
 EXECUTIONS_MAXLEN = 100_000
+REASON_MARK = "@@REASON@@"  # replaced in trade.lua by the refusal's reason
+ZERO = Decimal(0)
 
 
 def _lua(name: str) -> str:
@@ -69,6 +73,10 @@ class GatewayStore:
         self.open_key = keys.open_orders(mode)
         self.balances_key = keys.balances(mode)
         self._scripts = {name: _lua(f"{name}.lua") for name in ("admit", "reject", "finalize")}
+        self._scripts["trade"] = "".join(
+            f"local function {name}(KEYS, ARGV)\n{self._scripts[name]}\nend\n"
+            for name in ("admit", "reject", "finalize")
+        ) + _lua("trade.lua")
         self._sha = {
             name: hashlib.sha1(text.encode()).hexdigest() for name, text in self._scripts.items()
         }
@@ -125,10 +133,24 @@ class GatewayStore:
         rails: Rails,
         now_ms: int,
     ) -> None:
-        window = rate_window(now_ms)
         self._call(
             pipe,
             "admit",
+            *self._admit_call(intent, intent_json, cid, order, rail_verdict, rails, now_ms),
+        )
+
+    def _admit_call(
+        self,
+        intent: OrderIntent,
+        intent_json: bytes,
+        cid: str,
+        order: PreparedOrder,
+        rail_verdict: str,
+        rails: Rails,
+        now_ms: int,
+    ) -> tuple[list[str], list[Any]]:
+        window = rate_window(now_ms)
+        return (
             [
                 keys.order(cid),
                 keys.bot(intent.bot_id),
@@ -209,13 +231,38 @@ class GatewayStore:
         rejection: ExecutionReport | None = None,
     ) -> None:
         """Queue ``finalize.lua``: report + final record + risk figures (+ paper balances)."""
+        self._call(
+            pipe,
+            "finalize",
+            *self._finalize_call(
+                cid,
+                report,
+                position_qty=position_qty,
+                quote_amount=quote_amount,
+                now_ms=now_ms,
+                balance_check=balance_check,
+                balance_deltas=balance_deltas,
+                rejection=rejection,
+            ),
+        )
+
+    def _finalize_call(
+        self,
+        cid: str,
+        report: ExecutionReport,
+        *,
+        position_qty: Decimal,
+        quote_amount: Decimal,
+        now_ms: int,
+        balance_check: tuple[str, Decimal] | None = None,
+        balance_deltas: dict[str, Decimal] | None = None,
+        rejection: ExecutionReport | None = None,
+    ) -> tuple[list[str], list[Any]]:
         deltas = balance_deltas or {}
         flat: list[str] = []
         for asset, delta in deltas.items():
             flat += [asset, str(delta)]
-        self._call(
-            pipe,
-            "finalize",
+        return (
             [
                 keys.order(cid),
                 keys.RISK_LIMITS,
@@ -247,6 +294,72 @@ class GatewayStore:
                 *flat,
             ],
         )
+
+    def queue_trade(
+        self,
+        pipe: Any,
+        entry_ids: list[Any],
+        intent: OrderIntent,
+        intent_json: bytes,
+        cid: str,
+        order: PreparedOrder,
+        rail_verdict: str,
+        rails: Rails,
+        now_ms: int,
+        *,
+        report: ExecutionReport,
+        position_qty: Decimal,
+        quote_amount: Decimal,
+        balance_check: tuple[str, Decimal] | None,
+        balance_deltas: dict[str, Decimal] | None,
+        rejection: ExecutionReport | None,
+    ) -> None:
+        """Queue ``trade.lua``: admit, refuse or complete, and acknowledge the entries, in
+        one atomic call (the paper fast path, where the outcome is known up front)."""
+        akeys, aargs = self._admit_call(
+            intent, intent_json, cid, order, rail_verdict, rails, now_ms
+        )
+        fkeys, fargs = self._finalize_call(
+            cid,
+            report,
+            position_qty=position_qty,
+            quote_amount=quote_amount,
+            now_ms=now_ms,
+            balance_check=balance_check,
+            balance_deltas=balance_deltas,
+            rejection=rejection,
+        )
+        template = msgspec.structs.replace(
+            report,
+            status=ExecutionStatus.REJECTED,
+            reason=REASON_MARK,
+            executed_qty=ZERO,
+            cumulative_quote=ZERO,
+            avg_price=ZERO,
+            commission=ZERO,
+            commission_asset="",
+            fills=(),
+        )
+        self._call(
+            pipe,
+            "trade",
+            [*akeys, *fkeys, keys.ORDER_INTENTS],
+            [
+                keys.GATEWAY_GROUP,
+                len(entry_ids),
+                *entry_ids,
+                encode_json(template),
+                report.TYPE,
+                *aargs,
+                *fargs,
+            ],
+        )
+
+    @staticmethod
+    def parse_trade(reply: Any) -> tuple[str, str, str]:
+        """(``done`` | ``rejected`` | ``exists``, status or kind, halt reason or reason)."""
+        parts = [_text(p) for p in reply]
+        return parts[0], parts[1], parts[2] if len(parts) > 2 else ""
 
     @staticmethod
     def parse_completion(reply: Any) -> Completion:

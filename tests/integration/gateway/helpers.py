@@ -15,6 +15,7 @@ from services.gateway.store import GatewayStore
 from shared import keys
 from shared.binance.rules import SymbolRules, rules_to_json
 from shared.messages import ExecutionReport, Message, OrderIntent, OrderType, Side, decode, encode
+from shared.streams import ensure_group
 
 BTC = SymbolRules(
     symbol="BTCUSDT",
@@ -93,15 +94,29 @@ async def make_processor(
     return Processor(store, RulesCache(redis), rails or Rails(), PaperExecutor(COSTS))
 
 
-_seq = [0]
-
-
-def entries(*intents: Message) -> list[tuple[str, dict[str, Any]]]:
-    result = []
+async def run(processor: Processor, *intents: Message, consumer: str = "t") -> int:
+    """Deliver ``intents`` through the real stream and consumer group to ``processor``,
+    acknowledge what it hands back, and return how many entries are still pending."""
+    redis = processor.redis
+    await ensure_group(redis, keys.ORDER_INTENTS, keys.GATEWAY_GROUP)
     for item in intents:
-        _seq[0] += 1
-        result.append((f"{_seq[0]}-0", encode(item)))
-    return result
+        await redis.xadd(keys.ORDER_INTENTS, encode(item))
+    reply = await redis.xreadgroup(
+        keys.GATEWAY_GROUP, consumer, {keys.ORDER_INTENTS: ">"}, count=10_000
+    )
+    delivered = reply[0][1] if reply else []
+    ack = await processor.handle(delivered) if delivered else []
+    if ack:
+        await redis.xack(keys.ORDER_INTENTS, keys.GATEWAY_GROUP, *ack)
+    summary = await redis.xpending_range(
+        keys.ORDER_INTENTS,
+        keys.GATEWAY_GROUP,
+        min="-",
+        max="+",
+        count=10_000,
+        consumername=consumer,
+    )
+    return len(summary)
 
 
 async def reports(redis: Any) -> list[ExecutionReport]:

@@ -11,13 +11,14 @@ from services.gateway.rails import Rails
 from shared import keys
 from shared.bots import BotField, client_order_id
 from shared.messages import ExecutionStatus, OrderType, Side
+from shared.streams import ensure_group
 from tests.integration.gateway.helpers import (
-    entries,
     events,
     final_reports,
     intent,
     make_processor,
     reports,
+    run,
     seed_market,
 )
 
@@ -25,8 +26,7 @@ from tests.integration.gateway.helpers import (
 async def test_market_buy_fills_with_slippage_and_fee_and_moves_paper_balances(redis: Any) -> None:
     await seed_market(redis)
     processor = await make_processor(redis)
-    ack = await processor.handle(entries(intent(1)))
-    assert len(ack) == 1
+    assert await run(processor, intent(1)) == 0  # nothing left pending
     [report] = await reports(redis)
     assert report.status is ExecutionStatus.FILLED and report.final
     assert report.avg_price == Decimal("50050.00000000")  # 0.1 % slippage against a BUY
@@ -45,9 +45,8 @@ async def test_redelivered_intent_places_one_order_and_publishes_one_report(redi
     await seed_market(redis)
     processor = await make_processor(redis)
     same = intent(2)
-    ack1 = await processor.handle(entries(same, same))  # twice in one batch
-    ack2 = await processor.handle(entries(same))  # redelivered later
-    assert len(ack1) == 2 and len(ack2) == 1
+    assert await run(processor, same, same) == 0  # twice in one batch
+    assert await run(processor, same) == 0  # redelivered later
     finals = await final_reports(redis)
     assert [len(v) for v in finals.values()] == [1]
     balances = await redis.hgetall(keys.balances("paper"))
@@ -59,7 +58,10 @@ async def test_two_instances_racing_on_one_intent_place_it_once(redis: Any) -> N
     first = await make_processor(redis, instance="a")
     second = await make_processor(redis, instance="b")
     items = [intent(n) for n in range(50)]
-    await asyncio.gather(first.handle(entries(*items)), second.handle(entries(*items)))
+    pending = await asyncio.gather(
+        run(first, *items, consumer="a"), run(second, *items, consumer="b")
+    )
+    assert pending == [0, 0]
     finals = await final_reports(redis)
     assert len(finals) == 50 and all(len(v) == 1 for v in finals.values())
     balances = await redis.hgetall(keys.balances("paper"))
@@ -71,7 +73,7 @@ async def test_quantity_is_rounded_down_to_step_and_lot_size_failure_names_the_f
 ) -> None:
     await seed_market(redis)
     processor = await make_processor(redis)
-    await processor.handle(entries(intent(3, qty="0.0100099"), intent(4, qty="0.00005")))
+    await run(processor, intent(3, qty="0.0100099"), intent(4, qty="0.00005"))
     by_id = {r.intent_id: r for r in await reports(redis)}
     assert by_id["bot1:3:buy"].executed_qty == Decimal("0.01000")
     refused = by_id["bot1:4:buy"]
@@ -83,7 +85,7 @@ async def test_stale_epoch_intent_is_refused_and_never_filled(redis: Any) -> Non
     await seed_market(redis)
     await redis.hset(keys.bot("bot1"), BotField.EPOCH.value, "3")
     processor = await make_processor(redis)
-    await processor.handle(entries(intent(5, epoch=2), intent(6, epoch=3)))
+    await run(processor, intent(5, epoch=2), intent(6, epoch=3))
     by_id = {r.intent_id: r for r in await reports(redis)}
     assert by_id["bot1:5:buy"].status is ExecutionStatus.REJECTED
     assert "stale epoch" in by_id["bot1:5:buy"].reason
@@ -99,10 +101,10 @@ async def test_each_rail_refuses_with_its_name_counts_it_and_reports_an_event(re
         fleet_orders_per_window=3,
     )
     processor = await make_processor(redis, rails=rails)
-    await processor.handle(entries(intent("sym", symbol="ETHUSDT", qty="0.1")))
-    await processor.handle(entries(intent("big", qty="0.1")))  # 5,000 USDT
-    await processor.handle(entries(intent("a1"), intent("a2"), intent("a3")))  # bot: 2 / min
-    await processor.handle(entries(intent("b1", bot="bot2"), intent("b2", bot="bot3")))  # fleet 3
+    await run(processor, intent("sym", symbol="ETHUSDT", qty="0.1"))
+    await run(processor, intent("big", qty="0.1"))  # 5,000 USDT
+    await run(processor, intent("a1"), intent("a2"), intent("a3"))  # bot: 2 / min
+    await run(processor, intent("b1", bot="bot2"), intent("b2", bot="bot3"))  # fleet 3
     by_id = {r.intent_id: r for r in await reports(redis)}
     assert by_id["bot1:sym:buy"].reason.startswith("allowed_symbols:")
     assert by_id["bot1:big:buy"].reason.startswith("max_order_notional:")
@@ -126,21 +128,21 @@ async def test_each_rail_refuses_with_its_name_counts_it_and_reports_an_event(re
 async def test_halted_portfolio_refuses_entries_but_lets_an_exit_through(redis: Any) -> None:
     await seed_market(redis)
     processor = await make_processor(redis)
-    await processor.handle(entries(intent("in")))
-    await redis.set(keys.RISK_HALT, "operator: manual halt")
-    await processor.handle(entries(intent("again"), intent("out", side=Side.SELL, is_exit=True)))
+    await run(processor, intent("in"))
+    await redis.set(keys.RISK_HALT, 'operator: "stop" at 100% \\ now')  # quoted into JSON by Lua
+    await run(processor, intent("again"), intent("out", side=Side.SELL, is_exit=True))
     by_id = {r.intent_id: r for r in await reports(redis)}
     assert by_id["bot1:again:buy"].status is ExecutionStatus.REJECTED
-    assert "halted" in by_id["bot1:again:buy"].reason
+    assert by_id["bot1:again:buy"].reason == 'portfolio halted: operator: "stop" at 100% \\ now'
     assert by_id["bot1:out:sell"].status is ExecutionStatus.FILLED
 
 
 async def test_exit_of_a_recorded_position_passes_even_the_rails(redis: Any) -> None:
     await seed_market(redis)
     processor = await make_processor(redis, rails=Rails(max_order_notional=Decimal("600")))
-    await processor.handle(entries(intent("in", qty="0.01")))  # 500 USDT
+    await run(processor, intent("in", qty="0.01"))  # 500 USDT
     await redis.set(keys.price("BTCUSDT"), "70000")  # the position is now worth 700
-    await processor.handle(entries(intent("out", side=Side.SELL, qty="0.01", is_exit=True)))
+    await run(processor, intent("out", side=Side.SELL, qty="0.01", is_exit=True))
     by_id = {r.intent_id: r for r in await reports(redis)}
     assert by_id["bot1:out:sell"].status is ExecutionStatus.FILLED
 
@@ -157,14 +159,12 @@ async def test_entries_breaching_limits_are_refused_with_the_limit_named(redis: 
         },
     )
     processor = await make_processor(redis)
-    await processor.handle(entries(intent("huge", qty="0.02")))  # 1000 > 700 per order
-    await processor.handle(entries(intent("p1", qty="0.01")))  # 500 BTC
-    await processor.handle(entries(intent("p2", qty="0.008")))  # BTC would be 900 > 800
-    await processor.handle(entries(intent("e1", bot="bot2", symbol="ETHUSDT", qty="0.2")))  # 500
-    await processor.handle(
-        entries(intent("e2", bot="bot3", symbol="ETHUSDT", qty="0.003"))
-    )  # 3 open
-    await processor.handle(entries(intent("e3", qty="0.003")))  # total would be ~1151
+    await run(processor, intent("huge", qty="0.02"))  # 1000 > 700 per order
+    await run(processor, intent("p1", qty="0.01"))  # 500 BTC
+    await run(processor, intent("p2", qty="0.008"))  # BTC would be 900 > 800
+    await run(processor, intent("e1", bot="bot2", symbol="ETHUSDT", qty="0.2"))  # 500
+    await run(processor, intent("e2", bot="bot3", symbol="ETHUSDT", qty="0.003"))  # 3 open
+    await run(processor, intent("e3", qty="0.003"))  # total would be ~1151
     by_id = {r.intent_id: r for r in await reports(redis)}
     assert by_id["bot1:huge:buy"].reason.startswith("max_position_quote:")
     assert by_id["bot1:p1:buy"].status is ExecutionStatus.FILLED
@@ -178,13 +178,13 @@ async def test_daily_loss_breach_halts_trading_and_emits_an_event(redis: Any) ->
     await seed_market(redis)
     await redis.hset(keys.RISK_LIMITS, "max_daily_loss_quote", "50")
     processor = await make_processor(redis)
-    await processor.handle(entries(intent("in", qty="0.02")))  # ~1000 USDT
+    await run(processor, intent("in", qty="0.02"))  # ~1000 USDT
     await redis.set(keys.price("BTCUSDT"), "45000")  # sell at a ~100 USDT loss
-    await processor.handle(entries(intent("out", side=Side.SELL, qty="0.02", is_exit=True)))
+    await run(processor, intent("out", side=Side.SELL, qty="0.02", is_exit=True))
     halt = await redis.get(keys.RISK_HALT)
     assert halt is not None and halt.startswith(b"max_daily_loss_quote")
     assert any(e.kind == "risk.halt" for e in await events(redis))
-    await processor.handle(entries(intent("next")))
+    await run(processor, intent("next"))
     by_id = {r.intent_id: r for r in await reports(redis)}
     assert "halted" in by_id["bot1:next:buy"].reason
 
@@ -196,7 +196,7 @@ async def test_limit_order_rests_then_fills_when_the_price_crosses(redis: Any) -
     await seed_market(redis)
     processor = await make_processor(redis)
     resting = intent("lim", order_type=OrderType.LIMIT, price="49000.005", qty="0.01")
-    await processor.handle(entries(resting))
+    await run(processor, resting)
     [new] = await reports(redis)
     assert new.status is ExecutionStatus.NEW and not new.final
     follower = PaperFollower(processor, COSTS)
@@ -213,7 +213,7 @@ async def test_limit_order_rests_then_fills_when_the_price_crosses(redis: Any) -
 async def test_insufficient_paper_balance_is_refused_without_moving_balances(redis: Any) -> None:
     await seed_market(redis)
     processor = await make_processor(redis, balances={"USDT": Decimal(100)})
-    await processor.handle(entries(intent("poor", qty="0.01")))
+    await run(processor, intent("poor", qty="0.01"))
     [report] = await reports(redis)
     assert report.status is ExecutionStatus.REJECTED and "insufficient balance" in report.reason
     assert (await redis.hget(keys.balances("paper"), "USDT:free")) == b"100"
@@ -222,6 +222,11 @@ async def test_insufficient_paper_balance_is_refused_without_moving_balances(red
 
 async def test_malformed_intent_is_dead_lettered_and_acknowledged(redis: Any) -> None:
     processor = await make_processor(redis)
-    ack = await processor.handle([("9-0", {b"type": b"order_intent", b"data": b"{not json"})])
-    assert ack == ["9-0"]
+    await ensure_group(redis, keys.ORDER_INTENTS, keys.GATEWAY_GROUP)
+    await redis.xadd(keys.ORDER_INTENTS, {"type": "order_intent", "data": "{not json"})
+    [(_s, delivered)] = await redis.xreadgroup(
+        keys.GATEWAY_GROUP, "t", {keys.ORDER_INTENTS: ">"}, count=10
+    )
+    ack = await processor.handle(delivered)
+    assert ack == [delivered[0][0]]
     assert await redis.xlen(keys.DEAD_LETTER) == 1
