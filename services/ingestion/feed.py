@@ -35,25 +35,36 @@ class MalformedKline(ValueError):
     """A kline event whose values cannot describe a real candle (dead-letter it)."""
 
 
-def checked_candle(event: KlineEvent) -> Candle:
-    """The event as a :class:`Candle`, or :class:`MalformedKline` saying what is wrong."""
+_FIELDS = ("open", "high", "low", "close", "volume", "quote_volume")
+
+
+def checked_candle(event: KlineEvent, bounds: dict[str, tuple[int, int, int]]) -> Candle:
+    """The event as a :class:`Candle`, or :class:`MalformedKline` saying what is wrong.
+
+    ``bounds`` caches, per interval, the last candle checked against the grid as
+    ``(open time, next open time, latest acceptable event time)``: the updates of one
+    candle share it, so the calendar arithmetic runs once per candle, not per event.
+    """
     try:
         candle = kline_event_to_candle(event)
     except ValueError as exc:  # an unparsable decimal
         raise MalformedKline(str(exc)) from None
-    interval = candle.interval
-    for name in ("open", "high", "low", "close", "volume", "quote_volume"):
+    for name in _FIELDS:
         value: Decimal = getattr(candle, name)
-        if not value.is_finite() or value < 0:
+        if value.is_signed() or not value.is_finite():  # negative (or -0), NaN, Infinity
             raise MalformedKline(f"{name} {value} is not a finite non-negative decimal")
-    start = candle.open_time
-    if open_time_of(interval, start) != start:
-        raise MalformedKline(f"open time {start} is not on the {interval} grid")
-    end = next_open_time(interval, start)
-    if candle.close_time != end - 1:
+    interval, start = candle.interval, candle.open_time
+    known = bounds.get(interval)
+    if known is None or known[0] != start:
+        if open_time_of(interval, start) != start:
+            raise MalformedKline(f"open time {start} is not on the {interval} grid")
+        end = next_open_time(interval, start)
+        known = (start, end, end + max_interval_ms(interval))
+        bounds[interval] = known
+    if candle.close_time != known[1] - 1:
         raise MalformedKline(f"close time {candle.close_time} does not end the {interval} candle")
-    if not start <= event.E <= end + max_interval_ms(interval):
-        raise MalformedKline(f"event time {event.E} is outside candle {start}..{end - 1}")
+    if not start <= event.E <= known[2]:
+        raise MalformedKline(f"event time {event.E} is outside candle {start}..{known[1] - 1}")
     return candle
 
 
@@ -82,6 +93,7 @@ class MarketFeed:
         self.backfill_pending = False  # set when a stream needs a backfill
         self.events = 0
         self.ignored = 0
+        self._bounds: dict[str, tuple[int, int, int]] = {}  # see checked_candle
 
     # --- subscriptions ------------------------------------------------------------------
     def add_stream(self, symbol: str, interval: str, stored_last: int | None) -> StreamSync:
@@ -116,7 +128,7 @@ class MarketFeed:
         if sync is None:
             self.ignored += 1  # a stream being unsubscribed, or not ours
             return
-        candle = checked_candle(event)
+        candle = checked_candle(event, self._bounds)
         self.events += 1
         if self.exchange_now < event.E:
             self.exchange_now = event.E
