@@ -92,8 +92,10 @@ def spec_for(symbol: str) -> SymbolSpec:
     symbol = symbol.upper()
     base, quote = split_symbol(symbol)
     if symbol in _KNOWN:
-        price, tick, step, vol = _KNOWN[symbol]
-        return SymbolSpec(symbol, base, quote, price, Decimal(tick), Decimal(step), vol)
+        known_price, known_tick, known_step, vol = _KNOWN[symbol]
+        return SymbolSpec(
+            symbol, base, quote, known_price, Decimal(known_tick), Decimal(known_step), vol
+        )
     h = _hash64("spec", symbol)
     if quote in ("BTC", "ETH", "BNB"):
         price = 10 ** (-4 + (h % 3000) / 1000)  # 0.0001 .. 0.1

@@ -82,22 +82,17 @@ def test_bad_fault_values_are_refused(sim: SimClient) -> None:
 
 async def test_a_frozen_market_sends_and_serves_nothing_new_until_thawed(sim: SimClient) -> None:
     url = sim.ws_url + "/stream?streams=btcusdt@kline_1m/ethusdt@kline_1m"
-    sim.freeze("BTCUSDT")
-    price = httpx.get(sim.rest_url + "/api/v3/ticker/price", params={"symbol": "BTCUSDT"}).json()
-    before = httpx.get(
-        sim.rest_url + "/api/v3/klines", params={"symbol": "BTCUSDT", "interval": "1s", "limit": 1}
-    ).json()
-    frames, _ = await _frames(url, 1.0)
-    assert {f["stream"] for f in frames} == {"ethusdt@kline_1m"}
-    assert (
-        httpx.get(sim.rest_url + "/api/v3/ticker/price", params={"symbol": "BTCUSDT"}).json()
-        == price
-    )
-    after = httpx.get(
-        sim.rest_url + "/api/v3/klines", params={"symbol": "BTCUSDT", "interval": "1s", "limit": 1}
-    ).json()
-    assert after == before
-    sim.thaw()
+    price_q = {"symbol": "BTCUSDT"}
+    klines_q = {"symbol": "BTCUSDT", "interval": "1s", "limit": 1}
+    await asyncio.to_thread(sim.freeze, "BTCUSDT")
+    async with httpx.AsyncClient(base_url=sim.rest_url) as client:
+        price = (await client.get("/api/v3/ticker/price", params=price_q)).json()
+        before = (await client.get("/api/v3/klines", params=klines_q)).json()
+        frames, _ = await _frames(url, 1.0)
+        assert {f["stream"] for f in frames} == {"ethusdt@kline_1m"}
+        assert (await client.get("/api/v3/ticker/price", params=price_q)).json() == price
+        assert (await client.get("/api/v3/klines", params=klines_q)).json() == before
+    await asyncio.to_thread(sim.thaw)
     frames, _ = await _frames(url, 1.0)
     assert "btcusdt@kline_1m" in {f["stream"] for f in frames}
 
@@ -133,7 +128,8 @@ async def test_server_shutdown_event_precedes_the_disconnect(sim: SimClient) -> 
     assert closed
     assert frames[-1]["stream"] == "!serverShutdown"
     assert frames[-1]["data"]["e"] == "serverShutdown"
-    assert httpx.get(sim.rest_url + "/api/v3/ping").status_code == 200  # only streams end
+    ping = await asyncio.to_thread(httpx.get, sim.rest_url + "/api/v3/ping")
+    assert ping.status_code == 200  # only the streams end
 
 
 async def test_ws_api_user_data_stream_delivers_execution_reports(sim: SimClient) -> None:
@@ -178,9 +174,11 @@ async def test_ws_api_rejects_a_bad_signature(sim: SimClient) -> None:
 
 
 async def test_legacy_listen_key_stream_delivers_unwrapped_events(sim: SimClient) -> None:
-    key = httpx.post(
-        sim.rest_url + "/api/v3/userDataStream", headers={"X-MBX-APIKEY": sim.api_key}
-    ).json()["listenKey"]
+    async with httpx.AsyncClient() as client:
+        resp = await client.post(
+            sim.rest_url + "/api/v3/userDataStream", headers={"X-MBX-APIKEY": sim.api_key}
+        )
+    key = resp.json()["listenKey"]
     async with websockets.connect(f"{sim.ws_url}/ws/{key}") as ws:
         await asyncio.sleep(0.1)
         await asyncio.to_thread(
