@@ -54,7 +54,7 @@ class SymbolMarket:
         self.symbol = source.spec.symbol
         self.first_second = max(source.first_second, first_second or 0)
         self._tick_u = _units(self.spec.tick)
-        self._step_u = _units(self.spec.step)
+        self._step_u = _units(self.spec.base_unit)
         self._hours: dict[int, Summary] = {}
         self._price_str: dict[int, str] = {}  # formatting cache: prices repeat a lot
         # While frozen, nothing after this second is visible (None: not frozen).

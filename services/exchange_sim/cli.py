@@ -25,7 +25,9 @@ def register(app: typer.Typer) -> None:
     def exchange_sim(
         host: str = typer.Option("127.0.0.1", help="address to listen on"),
         port: int = typer.Option(9100, help="port for REST, streams and the WS API"),
-        symbols: str = typer.Option("BTCUSDT,ETHUSDT", help="comma-separated symbols"),
+        symbols: str = typer.Option(
+            "", help="comma-separated symbols (default BTCUSDT,ETHUSDT; with --replay: its files)"
+        ),
         speed: float = typer.Option(1.0, help="exchange clock speed: N x wall time"),
         seed: int = typer.Option(7, help="seed of the price paths and fault dice"),
         api_key: str = typer.Option("", help="HMAC API key (generated if omitted)"),
@@ -81,7 +83,8 @@ def register(app: typer.Typer) -> None:
             opts = SimOptions(
                 host=host,
                 port=port,
-                symbols=[s.strip().upper() for s in symbols.split(",") if s.strip()],
+                symbols=[s.strip().upper() for s in symbols.split(",") if s.strip()]
+                or ([] if replay else ["BTCUSDT", "ETHUSDT"]),
                 speed=speed,
                 seed=seed,
                 api_key=api_key,

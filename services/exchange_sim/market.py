@@ -53,6 +53,11 @@ class SymbolSpec:
     tick: Decimal
     step: Decimal
     volume_per_s: float  # mean base volume per second
+    volume_unit: Decimal | None = None  # base volume granularity (default: the lot step)
+
+    @property
+    def base_unit(self) -> Decimal:
+        return self.volume_unit if self.volume_unit is not None else self.step
 
     @property
     def min_notional(self) -> Decimal:

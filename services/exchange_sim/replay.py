@@ -13,6 +13,7 @@ is derived from the one path.
 from __future__ import annotations
 
 import csv
+from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 
@@ -38,9 +39,16 @@ def _units(value: str, unit: Decimal, where: str) -> int:
     return int(scaled.to_integral_value())
 
 
-def load_candles(path: Path, spec: SymbolSpec, interval: str) -> list[ReplayCandle]:
+def _decimals(value: str) -> int:
+    _, _, frac = value.partition(".")
+    return len(frac.rstrip("0"))
+
+
+def load_candles(path: Path, symbol: str, interval: str) -> tuple[SymbolSpec, list[ReplayCandle]]:
+    """The file's candles, and the symbol's spec with the tick the file's prices use
+    (volumes are kept to 1e-8, as the archives print them)."""
     seconds = interval_ms(interval) // 1000
-    candles: list[ReplayCandle] = []
+    rows: list[tuple[str, list[str]]] = []
     with path.open(newline="") as fh:
         for lineno, row in enumerate(csv.reader(fh), 1):
             if not row or not row[0].strip().lstrip("-").isdigit():
@@ -48,28 +56,39 @@ def load_candles(path: Path, spec: SymbolSpec, interval: str) -> list[ReplayCand
             where = f"{path.name}:{lineno}"
             if len(row) < 11:
                 raise ReplayError(f"{where}: expected 12 columns, got {len(row)}")
-            open_ms = int(row[0])
-            if open_ms > 10**14:  # microseconds
-                open_ms //= 1000
-            o, h, lo, c = (_units(row[i], spec.tick, where) for i in (1, 2, 3, 4))
-            candles.append(
-                ReplayCandle(
-                    open_s=open_ms // 1000,
-                    seconds=seconds,
-                    o=o,
-                    h=max(h, o, c),
-                    l=min(lo, o, c),
-                    c=c,
-                    v=_units(row[5], spec.step, where),
-                    q=_units(row[7], QUOTE_UNIT, where),
-                    tb=_units(row[9], spec.step, where),
-                    tbq=_units(row[10], QUOTE_UNIT, where),
-                    n=int(row[8]),
-                )
-            )
-    if not candles:
+            rows.append((where, row))
+    if not rows:
         raise ReplayError(f"{path}: no kline rows")
-    return candles
+    base = spec_for(symbol)
+    price_decimals = max(_decimals(row[i]) for _, row in rows for i in (1, 2, 3, 4))
+    tick = min(base.tick, Decimal(1).scaleb(-min(price_decimals, 8)))
+    try:
+        first_close = float(rows[0][1][4])
+    except ValueError as exc:
+        raise ReplayError(f"{rows[0][0]}: not a number: {rows[0][1][4]!r}") from exc
+    spec = replace(base, tick=tick, base_price=first_close, volume_unit=QUOTE_UNIT)
+    candles: list[ReplayCandle] = []
+    for where, row in rows:
+        open_ms = int(row[0])
+        if open_ms > 10**14:  # microseconds
+            open_ms //= 1000
+        o, h, lo, c = (_units(row[i], spec.tick, where) for i in (1, 2, 3, 4))
+        candles.append(
+            ReplayCandle(
+                open_s=open_ms // 1000,
+                seconds=seconds,
+                o=o,
+                h=max(h, o, c),
+                l=min(lo, o, c),
+                c=c,
+                v=_units(row[5], QUOTE_UNIT, where),
+                q=_units(row[7], QUOTE_UNIT, where),
+                tb=_units(row[9], QUOTE_UNIT, where),
+                tbq=_units(row[10], QUOTE_UNIT, where),
+                n=int(row[8]),
+            )
+        )
+    return spec, candles
 
 
 def load_replay(folder: Path, symbols: list[str] | None = None) -> dict[str, ReplaySource]:
@@ -92,6 +111,6 @@ def load_replay(folder: Path, symbols: list[str] | None = None) -> dict[str, Rep
     sources = {}
     for symbol in wanted:
         _, interval, path = finest[symbol]
-        spec = spec_for(symbol)
-        sources[symbol] = ReplaySource(spec, load_candles(path, spec, interval))
+        spec, candles = load_candles(path, symbol, interval)
+        sources[symbol] = ReplaySource(spec, candles)
     return sources
