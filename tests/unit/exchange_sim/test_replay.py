@@ -59,5 +59,5 @@ def test_missing_symbols_and_bad_folders_are_named(tmp_path: Path) -> None:
     with pytest.raises(ReplayError, match="not a directory"):
         load_replay(tmp_path / "nope")
     (tmp_path / "BTCUSDT-1m.csv").write_text("1704067200000,1,2\n")
-    with pytest.raises(ReplayError, match="BTCUSDT-1m.csv:1"):
+    with pytest.raises(ReplayError, match=r"BTCUSDT-1m\.csv:1"):
         load_replay(tmp_path)
