@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import sys
 import tempfile
 import time
@@ -52,6 +53,12 @@ def _intent(tag: str, n: int) -> OrderIntent:
         side=Side.BUY,
         quantity=Decimal("0.0002"),
     )
+
+
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -165,13 +172,21 @@ COMMON = {
 }
 
 
-def bench_paper(tmp: Path, redis_url: str) -> None:
+def bench_paper(tmp: Path, redis_url: str, redis_pid: int) -> None:
     env = {**COMMON, "BOTFLEET_REDIS_URL": redis_url, "BOTFLEET_INSTANCE": "bench-paper"}
     _reset(redis_url)
     gw = _gateway(tmp, env, "paper")
     try:
+        cpu_gw, cpu_redis = _cpu_s(gw.pid), _cpu_s(redis_pid)
         rate = asyncio.run(saturation(redis_url, "sat", 20_000, 60))
+        gw_us = (_cpu_s(gw.pid) - cpu_gw) / 20_000 * 1e6
+        redis_us = (_cpu_s(redis_pid) - cpu_redis) / 20_000 * 1e6
         print(f"paper: {rate:,.0f} intents/s at saturation (20,000 intents, one gateway process)")
+        print(
+            f"paper: CPU per intent: gateway {gw_us:.0f} us, redis-server {redis_us:.0f} us"
+            f" (one gateway core alone: ~{1e6 / gw_us:,.0f} intents/s;"
+            f" load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)"
+        )
         p50, p99, n = asyncio.run(paced(redis_url, "paced", 500, 6))
         print(
             f"paper: intent->report latency at 500 intents/s: p50 {p50:.2f} ms, p99 {p99:.2f} ms ({n} intents)"
@@ -231,7 +246,8 @@ def main() -> None:
         tmp = Path(d)
         server = RedisServer(tmp / "redis").start()
         try:
-            bench_paper(tmp, server.url)
+            assert server.proc is not None
+            bench_paper(tmp, server.url, server.proc.pid)
             bench_live(tmp, server.url)
         finally:
             server.stop()

@@ -234,6 +234,7 @@ class ExchangeClient:
             response = await self.http.send(request)
             body = await response.aread()
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            self.connected = False
             self._failed(f"{endpoint.name}: {type(exc).__name__}")
             raise connection_error(
                 f"{endpoint.name}: {type(exc).__name__}", request_sent=False
