@@ -3,13 +3,15 @@ process too, 120x speed: a 1m candle every half second), two symbols subscribed.
 
 After each of: forced disconnects, dropped kline messages and ``serverShutdown``
 (the simulator's faults); a kill -9 and restart; the death of the active one of two
-instances; a ``serverShutdown`` that closes only the notified connection; malformed
-frames in the live feed — every candle list and candle stream holds each open time
+instances; connections replaced at their age limit; a ``serverShutdown`` that closes
+only the notified connection; malformed frames in the live feed — every candle list and candle stream holds each open time
 exactly once, in order, with no gap, and equals the simulator's own klines.
 
-The processes are shared by the module's tests (each test leaves a live, caught-up
-feed behind); the last two tests run a second ingestion, in its own Redis database,
-whose market streams pass through :class:`~.ws_relay.WsRelay` (see there for why).
+The simulator and the main ingestion are shared by the module's tests (each test
+leaves a live, caught-up feed behind); :class:`~.market.OtherClient` keeps the
+simulator's streams running as a real exchange's do. The age-limit test runs its own
+ingestion; the last two share one whose market streams pass through
+:class:`~.ws_relay.WsRelay` (see there for why). Each uses its own Redis database.
 """
 
 from __future__ import annotations
@@ -190,6 +192,37 @@ def test_a_standby_takes_over_when_the_active_instance_dies_and_fills_the_gap(
     market.assert_exactly_once_in_order_no_gap_equal_to_the_sim()
     # what closed while nobody held the shard came from REST (the heartbeat lags 1 s)
     standby.wait_for(lambda: market.figure("ing-b", "backfilled_candles") >= 1, 5, "backfill")
+
+
+def test_a_connection_near_its_age_limit_is_replaced_before_it_is_closed_with_no_gap(
+    sim: SimClient,
+    other_client: OtherClient,
+    redis_url: str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """The venue cuts a connection at 24 h; ingestion replaces it earlier (here: every
+    1.5 s) by opening and subscribing the new one before closing the old."""
+    m = Market(sim, _flushed(_db(redis_url, 3)), tmp_path_factory.mktemp("aged"), ("ETHUSDT",))
+    m.subscribe("ETHUSDT")
+    m.active = m.start("ing-age", BOTFLEET_INGESTION_CONNECTION_MAX_AGE_S="1.5")
+    try:
+        m.wait_caught_up(m.active, "history and live candles")
+        before = m.fresh_health("ing-age")
+        m.active.wait_for(
+            lambda: m.figure("ing-age", "rollovers") >= int(before["rollovers"]) + 2,
+            10,
+            "rollovers",
+        )
+        m.wait_caught_up(m.active, "closes after the rollovers", ahead=1)
+        m.assert_exactly_once_in_order_no_gap_equal_to_the_sim()
+        after = m.fresh_health("ing-age")
+        for figure in ("reconnects", "rest_requests", "backfilled_candles"):
+            assert after[figure] == before[figure], figure
+    except BaseException:
+        print(m.logs())
+        raise
+    finally:
+        m.stop_all()
 
 
 def test_server_shutdown_opens_the_replacement_before_the_old_connection_closes(
