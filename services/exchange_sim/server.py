@@ -10,20 +10,17 @@ decides a Binance rule except how bytes reach the wire.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import secrets
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgspec
-from aiohttp import WSMsgType, web
+from aiohttp import WSMessage, WSMsgType, web
 
 from services.exchange_sim import responses
 from services.exchange_sim.apierror import (
     BAD_API_KEY_FMT,
-    BAD_SIGNATURE,
     INVALID_SYMBOL,
     REJECTED_KEY,
     ApiError,
@@ -38,25 +35,20 @@ from services.exchange_sim.requests import (
     ApiKey,
     Request,
     authenticate,
-    check_timestamp,
     interval_of,
     parse_new_order,
     symbol_of,
 )
+from services.exchange_sim.wsconn import OUTBOX_BACKLOG, Conn, WsProtocol, wall_ms
 from shared.binance.endpoints import charged_weight, endpoint_for, weight_of
 from shared.binance.rules import exchange_info_symbol
 from shared.binance.schemas import ServerShutdownEvent
-from shared.binance.signing import verify_ed25519, verify_hmac, ws_api_signature_payload
 from shared.binance.streams import MAX_CONTROL_MESSAGES_PER_SECOND, MAX_STREAMS_PER_CONNECTION
 from shared.logging import get_logger
+from shared.service import cancel_tasks
 
 log = get_logger(__name__)
 _json = msgspec.json.Encoder(decimal_format="string")
-# A connection with more queued messages than this gets only closed candles (and no
-# open-candle updates) until it catches up; past the hard limit it is dropped as too
-# slow, as Binance drops consumers that cannot keep up.
-_OUTBOX_BACKLOG = 5_000
-_OUTBOX_LIMIT = 200_000
 _EXTRA_WEIGHTS = {
     ("GET", "/api/v3/uiKlines"): 2,
     ("GET", "/api/v3/avgPrice"): 2,
@@ -81,40 +73,6 @@ def _error(exc: ApiError) -> web.Response:
 # --- WebSocket connections -----------------------------------------------------------------
 
 
-class Conn:
-    """One WebSocket client: an outbox of pre-serialised frames and its writer task."""
-
-    def __init__(self, ws: web.WebSocketResponse, kind: str, combined: bool = False) -> None:
-        self.ws = ws
-        self.kind = kind  # "market" | "ws-api" | "listen-key"
-        self.combined = combined
-        self.streams: set[str] = set()
-        self.outbox: deque[bytes] = deque()
-        self._wake = asyncio.Event()
-        self.sent = 0
-        self.skipped = 0  # open-candle updates not queued while backlogged
-        self.user_subs: dict[int, str] = {}  # subscription id -> account (ws-api)
-        self.listen_account: str | None = None
-        self.logged_on: ApiKey | None = None
-
-    def push(self, data: bytes) -> None:
-        self.outbox.append(data)
-        self._wake.set()
-
-    async def writer(self) -> None:
-        ws = self.ws
-        while not ws.closed:
-            await self._wake.wait()
-            self._wake.clear()
-            if len(self.outbox) > _OUTBOX_LIMIT:
-                log.warning("ws.slow_consumer_dropped", queued=len(self.outbox))
-                await ws.close(code=1008, message=b"too slow")
-                return
-            while self.outbox and not ws.closed:
-                await ws.send_frame(self.outbox.popleft(), WSMsgType.TEXT)
-                self.sent += 1
-
-
 class SimServer:
     """The aiohttp application around one :class:`Exchange`."""
 
@@ -127,7 +85,7 @@ class SimServer:
         self.conns: set[Conn] = set()
         self.subscribers: dict[str, set[Conn]] = {}
         self.listen_keys: dict[str, str] = {}  # listenKey -> account
-        self._sub_ids = 0
+        self.proto = WsProtocol(ex, self._subscribe, self._unsubscribe)
         self.app = web.Application(middlewares=[self._rest_middleware])
         r = self.app.router
         r.add_get("/api/v3/ping", self.ping)
@@ -217,7 +175,7 @@ class SimServer:
     def _auth(self, request: web.Request) -> tuple[Request, ApiKey, int]:
         req = self._req(request)
         now = self.ex.now_ms()
-        key = authenticate(req, request.headers.get("X-MBX-APIKEY"), self.ex.keys, now, _wall_ms())
+        key = authenticate(req, request.headers.get("X-MBX-APIKEY"), self.ex.keys, now, wall_ms())
         return req, key, now
 
     # --- market data -------------------------------------------------------------------------
@@ -546,250 +504,70 @@ class SimServer:
                 else {"code": 2, "msg": "too many streams"},
                 400,
             )
-        ws = web.WebSocketResponse(
-            heartbeat=self.ws_ping_interval, max_msg_size=1 << 20, compress=False
-        )
+        ws = web.WebSocketResponse(autoping=False, max_msg_size=1 << 20, compress=False)
         await ws.prepare(request)
         conn = Conn(ws, "listen-key" if listen_account else "market", combined)
         conn.listen_account = listen_account
-        self.conns.add(conn)
         for name in names:
             self._subscribe(conn, name)
-        writer = asyncio.create_task(conn.writer(), name="ws-writer")
         window, count = 0, 0
+
+        async def on_message(msg: WSMessage) -> bool:
+            nonlocal window, count
+            # §2.1: pings, pongs and control messages all count toward 5 per second
+            second = int(time.monotonic())
+            if second != window:
+                window, count = second, 0
+            count += 1
+            if count > MAX_CONTROL_MESSAGES_PER_SECOND:
+                log.info("ws.too_many_messages", limit=MAX_CONTROL_MESSAGES_PER_SECOND)
+                await ws.close(code=1008, message=b"Too many requests")
+                return False
+            if msg.type == WSMsgType.TEXT:
+                conn.push(self.proto.control(conn, msg.data))
+            return True
+
+        await self._serve(conn, on_message)
+        return ws
+
+    async def _serve(self, conn: Conn, on_message: Callable[[WSMessage], Awaitable[bool]]) -> None:
+        """Run one connection: its writer, its keep-alive, and its incoming frames."""
+        ws = conn.ws
+        self.conns.add(conn)
+        tasks = [
+            asyncio.create_task(conn.writer(), name="ws-writer"),
+            asyncio.create_task(conn.keepalive(self.ws_ping_interval), name="ws-keepalive"),
+        ]
         try:
             async for msg in ws:
-                if msg.type != WSMsgType.TEXT:
+                if msg.type == WSMsgType.PING:
+                    await ws.pong(msg.data)
+                elif msg.type == WSMsgType.PONG:
+                    conn.last_pong = time.monotonic()
                     continue
-                second = int(asyncio.get_running_loop().time())
-                if second != window:
-                    window, count = second, 0
-                count += 1
-                if count > MAX_CONTROL_MESSAGES_PER_SECOND:
-                    log.info("ws.too_many_messages", limit=MAX_CONTROL_MESSAGES_PER_SECOND)
-                    await ws.close(code=1008, message=b"Too many requests")
+                if not await on_message(msg):
                     break
-                reply = self._control(conn, msg.data)
-                conn.push(reply)
         finally:
             for name in list(conn.streams):
                 self._unsubscribe(conn, name)
+            conn.user_subs.clear()
             self.conns.discard(conn)
-            writer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await writer
-        return ws
-
-    def _control(self, conn: Conn, text: str) -> bytes:
-        """A live control message (§2.2) and its reply."""
-        try:
-            msg = msgspec.json.decode(text)
-        except msgspec.DecodeError:
-            return _json.encode(
-                {
-                    "error": {"code": 3, "msg": "Invalid JSON: expected value at line 1 column 1"},
-                    "id": None,
-                }
-            )
-        if not isinstance(msg, dict):
-            return _json.encode(
-                {
-                    "error": {"code": 3, "msg": "Invalid JSON: expected value at line 1 column 1"},
-                    "id": None,
-                }
-            )
-        req_id = msg.get("id")
-        if (req_id is not None and not isinstance(req_id, (int, str))) or isinstance(req_id, bool):
-            return _json.encode(
-                {
-                    "error": {
-                        "code": 2,
-                        "msg": "Invalid request: request ID must be an unsigned integer",
-                    },
-                    "id": None,
-                }
-            )
-        method = msg.get("method")
-        params = msg.get("params", [])
-        if method is None:
-            return _json.encode(
-                {
-                    "error": {"code": 2, "msg": "Invalid request: missing field `method`"},
-                    "id": req_id,
-                }
-            )
-        if method in ("SUBSCRIBE", "UNSUBSCRIBE"):
-            if not isinstance(params, list) or not all(isinstance(p, str) for p in params):
-                return _json.encode(
-                    {"error": {"code": 2, "msg": "Invalid request: invalid stream"}, "id": req_id}
-                )
-            if method == "SUBSCRIBE":
-                if any(not self.ex.feed.valid(p) for p in params):
-                    return _json.encode(
-                        {
-                            "error": {"code": 2, "msg": "Invalid request: invalid stream"},
-                            "id": req_id,
-                        }
-                    )
-                if len(conn.streams | set(params)) > MAX_STREAMS_PER_CONNECTION:
-                    return _json.encode(
-                        {
-                            "error": {"code": 2, "msg": "Invalid request: too many streams"},
-                            "id": req_id,
-                        }
-                    )
-                for p in params:
-                    self._subscribe(conn, p)
-            else:
-                for p in params:
-                    self._unsubscribe(conn, p)
-            return _json.encode({"result": None, "id": req_id})
-        if method == "LIST_SUBSCRIPTIONS":
-            return _json.encode({"result": sorted(conn.streams), "id": req_id})
-        if method in ("SET_PROPERTY", "GET_PROPERTY"):
-            if not isinstance(params, list) or not params or params[0] != "combined":
-                return _json.encode({"error": {"code": 0, "msg": "Unknown property"}, "id": req_id})
-            if method == "GET_PROPERTY":
-                return _json.encode({"result": conn.combined, "id": req_id})
-            if len(params) != 2 or not isinstance(params[1], bool):
-                return _json.encode(
-                    {
-                        "error": {"code": 1, "msg": "Invalid value type: expected Boolean"},
-                        "id": req_id,
-                    }
-                )
-            conn.combined = params[1]
-            return _json.encode({"result": None, "id": req_id})
-        return _json.encode(
-            {
-                "error": {
-                    "code": 2,
-                    "msg": f"Invalid request: unknown variant `{method}`, expected one of `SUBSCRIBE`, `UNSUBSCRIBE`, `LIST_SUBSCRIPTIONS`, `SET_PROPERTY`, `GET_PROPERTY`",
-                },
-                "id": req_id,
-            }
-        )
+            await cancel_tasks(tasks)
 
     # --- WebSocket API (user data) ---------------------------------------------------------------
 
     async def ws_api(self, request: web.Request) -> web.StreamResponse:
-        ws = web.WebSocketResponse(heartbeat=self.ws_ping_interval, compress=False)
+        ws = web.WebSocketResponse(autoping=False, compress=False)
         await ws.prepare(request)
         conn = Conn(ws, "ws-api")
-        self.conns.add(conn)
-        writer = asyncio.create_task(conn.writer(), name="ws-api-writer")
-        try:
-            async for msg in ws:
-                if msg.type == WSMsgType.TEXT:
-                    conn.push(self._ws_api_call(conn, msg.data))
-        finally:
-            self.conns.discard(conn)
-            writer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await writer
+
+        async def on_message(msg: WSMessage) -> bool:
+            if msg.type == WSMsgType.TEXT:
+                conn.push(self.proto.ws_api(conn, msg.data))
+            return True
+
+        await self._serve(conn, on_message)
         return ws
-
-    def _ws_verify(self, params: dict[str, Any]) -> ApiKey:
-        """A signed WS-API request (§4: params sorted, raw, not percent-encoded)."""
-        api_key = params.get("apiKey")
-        if not isinstance(api_key, str) or not api_key:
-            raise mandatory("apiKey")
-        key = self.ex.keys.get(api_key)
-        if key is None:
-            raise REJECTED_KEY
-        signature = params.get("signature")
-        if not isinstance(signature, str) or not signature:
-            raise mandatory("signature")
-        timestamp = params.get("timestamp")
-        if not isinstance(timestamp, int):
-            raise mandatory("timestamp")
-        payload = ws_api_signature_payload(params)
-        if key.public_key is not None:
-            ok = verify_ed25519(key.public_key, payload, signature)
-        else:
-            assert key.secret is not None
-            ok = verify_hmac(key.secret, payload, signature)
-        if not ok:
-            raise BAD_SIGNATURE
-        recv = params.get("recvWindow", 5000)
-        check_timestamp(timestamp, int(recv), self.ex.now_ms(), _wall_ms())
-        return key
-
-    def _new_sub(self, conn: Conn, account: str) -> int:
-        sub_id = self._sub_ids
-        self._sub_ids += 1
-        conn.user_subs[sub_id] = account
-        return sub_id
-
-    def _ws_api_call(self, conn: Conn, text: str) -> bytes:
-        try:
-            msg = msgspec.json.decode(text)
-            if not isinstance(msg, dict):
-                raise ValueError("not an object")
-        except (msgspec.DecodeError, ValueError):
-            return _json.encode(
-                {
-                    "id": None,
-                    "status": 400,
-                    "error": {
-                        "code": -1100,
-                        "msg": "Illegal characters found in parameter 'request'.",
-                    },
-                }
-            )
-        req_id = msg.get("id")
-        method = msg.get("method")
-        params = msg.get("params") or {}
-        try:
-            result: Any
-            if method == "ping":
-                result = {}
-            elif method == "time":
-                result = {"serverTime": self.ex.now_ms()}
-            elif method == "userDataStream.subscribe.signature":
-                key = self._ws_verify(params)
-                if key.account in conn.user_subs.values():
-                    raise ApiError(-2035, "User Data Stream subscription already active.")
-                result = {"subscriptionId": self._new_sub(conn, key.account)}
-            elif method == "session.logon":
-                key = self._ws_verify(params)
-                if key.public_key is None:
-                    raise ApiError(-1022, "Signature for this request is not valid.")
-                conn.logged_on = key
-                now = self.ex.now_ms()
-                result = {
-                    "apiKey": key.key,
-                    "authorizedSince": now,
-                    "connectedSince": now,
-                    "returnRateLimits": False,
-                    "serverTime": now,
-                    "userDataStream": False,
-                }
-            elif method == "userDataStream.subscribe":
-                if conn.logged_on is None:
-                    raise ApiError(-2015, "Invalid API-key, IP, or permissions for action.", 401)
-                if conn.logged_on.account in conn.user_subs.values():
-                    raise ApiError(-2035, "User Data Stream subscription already active.")
-                result = {"subscriptionId": self._new_sub(conn, conn.logged_on.account)}
-            elif method == "userDataStream.unsubscribe":
-                sub = params.get("subscriptionId")
-                if sub is None:
-                    conn.user_subs.clear()
-                elif conn.user_subs.pop(sub, None) is None:
-                    raise ApiError(-2036, "User Data Stream subscription not active.")
-                result = {}
-            elif method == "session.subscriptions":
-                result = [{"subscriptionId": s} for s in sorted(conn.user_subs)]
-            else:
-                raise ApiError(
-                    -1100,
-                    "Illegal characters found in parameter 'method'; legal range is 'ping, time, session.logon, userDataStream.subscribe, userDataStream.subscribe.signature, userDataStream.unsubscribe, session.subscriptions'.",
-                )
-        except ApiError as exc:
-            return _json.encode(
-                {"id": req_id, "status": exc.status, "error": {"code": exc.code, "msg": exc.msg}}
-            )
-        return _json.encode({"id": req_id, "status": 200, "result": result})
 
     # --- fan-out ----------------------------------------------------------------------------------
 
@@ -803,7 +581,7 @@ class SimServer:
             combined: bytes | None = None
             is_kline = drop and "@kline_" in stream
             for conn in subs:
-                if not final and len(conn.outbox) > _OUTBOX_BACKLOG:
+                if not final and len(conn.outbox) > OUTBOX_BACKLOG:
                     conn.skipped += 1
                     continue
                 if is_kline and faults.drop_kline():
@@ -873,10 +651,6 @@ class SimServer:
             self._deliver(user_events)
             next_second = (clock.now_ms() // 1000 + 1) * 1000
             await asyncio.sleep(min(0.05, max(0.002, clock.wall_seconds_until(next_second))))
-
-
-def _wall_ms() -> int:
-    return int(time.time() * 1000)
 
 
 def _d8(value: Any) -> str:

@@ -110,3 +110,24 @@ def test_the_same_seed_gives_identical_candles_twice(sim_factory: SimFactory) ->
     assert len(rows[0]) == 1000
     assert rows[0] == rows[1]
     assert rows[0] != rows[2]
+
+
+async def test_a_client_that_never_answers_pings_is_disconnected(sim_factory: SimFactory) -> None:
+    sim = await asyncio.to_thread(
+        sim_factory, speed=60.0, symbols=["BTCUSDT"], extra_args=["--ws-ping-interval", "0.2"]
+    )
+    reader, writer = await asyncio.open_connection(sim.host, sim.port)
+    writer.write(
+        b"GET /ws/btcusdt@kline_1m HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+        b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        b"Sec-WebSocket-Version: 13\r\n\r\n"
+    )
+    head = await reader.readuntil(b"\r\n\r\n")
+    assert b" 101 " in head
+    # never answer: the server pings every 0.2 s and gives up after 3 intervals
+    data = b""
+    while chunk := await asyncio.wait_for(reader.read(1 << 16), 5.0):
+        data += chunk
+    writer.close()
+    assert b"\x89" in data  # ping frames were sent
+    assert b"Pong timeout" in data  # the close frame says why
