@@ -81,8 +81,11 @@ async def main(settings: GatewaySettings, stop: asyncio.Event) -> None:
         closers.append(live.close)
         processor = Processor(store, rules, rails_from(settings), live.executor)
         await live.reconcile(processor)  # before the first new intent (DESIGN "Traps")
+        stream = live.user_stream
+        if stream is not None:
+            loops["user_stream"] = stream.run()
         loops["follower"] = follow(
-            live.follow_step(processor), settings.gateway_poll_interval_s, "live"
+            live.follow_step(processor), live.interval, "live", stream.wake if stream else None
         )
         health["exchange_health"] = live.health
 

@@ -41,7 +41,12 @@ from shared.binance.schemas import (
     QueryOrder,
     ServerTime,
 )
-from shared.binance.signing import Signer, encode_params, signed_query
+from shared.binance.signing import (
+    Signer,
+    encode_params,
+    signed_query,
+    ws_api_signature_payload,
+)
 from shared.logging import get_logger
 from shared.ratelimit import BudgetExhausted, OrderBudget, WeightBudget
 
@@ -170,6 +175,17 @@ class ExchangeClient:
     async def account(self) -> Account:
         body = await self._call(ep.ACCOUNT, [("omitZeroBalances", "true")], signed=True)
         return _decode(body, Account)
+
+    def ws_api_params(self) -> dict[str, Any]:
+        """Signed params of ``userDataStream.subscribe.signature`` (WS-API signing, §4:
+        every param but the signature sorted, raw, not percent-encoded)."""
+        params: dict[str, Any] = {
+            "apiKey": self._api_key,
+            "recvWindow": self.recv_window_ms,
+            "timestamp": self.now_ms(),
+        }
+        params["signature"] = self._signer.sign(ws_api_signature_payload(params))
+        return params
 
     # --- the one place a request is sent ------------------------------------------------
     async def _call(

@@ -3,7 +3,7 @@ production), with the unknown-outcome rule of DESIGN "Traps" at its centre.
 
 An admitted order is marked SENDING (with the exchange-clock time) before the request
 leaves. Its answer ends it (FILLED/EXPIRED/REJECTED...), puts it on the book (OPEN,
-followed by REST polling), or leaves the outcome unknown (timeout, 5xx, -1006, -1007,
+followed through the user data stream and REST), or leaves the outcome unknown (timeout, 5xx, -1006, -1007,
 reset after sending): the record becomes UNKNOWN, the intent stays pending, and every
 later attempt first asks the exchange for the client order id. "Order does not exist"
 allows a resend only once the exchange clock has passed ``timestamp + recvWindow``.
@@ -12,8 +12,8 @@ the order is not sent and the delay is reported in ``stream:events``.
 
 Start-up reconciliation (before the first new intent) queries every admitted, unended
 order and every open ``bf-`` order on the exchange, completes what has ended, and
-reports each difference in ``stream:events``. Resting orders are followed by REST
-polling; the WebSocket user data stream is not used (yet).
+reports each difference in ``stream:events``. Resting orders are followed through the
+WebSocket API user data stream (``user_stream.py``), REST polling being the fallback.
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ from services.gateway.orders import (
 from services.gateway.processor import EVENTS_MAXLEN, Job, Outcome, Processor, halt_event
 from services.gateway.settings import GatewaySettings
 from services.gateway.store import GatewayStore
+from services.gateway.user_stream import UserStream
 from shared import keys
 from shared.binance.errors import (
     AuthError,
@@ -97,6 +98,9 @@ class LiveRuntime:
     store: GatewayStore
     http: httpx.AsyncClient
     executor: LiveExecutor
+    user_stream: UserStream | None = None
+    poll_interval_s: float = 1.0
+    stream_poll_interval_s: float = 30.0
     events: list[Event] = field(default_factory=list)
     balances_refreshed: float = 0.0
 
@@ -104,7 +108,14 @@ class LiveRuntime:
         await self.http.aclose()
 
     def health(self) -> dict[str, Any]:
-        return {**self.client.health(), "delayed_orders": self.executor.delayed}
+        stream = self.user_stream.health() if self.user_stream else {"user_stream": "off"}
+        return {**self.client.health(), **stream, "delayed_orders": self.executor.delayed}
+
+    def interval(self) -> float:
+        """REST polling is the fallback: frequent while the user stream is down."""
+        if self.user_stream is not None and self.user_stream.connected:
+            return self.stream_poll_interval_s
+        return self.poll_interval_s
 
     async def flush_events(self) -> None:
         pending = self.executor.take_events()
@@ -432,7 +443,16 @@ async def start_live(settings: GatewaySettings, store: GatewayStore, redis: Any)
     orders.clock = client.now_ms
     executor = LiveExecutor(client, store)
     client_holder.append(client)
-    runtime = LiveRuntime(client=client, store=store, http=http, executor=executor)
+    runtime = LiveRuntime(
+        client=client,
+        store=store,
+        http=http,
+        executor=executor,
+        poll_interval_s=settings.gateway_poll_interval_s,
+        stream_poll_interval_s=settings.gateway_stream_poll_interval_s,
+    )
+    if settings.gateway_user_stream:
+        runtime.user_stream = UserStream(settings.ws_api_url, client, redis, store.balances_key)
     await _with_retries(client.sync_time, "time sync")
     info = await _with_retries(client.exchange_info, "exchangeInfo")
     rules = rules_from_exchange_info(info.rateLimits)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
+from shared.binance.endpoints import urls_for
 from shared.settings import BinanceEnv, Settings
 
 
@@ -68,7 +69,16 @@ class GatewaySettings(Settings):
     gateway_breaker_failures: int = Field(default=5, ge=1)
     gateway_breaker_cooldown_s: float = Field(default=10.0, gt=0)
     gateway_weight_limit: int = Field(default=6000, ge=1, description="REQUEST_WEIGHT per minute")
-    gateway_poll_interval_s: float = Field(default=1.0, gt=0, description="resting-order poll")
+    gateway_poll_interval_s: float = Field(
+        default=1.0, gt=0, description="REST poll of resting orders while the user stream is down"
+    )
+    gateway_stream_poll_interval_s: float = Field(
+        default=30.0, gt=0, description="REST safety-net poll while the user stream is up"
+    )
+    gateway_user_stream: bool = Field(
+        default=True, description="follow orders through the WebSocket API user data stream"
+    )
+    gateway_ws_api_url: str | None = Field(default=None, description="explicit WS API endpoint")
 
     # --- consumer -----------------------------------------------------------------------
     gateway_batch: int = Field(default=256, ge=1, le=10_000)
@@ -105,6 +115,15 @@ class GatewaySettings(Settings):
                 "BOTFLEET_CONFIRM_PRODUCTION must be 'yes' for live orders on production"
             )
         return self
+
+    @property
+    def ws_api_url(self) -> str:
+        """The WebSocket API endpoint (the simulator serves it under its WS base)."""
+        if self.gateway_ws_api_url:
+            return self.gateway_ws_api_url
+        if self.binance_env is BinanceEnv.SIM:
+            return f"{self.ws_url}/ws-api/v3"
+        return urls_for(self.binance_env.value).ws_api
 
     @property
     def allowed_symbols(self) -> frozenset[str]:

@@ -270,14 +270,28 @@ def test_halted_portfolio_refuses_an_entry_and_lets_an_exit_through_to_the_excha
     }
 
 
+@pytest.mark.parametrize(
+    "follow",
+    [
+        # the user data stream alone (the REST safety net polls only every 60 s)
+        {"BOTFLEET_GATEWAY_STREAM_POLL_INTERVAL_S": "60"},
+        # REST polling alone (no user data stream)
+        {"BOTFLEET_GATEWAY_USER_STREAM": "false"},
+    ],
+    ids=["user-stream", "rest-polling"],
+)
 def test_resting_limit_order_is_followed_until_it_ends_on_the_exchange(
+    follow: dict[str, str],
     r: sync_redis.Redis,
     sim: SimClient,
     clean_redis_url: str,
     tmp_path: Path,
     processes: list[BotfleetProcess],
 ) -> None:
-    gw = start_gateway(tmp_path, gateway_env(sim, clean_redis_url))
+    gw = start_gateway(tmp_path, gateway_env(sim, clean_redis_url, **follow))
+    if "BOTFLEET_GATEWAY_STREAM_POLL_INTERVAL_S" in follow:
+        health = keys.health("gateway", "gw-test")
+        gw.wait_for(lambda: r.hget(health, "user_stream") == b"subscribed", 15, "user stream")
     processes.append(gw)
     price = Decimal(
         httpx.get(sim.rest_url + "/api/v3/ticker/price", params={"symbol": "BTCUSDT"}).json()[
