@@ -221,8 +221,11 @@ class SimServer:
         assert symbol is not None
         interval = interval_of(req)
         limit = req.integer("limit") or DEFAULT_KLINES
-        if limit < 1 or limit > MAX_KLINES:
+        if limit < 1:
             raise ApiError(-1130, "Data sent for parameter 'limit' is not valid.")
+        limit = min(
+            limit, MAX_KLINES
+        )  # §3.4: max 1000 (clamped; the venue's answer above is undocumented)
         start, end = req.integer("startTime"), req.integer("endTime")
         if start is not None and end is not None and start > end:
             raise ApiError(-1130, "Data sent for parameter 'startTime' is not valid.")
