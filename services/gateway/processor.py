@@ -224,6 +224,13 @@ class Processor:
         """Count a published refusal and, for rails, risk, halts and fencing, queue the
         event people see on ``stream:events``."""
         self.figures.reports += 1
+        if kind == "halt-set":  # this refusal found the daily loss past its limit
+            kind = "halt"
+            self.figures.halts += 1
+            halt = reason.removeprefix("portfolio halted: ")
+            publish_nowait(
+                pipe, keys.EVENTS, halt_event(halt, intent, self.service, now), maxlen=EVENTS_MAXLEN
+            )
         label = rails_mod.rail_name(reason) if kind in ("rail", "risk") else kind
         self.figures.rejections[label] += 1
         log.info("intent.rejected", intent_id=intent.intent_id, cid=cid, kind=kind, reason=reason)

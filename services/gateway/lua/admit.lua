@@ -12,6 +12,7 @@
 --       11 bot orders/window (0 = none)  12 fleet orders/window  13 counter ttl s
 --       14 now ms  15 mode  16 instance  17 epoch field name  18 day (YYYYMMDD)
 -- Returns {'exists', status} | {'reject', kind, reason} | {'ok', verified_exit, reserved}
+-- (kind: fence | rail | risk | halt | halt-set, the last when this call set the halt)
 
 local status = redis.call('HGET', KEYS[1], 'status')
 if status then
@@ -64,7 +65,7 @@ if side == 'BUY' and not is_exit then
   if max_loss > 0 and -day_pnl >= max_loss then
     local reason = 'max_daily_loss_quote: realized ' .. st[5] .. ' today, limit ' .. lim[4]
     redis.call('SET', KEYS[4], reason)
-    return {'reject', 'halt', 'portfolio halted: ' .. reason}
+    return {'reject', 'halt-set', 'portfolio halted: ' .. reason}
   end
   if max_order > 0 and notional > max_order then
     return {'reject', 'risk', 'max_position_quote: order notional ' .. ARGV[9] .. ' > ' .. lim[5]}

@@ -189,6 +189,20 @@ async def test_daily_loss_breach_halts_trading_and_emits_an_event(redis: Any) ->
     assert "halted" in by_id["bot1:next:buy"].reason
 
 
+async def test_a_loss_limit_lowered_below_todays_loss_halts_at_the_next_entry(redis: Any) -> None:
+    await seed_market(redis)
+    processor = await make_processor(redis)
+    await run(processor, intent("in", qty="0.02"))
+    await redis.set(keys.price("BTCUSDT"), "45000")
+    await run(processor, intent("out", side=Side.SELL, qty="0.02", is_exit=True))
+    assert await redis.get(keys.RISK_HALT) is None  # no limit yet
+    await redis.hset(keys.RISK_LIMITS, "max_daily_loss_quote", "10")
+    await run(processor, intent("next"))
+    halt = await redis.get(keys.RISK_HALT)
+    assert halt is not None and halt.startswith(b"max_daily_loss_quote")
+    assert [e.kind for e in await events(redis) if e.kind == "risk.halt"] == ["risk.halt"]
+
+
 async def test_limit_order_rests_then_fills_when_the_price_crosses(redis: Any) -> None:
     from services.gateway.paper_follower import PaperFollower
     from tests.integration.gateway.helpers import COSTS
