@@ -8,6 +8,10 @@ mode's executor and complete them (``finalize.lua``). Each Redis step is one pip
 for the whole batch. The caller acknowledges the returned entry ids only after all of
 this is written, so a crash anywhere leaves the entries pending for a restart or for
 another instance's XAUTOCLAIM, and the order records make the rerun idempotent.
+
+An executor with an ``immediate(job, now)`` method (paper) knows an order's outcome
+before admission: those intents take ``trade.lua``, which admits, refuses or completes
+and acknowledges the entries in one atomic call (so they are not returned for XACK).
 """
 
 from __future__ import annotations
