@@ -23,6 +23,7 @@ from services.exchange_sim.market import (
 from shared.binance.intervals import next_open_time, open_time_of
 
 MAX_KLINES = 1000
+_CLOSED_CACHE = 200_000  # rows of closed candles kept per symbol (backfills repeat)
 DEFAULT_KLINES = 500
 _E8 = 10**8
 
@@ -56,6 +57,9 @@ class SymbolMarket:
         self._tick_u = _units(self.spec.tick)
         self._step_u = _units(self.spec.base_unit)
         self._hours: dict[int, Summary] = {}
+        self._closed: dict[tuple[str, int], KlineRow] = {}  # closed candles never change
+        # minute-aligned ranges straight from minute candles, when the source has them
+        self._by_minute = getattr(source, "minute_summary", None)
         self._price_str: dict[int, str] = {}  # formatting cache: prices repeat a lot
         # While frozen, nothing after this second is visible (None: not frozen).
         self.frozen_at: int | None = None
@@ -99,6 +103,8 @@ class SymbolMarket:
             end = min(s1, base + HOUR_S)
             if s == base and end == base + HOUR_S:
                 part = self.hour_summary(hour)
+            elif self._by_minute is not None and s % 60 == 0 and end % 60 == 0:
+                part = self._by_minute(hour, (s - base) // 60, (end - base) // 60)
             else:
                 part = summarize(self.source.block(hour), base, s - base, end - base)
             result = part if result is None else merge(result, part)
@@ -177,7 +183,17 @@ class SymbolMarket:
             opens.reverse()
         rows: list[KlineRow] = []
         for open_ms in opens:
-            agg = self.candle(interval, open_ms, now_s)
-            if agg is not None:
-                rows.append(self.row(interval, open_ms, agg))
+            key = (interval, open_ms)
+            row = self._closed.get(key)
+            if row is None:
+                agg = self.candle(interval, open_ms, now_s)
+                if agg is None:
+                    continue
+                row = self.row(interval, open_ms, agg)
+                closed = next_open_time(interval, open_ms) <= now_s * 1000
+                if closed and self.frozen_at is None:  # a closed candle is final
+                    if len(self._closed) >= _CLOSED_CACHE:
+                        self._closed.clear()
+                    self._closed[key] = row
+            rows.append(row)
         return rows

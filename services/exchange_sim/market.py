@@ -250,7 +250,7 @@ class SyntheticSource:
     history costs little; seconds are expanded only for the hours that need them.
     """
 
-    def __init__(self, spec: SymbolSpec, seed: int, cache_hours: int = 256) -> None:
+    def __init__(self, spec: SymbolSpec, seed: int, cache_hours: int = 48) -> None:
         self.spec = spec
         self.seed = seed
         self._key = _hash64("symbol", spec.symbol) % (2**63)
@@ -258,7 +258,9 @@ class SyntheticSource:
         self._a = _Anchors(x=self._mean)
         self._tick = float(spec.tick)
         self._blocks: OrderedDict[int, HourBlock] = OrderedDict()
-        self._minutes: OrderedDict[int, MinuteCandles] = OrderedDict()
+        # minute candles of recent batches (2-D: hour x minute), a bounded cache
+        self._batches: OrderedDict[int, MinuteCandles] = OrderedDict()
+        self._cache_batches = 16
         self._summaries: dict[int, Summary] = {}
         self._cache_hours = cache_hours
         factor = _quote_factor(spec)
@@ -300,11 +302,15 @@ class SyntheticSource:
         return self._a.ticks[i], self._a.sigma[i]
 
     def minutes(self, hour: int) -> MinuteCandles:
-        found = self._minutes.get(hour)
-        if found is None:
-            self._make_batch(hour - hour % _BATCH_H)
-            found = self._minutes[hour]
-        return found
+        first = hour - hour % _BATCH_H
+        batch = self._batches.get(first)
+        if batch is None:
+            self._make_batch(first)
+            batch = self._batches[first]
+        else:
+            self._batches.move_to_end(first)
+        i = hour - first
+        return MinuteCandles(*(getattr(batch, f)[i] for f in MinuteCandles.__dataclass_fields__))
 
     def summary(self, hour: int) -> Summary:
         found = self._summaries.get(hour)
@@ -352,28 +358,52 @@ class SyntheticSource:
         typical = (o + h + lo + c) // 4
         q = (v * typical * self._q_num) // self._q_den
         tbq = (tb * typical * self._q_num) // self._q_den
-        for i in range(nh):
-            hour = first_hour + i
-            mc = MinuteCandles(
-                o=o[i], h=h[i], l=lo[i], c=c[i], v=v[i], q=q[i], tb=tb[i], tbq=tbq[i], n=n[i]
-            )
-            self._minutes[hour] = mc
-            base = hour * HOUR_S
-            self._summaries[hour] = Summary(
-                o=int(o[i, 0]),
-                h=int(h[i].max()),
-                l=int(lo[i].min()),
-                c=int(c[i, -1]),
-                v=int(v[i].sum()),
-                q=int(q[i].sum()),
-                tb=int(tb[i].sum()),
-                tbq=int(tbq[i].sum()),
-                n=int(n[i].sum()),
+        self._batches[first_hour] = MinuteCandles(
+            o=o, h=h, l=lo, c=c, v=v, q=q, tb=tb, tbq=tbq, n=n
+        )
+        while len(self._batches) > self._cache_batches:
+            self._batches.popitem(last=False)
+        # Hour aggregates, kept for good (they are small): one numpy pass per column.
+        cols = zip(
+            o[:, 0].tolist(),
+            h.max(axis=1).tolist(),
+            lo.min(axis=1).tolist(),
+            c[:, -1].tolist(),
+            v.sum(axis=1).tolist(),
+            q.sum(axis=1).tolist(),
+            tb.sum(axis=1).tolist(),
+            tbq.sum(axis=1).tolist(),
+            n.sum(axis=1).tolist(),
+            (n[:, -1] // 60).tolist(),
+            strict=True,
+        )
+        for i, (so, sh, sl, sc, sv, sq, stb, stbq, sn, n_last) in enumerate(cols):
+            base = (first_hour + i) * HOUR_S
+            self._summaries[first_hour + i] = Summary(
+                so, sh, sl, sc, sv, sq, stb, stbq, sn,
                 first_id=base * TRADE_ID_STRIDE,
-                last_id=(base + HOUR_S - 1) * TRADE_ID_STRIDE + int(n[i, -1]) // 60 - 1,
-            )
-        while len(self._minutes) > 64 * self._cache_hours:
-            self._minutes.popitem(last=False)
+                last_id=(base + HOUR_S - 1) * TRADE_ID_STRIDE + n_last - 1,
+            )  # fmt: skip
+
+    def minute_summary(self, hour: int, m0: int, m1: int) -> Summary:
+        """Aggregate of minutes ``m0 .. m1-1`` of ``hour`` without expanding seconds
+        (equal to summarising those seconds of :meth:`block`)."""
+        mc = self.minutes(hour)
+        n = mc.n[m0:m1]
+        base = hour * HOUR_S
+        return Summary(
+            o=int(mc.o[m0]),
+            h=int(mc.h[m0:m1].max()),
+            l=int(mc.l[m0:m1].min()),
+            c=int(mc.c[m1 - 1]),
+            v=int(mc.v[m0:m1].sum()),
+            q=int(mc.q[m0:m1].sum()),
+            tb=int(mc.tb[m0:m1].sum()),
+            tbq=int(mc.tbq[m0:m1].sum()),
+            n=int(n.sum()),
+            first_id=(base + m0 * 60) * TRADE_ID_STRIDE,
+            last_id=(base + m1 * 60 - 1) * TRADE_ID_STRIDE + int(n[-1]) // 60 - 1,
+        )
 
     def block(self, hour: int) -> HourBlock:
         cached = self._blocks.get(hour)

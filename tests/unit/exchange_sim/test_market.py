@@ -149,3 +149,20 @@ def test_replay_holds_the_last_close_after_the_file_ends() -> None:
     later = (NOW_S + 120) % HOUR_S
     assert int(blk.p[later]) == 105
     assert int(np.sum(blk.n[later:])) == 0
+
+
+def test_minute_aggregates_equal_the_aggregate_of_their_seconds() -> None:
+    src = SyntheticSource(spec_for("BNBUSDT"), 5)
+    hour = NOW_S // HOUR_S - 30
+    blk = src.block(hour)
+    for m0, m1 in ((0, 60), (0, 1), (7, 22), (59, 60)):
+        assert src.minute_summary(hour, m0, m1) == summarize(blk, hour * HOUR_S, m0 * 60, m1 * 60)
+
+
+def test_evicted_minute_batches_are_regenerated_identically() -> None:
+    src = SyntheticSource(spec_for("BTCUSDT"), 7)
+    hour = NOW_S // HOUR_S - 2000
+    first = src.minute_summary(hour, 3, 9)
+    for back in range(1, 40):  # push the batch out of the bounded cache
+        src.summary(hour - back * 64)
+    assert src.minute_summary(hour, 3, 9) == first
