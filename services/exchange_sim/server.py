@@ -86,6 +86,7 @@ class SimServer:
         self.subscribers: dict[str, set[Conn]] = {}
         self.listen_keys: dict[str, str] = {}  # listenKey -> account
         self.proto = WsProtocol(ex, self._subscribe, self._unsubscribe)
+        self._symbol_info = {s: exchange_info_symbol(r) for s, r in ex.rules.items()}
         self.app = web.Application(middlewares=[self._rest_middleware])
         r = self.app.router
         r.add_get("/api/v3/ping", self.ping)
@@ -211,7 +212,7 @@ class SimServer:
                 "serverTime": self.ex.now_ms(),
                 "rateLimits": self.ex.limits.rate_limits(),
                 "exchangeFilters": [],
-                "symbols": [exchange_info_symbol(self.ex.rules[s]) for s in names],
+                "symbols": [self._symbol_info[s] for s in names],
             }
         )
 
