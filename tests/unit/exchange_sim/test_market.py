@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 import numpy as np
+import pytest
 
 from services.exchange_sim.candles import SymbolMarket
 from services.exchange_sim.market import (
@@ -166,3 +167,32 @@ def test_evicted_minute_batches_are_regenerated_identically() -> None:
     for back in range(1, 40):  # push the batch out of the bounded cache
         src.summary(hour - back * 64)
     assert src.minute_summary(hour, 3, 9) == first
+
+
+def _rsi_round_trips(closes: list[float]) -> list[float]:
+    """Buy when RSI(14) < 30, sell when it is > 70: the returns of the round trips."""
+    from shared.strategies.indicators import wilder_rsi
+
+    rsi = wilder_rsi(closes, 14)
+    trips, entry = [], None
+    for price, value in zip(closes, rsi, strict=True):
+        if value != value:  # NaN warm-up
+            continue
+        if entry is None and value < 30:
+            entry = price
+        elif entry is not None and value > 70:
+            trips.append(price / entry - 1)
+            entry = None
+    return trips
+
+
+@pytest.mark.parametrize("symbol", ["BTCUSDT", "ETHUSDT"])
+def test_an_rsi_strategy_both_wins_and_loses(symbol: str) -> None:
+    m = _market(7, symbol)
+    closes: list[float] = []
+    for k in range(5):  # 5000 one-minute candles
+        rows = m.klines("1m", NOW_MS - k * 1000 * 60_000, limit=1000)
+        closes = [float(r[4]) for r in rows] + closes
+    trips = _rsi_round_trips(closes)
+    assert sum(t > 0 for t in trips) >= 2
+    assert sum(t < 0 for t in trips) >= 2
