@@ -55,6 +55,11 @@ class Limits:
     speed: float = 1.0
     _ips: dict[str, _IpState] = field(default_factory=dict)
     _orders: dict[str, _OrderState] = field(default_factory=dict)
+    # What the exchange saw, for tests of the fleet's budget (GET /sim/limits):
+    # weight of the requests it served per exchange minute (all IPs), 429s and 418s.
+    served_per_minute: dict[int, int] = field(default_factory=dict)
+    answered_429: int = 0
+    answered_418: int = 0
 
     def _wall_s(self, exchange_ms: int) -> int:
         return max(1, math.ceil(exchange_ms / 1000 / self.speed))
@@ -63,6 +68,7 @@ class Limits:
         """Count ``weight`` for ``ip``; return the minute's total, or raise 429 / 418."""
         st = self._ips.setdefault(ip, _IpState())
         if now_ms < st.banned_until:
+            self.answered_418 += 1
             raise RateLimited(
                 -1003,
                 f"Way too much request weight used; IP banned until {st.banned_until}. "
@@ -79,6 +85,7 @@ class Limits:
             if st.refused > self.ban_after:
                 st.bans += 1
                 st.banned_until = now_ms + BAN_BASE_MS * 2 ** (st.bans - 1)
+                self.answered_418 += 1
                 raise RateLimited(
                     -1003,
                     f"Way too much request weight used; IP banned until {st.banned_until}. "
@@ -86,6 +93,7 @@ class Limits:
                     418,
                     self._wall_s(st.banned_until - now_ms),
                 )
+            self.answered_429 += 1
             raise RateLimited(
                 -1003,
                 f"Too much request weight used; current limit is {self.weight_per_minute} "
@@ -94,13 +102,33 @@ class Limits:
                 429,
                 self._wall_s((window + 1) * MINUTE_MS - now_ms),
             )
+        self.served_per_minute[window] = self.served_per_minute.get(window, 0) + weight
+        if len(self.served_per_minute) > 1440:
+            del self.served_per_minute[min(self.served_per_minute)]
         return st.used
 
     def refund(self, ip: str, weight: int) -> int:
         """Give back weight a successful order or cancel does not cost (§7, 2026-04-02)."""
         st = self._ips.setdefault(ip, _IpState())
         st.used = max(0, st.used - weight)
+        if st.window in self.served_per_minute:
+            self.served_per_minute[st.window] = max(0, self.served_per_minute[st.window] - weight)
         return st.used
+
+    def snapshot(self) -> dict[str, object]:
+        """``GET /sim/limits``: limits, weight served per exchange minute (epoch ms of the
+        minute -> weight), and how many 429 and 418 answers were given."""
+        return {
+            "weight_limit": self.weight_per_minute,
+            "orders_per_10s": self.orders_per_10s,
+            "orders_per_day": self.orders_per_day,
+            "weight_per_minute": {
+                str(m * MINUTE_MS): w for m, w in sorted(self.served_per_minute.items())
+            },
+            "max_weight_per_minute": max(self.served_per_minute.values(), default=0),
+            "answered_429": self.answered_429,
+            "answered_418": self.answered_418,
+        }
 
     def used(self, ip: str, now_ms: int) -> int:
         st = self._ips.get(ip)

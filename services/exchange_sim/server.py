@@ -116,6 +116,7 @@ class SimServer:
         r.add_delete("/sim/faults", self.faults_delete)
         r.add_get("/sim/orders", self.sim_orders)
         r.add_get("/sim/info", self.sim_info)
+        r.add_get("/sim/limits", self.sim_limits)
 
     # --- REST plumbing ---------------------------------------------------------------------
 
@@ -457,6 +458,9 @@ class SimServer:
             for o in self.ex.book.history
         ]
         return _resp(rows)
+
+    async def sim_limits(self, request: web.Request) -> web.Response:
+        return _resp(self.ex.limits.snapshot())
 
     async def sim_info(self, request: web.Request) -> web.Response:
         return _resp(

@@ -108,6 +108,13 @@ class SimClient:
     def orders_with_client_id(self, client_order_id: str) -> list[dict[str, Any]]:
         return [o for o in self.orders() if o["clientOrderId"] == client_order_id]
 
+    def limits(self) -> dict[str, Any]:
+        """What the simulator saw of the rate limits: ``weight_limit``,
+        ``weight_per_minute`` (minute open ms -> weight served, all clients),
+        ``max_weight_per_minute``, ``answered_429``, ``answered_418``."""
+        result: dict[str, Any] = self._get("/sim/limits")
+        return result
+
     def info(self) -> dict[str, Any]:
         result: dict[str, Any] = self._get("/sim/info")
         return result

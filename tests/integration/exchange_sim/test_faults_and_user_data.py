@@ -215,3 +215,6 @@ def test_weight_past_the_limit_is_429_then_418_for_a_client_that_keeps_going(
     assert int(limited.headers["Retry-After"]) >= 1
     assert "banned" in banned.json()["msg"]
     assert int(banned.headers["Retry-After"]) >= 100  # a 2-minute ban
+    seen = sim.limits()
+    assert (seen["answered_429"], seen["answered_418"]) == (2, 1)
+    assert 0 < seen["max_weight_per_minute"] <= 40

@@ -47,6 +47,18 @@ def test_a_client_that_keeps_sending_while_limited_is_banned_with_418() -> None:
     assert limits.charge("ip", 1, T0 + 2 + 2 * MINUTE) == 1  # the 2-minute ban lifted
 
 
+def test_the_snapshot_reports_weight_served_per_minute_and_refusals() -> None:
+    limits = Limits(weight_per_minute=5, ban_after=1)
+    limits.charge("a", 3, T0)
+    limits.charge("b", 4, T0 + 1)
+    for _ in range(2):
+        with pytest.raises(RateLimited):
+            limits.charge("a", 3, T0 + 2)
+    snap = limits.snapshot()
+    assert snap["weight_per_minute"] == {str(T0): 7}
+    assert (snap["answered_429"], snap["answered_418"]) == (1, 1)
+
+
 def test_successful_orders_refund_their_weight() -> None:
     limits = Limits(weight_per_minute=5)
     limits.charge("ip", 1, T0)
