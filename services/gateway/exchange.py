@@ -271,8 +271,9 @@ class ExchangeClient:
             return body
         error = error_from_response(response.status_code, body, response.headers.items())
         if isinstance(error, RateLimitedError):
+            # the fleet-wide pause handles it; an answering exchange is not an outage
             await self.weight.note_rate_limited(response.status_code, error.retry_after_s)
-            self._failed(f"{endpoint.name}: HTTP {response.status_code}")
+            self.breaker.success()
         elif isinstance(error, OutcomeUnknownError | RetryableError):
             self._failed(f"{endpoint.name}: HTTP {response.status_code} {error.code}")
         else:

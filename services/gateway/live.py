@@ -267,6 +267,7 @@ class LiveExecutor:
         except OrderDelayed as exc:
             await self.store.mark(cid, status=RecordStatus.ACCEPTED)  # never sent
             self.delayed += 1
+            log.warning("order.delayed", cid=cid, delay_s=round(exc.delay_s, 3))
             self.event(
                 "order.delayed",
                 f"order not sent: fleet budget spent, retry in {exc.delay_s:.1f}s",
