@@ -52,6 +52,7 @@ _json = msgspec.json.Encoder(decimal_format="string")
 _EXTRA_WEIGHTS = {
     ("GET", "/api/v3/uiKlines"): 2,
     ("GET", "/api/v3/avgPrice"): 2,
+    ("GET", "/api/v3/allOrders"): 20,
     ("POST", "/api/v3/userDataStream"): 2,
     ("PUT", "/api/v3/userDataStream"): 2,
     ("DELETE", "/api/v3/userDataStream"): 2,
@@ -103,6 +104,7 @@ class SimServer:
         r.add_get("/api/v3/openOrders", self.open_orders)
         r.add_delete("/api/v3/openOrders", self.cancel_open_orders)
         r.add_get("/api/v3/account", self.account)
+        r.add_get("/api/v3/allOrders", self.all_orders)
         r.add_get("/api/v3/myTrades", self.my_trades)
         r.add_post("/api/v3/userDataStream", self.listen_key_new)
         r.add_put("/api/v3/userDataStream", self.listen_key_keep)
@@ -355,6 +357,30 @@ class SimServer:
             out.append(responses.cancel_order(order, cancel_id, now))
         self._deliver(self.ex.book.drain_events())
         return _resp(out)
+
+    async def all_orders(self, request: web.Request) -> web.Response:
+        """``GET /api/v3/allOrders`` (§3.12): every order of a symbol, oldest first."""
+        req, key, _ = self._auth(request)
+        symbol = symbol_of(req, self.ex.rules)
+        order_id = req.integer("orderId")
+        start, end = req.integer("startTime"), req.integer("endTime")
+        limit = req.integer("limit") or 500
+        if limit < 1 or limit > 1000:
+            raise ApiError(-1130, "Data sent for parameter 'limit' is not valid.")
+        if start is not None and end is not None and end - start > 24 * 3600 * 1000:
+            raise ApiError(-1127, "More than 24 hours between startTime and endTime.")
+        orders = [
+            o for o in self.ex.book.history if o.account == key.account and o.symbol == symbol
+        ]
+        if order_id is not None:
+            orders = [o for o in orders if o.order_id >= order_id][:limit]
+        else:
+            if start is not None:
+                orders = [o for o in orders if o.time >= start]
+            if end is not None:
+                orders = [o for o in orders if o.time <= end]
+            orders = orders[:limit] if start is not None else orders[-limit:]
+        return _resp([responses.query_order(o) for o in orders])
 
     async def account(self, request: web.Request) -> web.Response:
         req, key, _ = self._auth(request)

@@ -73,6 +73,8 @@ def test_signed_market_and_limit_orders_query_cancel_account_and_trades(sim: Sim
     trades = client.get_my_trades(symbol="BTCUSDT")
     assert trades[-1]["orderId"] == market["orderId"]
     assert trades[-1]["commissionAsset"] == "BTC"
+    every = client.get_all_orders(symbol="BTCUSDT")
+    assert [o["orderId"] for o in every][-2:] == [market["orderId"], limit["orderId"]]
     records = sim.orders_with_client_id("pb-m1")
     assert len(records) == 1 and records[0]["status"] == "FILLED"
 
