@@ -94,7 +94,7 @@ class Feed:
             parsed is not None
             and parsed.kind in ("kline", "miniTicker")
             and parsed.symbol in self.markets
-            and stream == stream.lower().replace("miniticker", "miniTicker")
+            and stream.partition("@")[0] == stream.partition("@")[0].lower()  # §2.1
         )
 
     def add(self, stream: str, now_s: int) -> None:

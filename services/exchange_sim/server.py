@@ -13,6 +13,7 @@ import asyncio
 import secrets
 import time
 from collections.abc import Awaitable, Callable
+from decimal import Decimal
 from typing import Any
 
 import msgspec
@@ -31,6 +32,7 @@ from services.exchange_sim.candles import DEFAULT_KLINES, MAX_KLINES
 from services.exchange_sim.exchange import Exchange
 from services.exchange_sim.faults import FaultUpdate
 from services.exchange_sim.limits import RateLimited
+from services.exchange_sim.market import QUOTE_UNIT
 from services.exchange_sim.requests import (
     ApiKey,
     Request,
@@ -261,12 +263,13 @@ class SimServer:
         now_s = market.visible_second(self.ex.now_ms() // 1000)
         agg = market.aggregate(now_s - 299, now_s + 1)
         assert agg is not None
+        # volume-weighted over the last 5 minutes (§5 "reference price")
         price = (
-            (agg.q * 10**-8) / (agg.v * float(market.spec.step))
+            Decimal(agg.q) * QUOTE_UNIT / (Decimal(agg.v) * market.spec.base_unit)
             if agg.v
-            else float(market.price(now_s))
+            else market.price(now_s)
         )
-        return _resp({"mins": 5, "price": f"{price:.8f}", "closeTime": now_s * 1000})
+        return _resp({"mins": 5, "price": _d8(price), "closeTime": now_s * 1000})
 
     # --- orders ------------------------------------------------------------------------------
 

@@ -88,6 +88,7 @@ def test_mini_ticker_reports_the_rolling_day() -> None:
 def test_stream_names_are_validated_like_binance() -> None:
     feed, _ = _feed()
     assert feed.valid("btcusdt@kline_1m") and feed.valid("btcusdt@miniTicker")
+    assert feed.valid("btcusdt@kline_1M")  # the month interval is upper case
     assert not feed.valid("BTCUSDT@kline_1m")
     assert not feed.valid("btcusdt@kline_7m")
     assert not feed.valid("dogeusdt@kline_1m")
