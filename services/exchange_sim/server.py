@@ -166,6 +166,15 @@ class SimServer:
                 resp = await handler(request)  # type: ignore[assignment]
             except ApiError as exc:
                 resp = _error(exc)
+            except Exception:  # a simulator bug must still answer like Binance
+                log.exception("request.failed", path=request.path)
+                resp = _resp(
+                    {
+                        "code": -1000,
+                        "msg": "An unknown error occurred while processing the request.",
+                    },
+                    500,
+                )
             if endpoint is not None and resp.status == 200 and endpoint.success_weight is not None:
                 used = self.ex.limits.refund(
                     ip, weight - charged_weight(endpoint, req.params, success=True)
