@@ -155,16 +155,21 @@ def reject(r: sync_redis.Redis, intents: list[OrderIntent]) -> None:
 def settle(
     r: sync_redis.Redis, last_id: bytes, quiet_s: float = 0.4
 ) -> list[tuple[bytes, OrderIntent]]:
-    seen: list[tuple[bytes, OrderIntent]] = []
+    """Every intent after ``last_id`` once the stream has been quiet for ``quiet_s``.
+    Polls only XLEN meanwhile, so the bench takes little CPU from the runner."""
+    start_len = r.xlen(keys.ORDER_INTENTS)
+    length = start_len
     quiet_since = time.monotonic()
     first_by = time.monotonic() + 10
-    while time.monotonic() - quiet_since < quiet_s or (not seen and time.monotonic() < first_by):
-        more = intents_after(r, seen[-1][0] if seen else last_id)
-        if more:
-            seen.extend(more)
-            quiet_since = time.monotonic()
+    while time.monotonic() - quiet_since < quiet_s or (
+        length == start_len and time.monotonic() < first_by
+    ):
         time.sleep(0.02)
-    return seen
+        now_len = r.xlen(keys.ORDER_INTENTS)
+        if now_len != length:
+            length = now_len
+            quiet_since = time.monotonic()
+    return intents_after(r, last_id)
 
 
 def last_intent_id(r: sync_redis.Redis) -> bytes:
@@ -256,6 +261,10 @@ def main() -> None:
                 reject(r, [it for _, it in got])
                 time.sleep(0.3)
 
+            print(
+                "bursts (intents: ms): "
+                + ", ".join(f"{c}: {b:.0f}" for c, b in zip(counts, bursts, strict=True))
+            )
             print(
                 f"burst (200 candles -> last intent): intents per burst {min(counts)}..{max(counts)}; "
                 f"p50 {statistics.median(bursts):.0f} ms, p99 {pct(bursts, 0.99):.0f} ms, "

@@ -71,16 +71,20 @@ class Pending:
     def intent_id(self) -> str:
         return self.intent.intent_id
 
-    def to_hash(self) -> dict[str, str]:
-        return {
+    def to_hash(self, *, with_intent: bool = True) -> dict[str, str]:
+        """The hash; without ``intent`` when the writer adds the intent's JSON itself
+        (the commit script copies it from the intent it appends)."""
+        h = {
             "intent_id": self.intent.intent_id,
             "side": self.intent.side.value,
             "is_exit": "1" if self.intent.is_exit else "0",
             "epoch": str(self.intent.epoch),
-            "intent": encode_json(self.intent).decode(),
             "exec_from": self.exec_from,
             "sent_at": str(self.sent_at),
         }
+        if with_intent:
+            h["intent"] = encode_json(self.intent).decode()
+        return h
 
     @classmethod
     def from_hash(cls, data: dict[Any, Any]) -> Pending:
@@ -136,6 +140,17 @@ class Change:
         return self
 
 
+def hold_entry(ts: int, signal: Signal, price: Decimal) -> dict[str, str]:
+    """The log entry of a HOLD decision (what :meth:`BotState.on_signal` logs)."""
+    return {
+        "ts": str(ts),
+        "kind": "hold",
+        "reason": signal.reason,
+        "signal": signal.action.value,
+        "price": str(price),
+    }
+
+
 def log_entry(ts: int, kind: str, reason: str, **extra: Any) -> dict[str, str]:
     entry = {"ts": str(ts), "kind": kind, "reason": reason}
     for key, value in extra.items():
@@ -160,6 +175,7 @@ class BotState:
     last_open_time: int = 0  # newest candle the bot has decided on
     stopping: bool = False
     interval_ms: int = 60_000
+    config_digest: str = ""  # SHA-1 of the stored config it runs with (reconcile compares)
 
     @classmethod
     def create(
@@ -251,7 +267,7 @@ class BotState:
         if action is SignalAction.HOLD:
             if not log_holds:
                 return Change()
-            return Change(log=[log_entry(now, "hold", signal.reason, **meta)])
+            return Change(log=[hold_entry(now, signal, price)])
         if self.stopping:
             return Change(log=[log_entry(now, "skip", "stopping: " + signal.reason, **meta)])
         if self.pending is not None:
@@ -298,6 +314,16 @@ class BotState:
         )
         entry = log_entry(now, "entry", signal.reason, quote=size.quote, **meta)
         return self._send(intent, exec_from, now, entry)
+
+    def on_hold(self, candle: Candle) -> bool:
+        """A HOLD of the bot's strategy on ``candle``: the same decision for every bot of
+        its group, so the shell logs it for all of them at once (:func:`hold_entry`).
+        Marks the book; False when the bot had already decided this candle."""
+        if candle.open_time <= self.last_open_time:
+            return False
+        self.last_open_time = candle.open_time
+        self.book.mark(candle.close)
+        return True
 
     def on_price(self, price: Decimal, event_time: int, now: int, exec_from: str) -> Change:
         """Exit rules on a price. Returns a lazy change (book marks) or an exit intent."""

@@ -66,6 +66,7 @@ class Series:
     groups: dict[str, Group] = field(default_factory=dict)  # by strategy key
     last_close_time: int | None = None
     last_candle: Candle | None = None
+    stale: str | None = None  # the stale gate's last verdict (None: look at every bot)
 
     @property
     def bot_count(self) -> int:
@@ -98,6 +99,7 @@ class Market:
 
     def add_bot(self, bot_id: str, series: Series, group: Group) -> None:
         group.bots.add(bot_id)
+        series.stale = None  # the new bot's gate is checked on the next pass
         self.symbol_bots.setdefault(series.symbol, set()).add(bot_id)
 
     def remove_bot(

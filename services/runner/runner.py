@@ -25,7 +25,8 @@ from typing import Any
 
 import msgspec
 
-from services.runner.core import BotState, Change, Pending, stale_reason
+from services.runner.batch import CommitBatch
+from services.runner.core import BotState, Change, Pending, hold_entry, stale_reason
 from services.runner.market import Group, Market, Series, decode_candles
 from services.runner.settings import RunnerSettings
 from services.runner.store import BotLoadError, BotStore
@@ -42,6 +43,7 @@ from shared.messages import (
     encode,
 )
 from shared.redis import REDIS_ERRORS, now_ms
+from shared.strategies.base import SignalAction, TradingStrategy
 from shared.streams import dead_letter, decode_entry, emit_event
 
 log = get_logger(__name__)
@@ -51,7 +53,7 @@ XREAD_COUNT = 200
 # the fleet's loads, so bots of a dead or paused runner are adopted without waiting
 # for its health key to expire.
 HEARTBEAT_FRESH_MS = 2500
-CLAIM_CHUNK = 250
+CLAIM_CHUNK = 500
 _decoders: dict[bytes, msgspec.json.Decoder[Any]] = {
     b"candle": msgspec.json.Decoder(Candle),
     b"tick": msgspec.json.Decoder(Tick),
@@ -95,6 +97,9 @@ class Runner:
         self.reports_applied = 0
         self.grace_ms = int(settings.runner_stale_grace_s * 1000)
         self._excess_streak = 0
+        self._strategies: dict[str, TradingStrategy[Any]] = {}  # by config digest
+        self._release: list[str] = []  # settled changes: leases to let go
+        self._events: list[Event] = []  # settled changes: events for people
 
     # --- figures --------------------------------------------------------------------
 
@@ -180,7 +185,11 @@ class Runner:
     async def _warm(self, state: BotState) -> tuple[Series, Group]:
         cfg = state.config
         key = (cfg.symbol, cfg.interval)
-        strategy = cfg.build_strategy()
+        strategy = self._strategies.get(state.config_digest)
+        if strategy is None:
+            if len(self._strategies) > 50_000:
+                self._strategies.clear()
+            strategy = self._strategies[state.config_digest] = cfg.build_strategy()
         series = self.market.series.get(key)
         new_series = series is None
         list_key = keys.candles(cfg.symbol, cfg.interval)
@@ -303,14 +312,22 @@ class Runner:
         if gone is not None:
             self.unsubscribe.add((gone.symbol, gone.interval))
 
+    def _batch(self) -> CommitBatch:
+        return CommitBatch(self.store, self._settle)
+
     async def _commit(self, items: list[tuple[BotState, Change]]) -> None:
         """Write changes; a lost lease drops the bot at once; released bots let go."""
-        items = [(s, c) for s, c in items if not c.empty]
-        if not items:
-            return
-        results = await self.store.commit(items)
-        release: list[str] = []
-        events: list[Event] = []
+        batch = self._batch()
+        try:
+            for state, change in items:
+                await batch.add(state, change)
+        finally:
+            await batch.drain()
+        await self._after_commit()
+
+    def _settle(self, items: list[tuple[BotState, Change]], results: list[bool]) -> None:
+        """What the answer of one commit means: a bot whose lease or epoch was lost is
+        dropped at once (it wrote and emitted nothing); the rest is done."""
         now = now_ms()
         for (state, change), ok in zip(items, results, strict=True):
             if not ok:
@@ -320,7 +337,7 @@ class Runner:
             if change.intent is not None:
                 self.intents_sent += 1
             for kind, level, message in change.events:
-                events.append(
+                self._events.append(
                     Event(
                         kind=kind,
                         level=level,
@@ -332,8 +349,13 @@ class Runner:
                     )
                 )
             if change.release:
-                release.append(state.bot_id)
+                self._release.append(state.bot_id)
                 self._forget(state.bot_id)
+
+    async def _after_commit(self) -> None:
+        """Let go of the leases of stopped bots and publish the events of settled changes."""
+        release, self._release = self._release, []
+        events, self._events = self._events, []
         if release:
             await self.store.release(release)
         if events:
@@ -341,6 +363,20 @@ class Runner:
                 for event in events:
                     pipe.xadd(keys.EVENTS, encode(event), maxlen=10_000, approximate=True)
                 await pipe.execute()
+
+    async def _decided(
+        self, holds: list[tuple[int, dict[str, str] | None, list[BotState]]]
+    ) -> None:
+        """Write the group-wide HOLD decisions (last decided candle, one log entry each)."""
+        for open_time, entry, states in holds:
+            states = [st for st in states if self.bots.get(st.bot_id) is st]
+            if not states:
+                continue
+            results = await self.store.decided(states, open_time, entry)
+            for state, ok in zip(states, results, strict=True):
+                if not ok:
+                    log.warning("bot.lease_lost", bot=state.bot_id, epoch=state.epoch)
+                    self._forget(state.bot_id)
 
     # --- subscriptions -----------------------------------------------------------------
 
@@ -399,7 +435,7 @@ class Runner:
         if not reply:
             return 0
         reports: list[ExecutionReport] = []
-        candles: list[tuple[Series, Candle]] = []
+        waves: list[list[tuple[Series, Candle]]] = []
         ticks: list[Tick] = []
         handled = 0
         for raw_stream, entries in reply:
@@ -409,6 +445,7 @@ class Runner:
             if stream in self.market.last_ids:
                 self.market.last_ids[stream] = _text(entries[-1][0])
             series = self.market.by_stream.get(stream)
+            nth = 0
             for entry_id, fields in entries:
                 handled += 1
                 message = await self._decode(stream, entry_id, fields)
@@ -419,11 +456,20 @@ class Runner:
                         reports.append(message)
                 elif isinstance(message, Candle):
                     if series is not None and message.closed:
-                        candles.append((series, message))
+                        # The n-th candle of each series goes to wave n, so a bot
+                        # decides at most once per wave and its writes stay in order.
+                        if nth == len(waves):
+                            waves.append([])
+                        waves[nth].append((series, message))
+                        nth += 1
                 elif isinstance(message, Tick):
                     ticks.append(message)
         async with self.lock:
-            await self._process(reports, candles, ticks)
+            if not waves:
+                await self._process(reports, [], ticks)
+            for i, wave in enumerate(waves):
+                last = i == len(waves) - 1
+                await self._process(reports if i == 0 else [], wave, ticks if last else [])
         return handled
 
     async def _decode(self, stream: str, entry_id: Any, fields: dict[Any, Any]) -> Any:
@@ -446,60 +492,79 @@ class Runner:
         candles: list[tuple[Series, Candle]],
         ticks: list[Tick],
     ) -> None:
+        """Decide on one wave (reports, at most one candle per series, ticks). Urgent
+        changes (intents, fills) leave in chunks while deciding goes on; then the lazy
+        ones: skip logs, and each group's HOLD written once for all its bots."""
         now = now_ms()
         exec_from = self.market.last_ids[keys.EXECUTIONS]
-        urgent: dict[str, Change] = {}
-        lazy: dict[str, Change] = {}
-
-        def add(bucket: dict[str, Change], bot_id: str, change: Change) -> None:
-            if change.empty:
-                return
-            existing = bucket.get(bot_id)
-            bucket[bot_id] = change if existing is None else existing.merge(change)
-
-        for report in reports:
-            state = self.bots.get(report.bot_id)
-            if state is not None:
+        urgent = self._batch()
+        lazy: dict[str, tuple[BotState, Change]] = {}
+        holds: list[tuple[int, dict[str, str] | None, list[BotState]]] = []
+        log_holds = self.settings.runner_log_holds
+        try:
+            for report in reports:
+                state = self.bots.get(report.bot_id)
+                if state is None:
+                    continue
                 change = state.on_report(report, now)
                 if change.book:
                     self.reports_applied += 1
-                add(urgent, report.bot_id, change)
                 if state.stopping and state.pending is None:
-                    add(urgent, report.bot_id, state.on_stop(now, exec_from))
-        log_holds = self.settings.runner_log_holds
-        for series, candle in candles:
-            if series.last_close_time is None or candle.close_time > series.last_close_time:
-                series.last_close_time = candle.close_time
-                series.last_candle = candle
-            for group in list(series.groups.values()):
-                signal = group.on_candle(candle)
-                if signal is None:
-                    continue
-                for bot_id in group.bots:
+                    change.merge(state.on_stop(now, exec_from))
+                await urgent.add(state, change)
+            for series, candle in candles:
+                if series.last_close_time is None or candle.close_time > series.last_close_time:
+                    series.last_close_time = candle.close_time
+                    series.last_candle = candle
+                for group in list(series.groups.values()):
+                    signal = group.on_candle(candle)
+                    if signal is None:
+                        continue
+                    hold = signal.action is SignalAction.HOLD
+                    decided: list[BotState] = []
+                    for bot_id in list(group.bots):
+                        state = self.bots.get(bot_id)
+                        if state is None:
+                            continue
+                        if state.stale:
+                            fresh = state.set_stale(self._stale_for(state, now), now)
+                            await urgent.add(state, fresh)
+                        if hold:
+                            if state.on_hold(candle):
+                                decided.append(state)
+                            continue
+                        change = state.on_signal(
+                            candle, signal, now, exec_from, log_holds=log_holds
+                        )
+                        if change.intent is not None:
+                            await urgent.add(state, change)
+                        elif not change.empty:
+                            lazy[bot_id] = (state, change)
+                    if decided:
+                        entry = hold_entry(now, signal, candle.close) if log_holds else None
+                        holds.append((candle.open_time, entry, decided))
+            for tick in ticks:
+                self.market.last_price_at[tick.symbol] = max(
+                    tick.event_time, self.market.last_price_at.get(tick.symbol, 0)
+                )
+                for bot_id in list(self.market.symbol_bots.get(tick.symbol, ())):
                     state = self.bots.get(bot_id)
                     if state is None:
                         continue
-                    if state.stale:
-                        add(urgent, bot_id, state.set_stale(self._stale_for(state, now), now))
-                    change = state.on_signal(candle, signal, now, exec_from, log_holds=log_holds)
-                    add(urgent if change.intent is not None else lazy, bot_id, change)
-        for tick in ticks:
-            self.market.last_price_at[tick.symbol] = max(
-                tick.event_time, self.market.last_price_at.get(tick.symbol, 0)
-            )
-            for bot_id in self.market.symbol_bots.get(tick.symbol, ()):
-                state = self.bots.get(bot_id)
-                if state is None:
-                    continue
-                change = state.on_price(tick.price, tick.event_time, now, exec_from)
-                if change.intent is not None:
-                    add(urgent, bot_id, change)
-                elif change.book:
-                    self.dirty.add(bot_id)
-        if urgent:
-            await self._commit([(self.bots[b], c) for b, c in urgent.items() if b in self.bots])
+                    change = state.on_price(tick.price, tick.event_time, now, exec_from)
+                    if change.intent is not None:
+                        await urgent.add(state, change)
+                    elif change.book:
+                        self.dirty.add(bot_id)
+        finally:
+            await urgent.drain()
+        await self._after_commit()
         if lazy:
-            await self._commit([(self.bots[b], c) for b, c in lazy.items() if b in self.bots])
+            await self._commit(
+                [(st, c) for st, c in lazy.values() if self.bots.get(st.bot_id) is st]
+            )
+        if holds:
+            await self._decided(holds)
 
     async def read_loop(self) -> None:
         delay = 0.05
@@ -518,7 +583,9 @@ class Runner:
         ref = self.group_of.get(state.bot_id)
         if ref is None:
             return ""
-        series = ref[0]
+        return self._series_stale(ref[0], now)
+
+    def _series_stale(self, series: Series, now: int | None = None) -> str:
         return stale_reason(
             series.symbol,
             series.interval_ms,
@@ -540,26 +607,42 @@ class Runner:
         now = now_ms()
         resend_ms = int(self.settings.runner_pending_resend_s * 1000)
         async with self.lock:
-            items: list[tuple[BotState, Change]] = []
-            for bot_id, state in list(self.bots.items()):
-                change = state.set_stale(self._stale_for(state, now), now)
-                if bot_id in self.dirty:
-                    change.book = True
-                pending = state.pending
-                if pending is not None and now - pending.sent_at > resend_ms:
-                    pending.sent_at = now
-                    change.intent = pending.intent
-                    change.pending = pending
-                    change.log.append(
-                        {
-                            "ts": str(now),
-                            "kind": "resend",
-                            "reason": f"no final report for {pending.intent_id} yet: sent again",
-                        }
-                    )
-                items.append((state, change))
+            changes: dict[str, tuple[BotState, Change]] = {}
+            # The stale gate, per series: only the bots of a series whose verdict changed
+            # (or that gained bots) are looked at.
+            for series in self.market.series.values():
+                stale = self._series_stale(series, now)
+                if stale == series.stale:
+                    continue
+                series.stale = stale
+                for group in series.groups.values():
+                    for bot_id in group.bots:
+                        state = self.bots.get(bot_id)
+                        if state is not None:
+                            change = state.set_stale(stale, now)
+                            if not change.empty:
+                                changes[bot_id] = (state, change)
+            for bot_id in self.dirty:
+                state = self.bots.get(bot_id)
+                if state is not None:
+                    changes.setdefault(bot_id, (state, Change()))[1].book = True
             self.dirty.clear()
-            await self._commit(items)
+            for bot_id, state in self.bots.items():
+                pending = state.pending
+                if pending is None or now - pending.sent_at <= resend_ms:
+                    continue
+                pending.sent_at = now
+                change = changes.setdefault(bot_id, (state, Change()))[1]
+                change.intent = pending.intent
+                change.pending = pending
+                change.log.append(
+                    {
+                        "ts": str(now),
+                        "kind": "resend",
+                        "reason": f"no final report for {pending.intent_id} yet: sent again",
+                    }
+                )
+            await self._commit(list(changes.values()))
         await self._withdraw_subscriptions()
 
     async def housekeeping_loop(self) -> None:
@@ -667,34 +750,27 @@ class Runner:
     async def reconcile_once(self) -> None:
         await self._read_fleet()
         ids = [_text(b) for b in await self.redis.zrange(keys.BOTS, 0, -1)]
-        candidates: list[str] = []
-        to_stop: list[str] = []
-        for chunk in range(0, len(ids), 1000):
-            part = ids[chunk : chunk + 1000]
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for bot_id in part:
-                    pipe.hmget(keys.bot(bot_id), "desired", "status")
-                    pipe.exists(keys.bot_lease(bot_id))
-                rows = await pipe.execute()
-            for i, bot_id in enumerate(part):
-                desired, status = (_text(v) if v is not None else "" for v in rows[2 * i])
-                leased = bool(rows[2 * i + 1])
-                if bot_id in self.bots:
-                    if desired != Desired.RUNNING.value and not self.bots[bot_id].stopping:
-                        to_stop.append(bot_id)
-                    continue
-                needs = desired == Desired.RUNNING.value or status in (
-                    BotStatus.STARTING.value,
-                    BotStatus.RUNNING.value,
-                    BotStatus.STOPPING.value,
-                )
-                if needs and not leased:
-                    candidates.append(bot_id)
-        gone = set(self.bots) - set(ids)
-        if gone:
-            to_stop.extend(gone)
+        held = {b: st.config_digest for b, st in self.bots.items()}
+        found = await self.store.reconcile(ids, held)
+        candidates = [b for b, code in found if code == "claim" and b not in self.bots]
+        to_stop = [
+            b
+            for b, code in found
+            if code == "stop" and b in self.bots and not self.bots[b].stopping
+        ]
+        changed = [
+            b
+            for b, code in found
+            if code == "config" and b in self.bots and not self.bots[b].stopping
+        ]
+        to_stop.extend(set(self.bots) - set(ids))
         if to_stop:
             await self.stop_bots(to_stop)
+        for bot_id in changed:
+            # The stored config is not the one this bot runs with (an update whose
+            # command was lost): take it up as the command would have.
+            log.info("bot.config_changed", bot=bot_id)
+            await self.update_bot(bot_id)
         share = self.fair_share(len(candidates))
         if share:
             random.shuffle(candidates)

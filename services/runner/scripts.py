@@ -1,92 +1,206 @@
-"""The runner's Lua scripts: claim, renew and release a bot's lease, and commit a change
-to a bot's books atomically, fenced by lease owner and epoch.
+"""The runner's Lua scripts: claim, renew and release leases, load bots, commit changes
+to bots' books, and the reconcile scan, each over a chunk of bots in one call.
 
-Each script touches one bot's keys (they share the ``{id}`` hash tag); ``commit`` may
-also append one intent to ``stream:order-intents``, so the intent leaves only while
-the lease and the epoch are still this runner's (a zombie runner emits nothing).
-That one extra key crosses slots, which a single Redis primary allows (Redis Cluster
-is not a target, DESIGN "Scale").
+Every per-bot step inside a script is fenced on its own: a bot's change is written
+only while ``bot:{id}:lease`` holds this runner's name and ``bot:{id}`` ``epoch`` is
+the epoch the runner claimed (a zombie runner writes and emits nothing), and a bot
+whose fence fails is reported back (0) while the others of the chunk go on. A script
+runs atomically, so each bot's records change all together (DESIGN "Redis contract").
+
+One call per chunk instead of one per bot is what makes a burst cheap: the per-command
+costs (the client's packing and reply reading, the server's dispatch) are paid once per
+chunk. The keys of a chunk cross hash slots, which a single Redis primary allows
+(Redis Cluster is not a target, DESIGN "Scale"); every key is still passed in ``KEYS``,
+named by :mod:`shared.keys`.
 """
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Sequence
 from typing import Any
 
+from redis.exceptions import NoScriptError
+
 from shared import keys
-from shared.messages import OrderIntent, encode_json
 
-# KEYS: lease, bot. ARGV: owner, lease_ms, now_ms.
-# Returns {epoch, previous owner}: epoch is the new epoch, 0 when the lease is held by
-# someone, -1 when the bot does not exist, -2 when it needs no runner (desired stopped
-# and status stopped/error).
+# KEYS: per bot: lease, bot. ARGV: owner, lease_ms, now_ms.
+# Returns per bot {epoch, previous owner}: epoch is the new epoch, 0 when the lease is
+# held by someone, -1 when the bot does not exist, -2 when it needs no runner (desired
+# stopped and status stopped/error).
 CLAIM = """
-if redis.call('EXISTS', KEYS[2]) == 0 then return {-1, ''} end
-local desired = redis.call('HGET', KEYS[2], 'desired')
-local status = redis.call('HGET', KEYS[2], 'status')
-if desired ~= 'running' and (not status or status == 'stopped' or status == 'error') then
-  return {-2, ''}
+local out = {}
+for i = 1, #KEYS, 2 do
+  local lease, bot = KEYS[i], KEYS[i + 1]
+  local epoch, previous = 0, ''
+  if redis.call('EXISTS', bot) == 0 then
+    epoch = -1
+  else
+    local desired = redis.call('HGET', bot, 'desired')
+    local status = redis.call('HGET', bot, 'status')
+    if desired ~= 'running' and (not status or status == 'stopped' or status == 'error') then
+      epoch = -2
+    elseif redis.call('SET', lease, ARGV[1], 'NX', 'PX', ARGV[2]) then
+      previous = redis.call('HGET', bot, 'owner') or ''
+      epoch = redis.call('HINCRBY', bot, 'epoch', 1)
+      redis.call('HSET', bot, 'owner', ARGV[1], 'updated_at', ARGV[3])
+    end
+  end
+  out[#out + 1] = epoch
+  out[#out + 1] = previous
 end
-if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return {0, ''} end
-local previous = redis.call('HGET', KEYS[2], 'owner') or ''
-local epoch = redis.call('HINCRBY', KEYS[2], 'epoch', 1)
-redis.call('HSET', KEYS[2], 'owner', ARGV[1], 'updated_at', ARGV[3])
-return {epoch, previous}
+return out
 """
 
-# KEYS: lease, bot. ARGV: owner, lease_ms, epoch. 1 when renewed, 0 when lost.
+# KEYS: per bot: lease, bot. ARGV: owner, lease_ms, then one epoch per bot.
+# Returns per bot 1 when renewed, 0 when lost.
 RENEW = """
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-if redis.call('HGET', KEYS[2], 'epoch') ~= ARGV[3] then return 0 end
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
-return 1
+local out = {}
+for i = 1, #KEYS / 2 do
+  local lease, bot = KEYS[2 * i - 1], KEYS[2 * i]
+  if redis.call('GET', lease) == ARGV[1] and redis.call('HGET', bot, 'epoch') == ARGV[2 + i] then
+    redis.call('PEXPIRE', lease, ARGV[2])
+    out[i] = 1
+  else
+    out[i] = 0
+  end
+end
+return out
 """
 
-# KEYS: lease, bot. ARGV: owner. Deletes the lease and clears ``owner`` if still ours.
+# KEYS: per bot: lease, bot. ARGV: owner. Deletes each lease and clears ``owner`` if
+# still ours.
 RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
-if redis.call('HGET', KEYS[2], 'owner') == ARGV[1] then redis.call('HSET', KEYS[2], 'owner', '') end
+for i = 1, #KEYS, 2 do
+  if redis.call('GET', KEYS[i]) == ARGV[1] then redis.call('DEL', KEYS[i]) end
+  if redis.call('HGET', KEYS[i + 1], 'owner') == ARGV[1] then
+    redis.call('HSET', KEYS[i + 1], 'owner', '')
+  end
+end
 return 1
 """
 
-# KEYS: lease, bot, position, stats, trades, log, pending, intents.
-# ARGV: owner, epoch, payload (JSON):
+# KEYS: per bot: bot, position, stats, pending. Returns per bot the four HGETALLs.
+LOAD = """
+local out = {}
+for i = 1, #KEYS do out[i] = redis.call('HGETALL', KEYS[i]) end
+return out
+"""
+
+# KEYS: stream:order-intents, then per bot: lease, bot, position, stats, trades, log,
+# pending (7 keys). ARGV: owner, log_maxlen, trades_maxlen, then per bot: epoch, payload.
+# The payload is JSON (all values strings):
 #   bot: {field: value}           HSET on bot:{id}
 #   position: {..} | "del"        replace / delete bot:{id}:position
 #   stats: {..}                   HSET bot:{id}:stats
 #   trades: [{..}], log: [{..}]   XADD (MAXLEN ~ trades_maxlen / log_maxlen)
-#   pending: {..} | "del"         replace / delete bot:{id}:pending
+#   pending: {..} | "del"         write (every field, so nothing stale stays) / delete
+#                                 bot:{id}:pending; its ``intent`` field is the intent's
+#                                 data when the payload carries the intent
 #   intent: {type=.., data=..}    XADD stream:order-intents (no MAXLEN: consumer group)
-# Returns 1, or 0 (nothing written) when the lease or the epoch is no longer ours.
+# Returns per bot 1, or 0 (nothing written) when its lease or epoch is no longer ours.
 COMMIT = """
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-if redis.call('HGET', KEYS[2], 'epoch') ~= ARGV[2] then return 0 end
-local p = cjson.decode(ARGV[3])
-local function hset(key, t)
-  local flat = {}
-  for k, v in pairs(t) do flat[#flat + 1] = k; flat[#flat + 1] = tostring(v) end
-  if #flat > 0 then redis.call('HSET', key, unpack(flat)) end
+local owner = ARGV[1]
+local function flat(t)
+  local f = {}
+  for k, v in pairs(t) do f[#f + 1] = k; f[#f + 1] = v end
+  return f
 end
-local function xadd(key, maxlen, t)
-  local flat = {}
-  for k, v in pairs(t) do flat[#flat + 1] = k; flat[#flat + 1] = tostring(v) end
-  redis.call('XADD', key, 'MAXLEN', '~', maxlen, '*', unpack(flat))
+local out = {}
+for i = 1, (#ARGV - 3) / 2 do
+  local k = 1 + (i - 1) * 7
+  if redis.call('GET', KEYS[k + 1]) == owner and redis.call('HGET', KEYS[k + 2], 'epoch') == ARGV[2 + 2 * i] then
+    local p = cjson.decode(ARGV[3 + 2 * i])
+    if p.position == 'del' then redis.call('DEL', KEYS[k + 3])
+    elseif p.position and next(p.position) then
+      redis.call('DEL', KEYS[k + 3]); redis.call('HSET', KEYS[k + 3], unpack(flat(p.position)))
+    end
+    if p.stats and next(p.stats) then redis.call('HSET', KEYS[k + 4], unpack(flat(p.stats))) end
+    if p.trades then
+      for _, t in ipairs(p.trades) do
+        redis.call('XADD', KEYS[k + 5], 'MAXLEN', '~', ARGV[3], '*', unpack(flat(t)))
+      end
+    end
+    if p.log then
+      for _, t in ipairs(p.log) do
+        redis.call('XADD', KEYS[k + 6], 'MAXLEN', '~', ARGV[2], '*', unpack(flat(t)))
+      end
+    end
+    if p.pending == 'del' then redis.call('DEL', KEYS[k + 7])
+    elseif p.pending and (next(p.pending) or p.intent) then
+      if p.intent and not p.pending.intent then p.pending.intent = p.intent.data end
+      redis.call('HSET', KEYS[k + 7], unpack(flat(p.pending)))
+    end
+    if p.bot and next(p.bot) then redis.call('HSET', KEYS[k + 2], unpack(flat(p.bot))) end
+    if p.intent then redis.call('XADD', KEYS[1], '*', 'type', p.intent.type, 'data', p.intent.data) end
+    out[i] = 1
+  else
+    out[i] = 0
+  end
 end
-if p.position == 'del' then redis.call('DEL', KEYS[3])
-elseif p.position then redis.call('DEL', KEYS[3]); hset(KEYS[3], p.position) end
-if p.stats then hset(KEYS[4], p.stats) end
-if p.trades then for _, t in ipairs(p.trades) do xadd(KEYS[5], p.trades_maxlen, t) end end
-if p.log then for _, t in ipairs(p.log) do xadd(KEYS[6], p.log_maxlen, t) end end
-if p.pending == 'del' then redis.call('DEL', KEYS[7])
-elseif p.pending then redis.call('DEL', KEYS[7]); hset(KEYS[7], p.pending) end
-if p.bot then hset(KEYS[2], p.bot) end
-if p.intent then redis.call('XADD', KEYS[8], '*', 'type', p.intent.type, 'data', p.intent.data) end
-return 1
+return out
+"""
+
+# The same decision for many bots (a HOLD of their shared strategy computation).
+# KEYS: per bot: lease, bot, stats, log. ARGV: owner, log_maxlen, last_candle, n, then
+# n field/value pairs of the log entry (n = 0: no log entry), then one epoch per bot.
+# Returns per bot 1, or 0 when its lease or epoch is no longer ours.
+DECIDED = """
+local owner, n = ARGV[1], tonumber(ARGV[4])
+local entry = {}
+for j = 1, 2 * n do entry[j] = ARGV[4 + j] end
+local first = 4 + 2 * n
+local out = {}
+for i = 1, #KEYS / 4 do
+  local k = 4 * (i - 1)
+  if redis.call('GET', KEYS[k + 1]) == owner and redis.call('HGET', KEYS[k + 2], 'epoch') == ARGV[first + i] then
+    redis.call('HSET', KEYS[k + 3], 'last_candle', ARGV[3])
+    if n > 0 then redis.call('XADD', KEYS[k + 4], 'MAXLEN', '~', ARGV[2], '*', unpack(entry)) end
+    out[i] = 1
+  else
+    out[i] = 0
+  end
+end
+return out
+"""
+
+# KEYS: per bot: bot, lease. ARGV: owner, then per bot the SHA-1 of the config this
+# runner runs it with, or "" when this runner does not hold it.
+# Returns {index, code} pairs (1-based index) only for bots that need something:
+#   held bots:     "stop" (desired is not running, or the bot is gone),
+#                  "config" (its config changed since this runner loaded it);
+#   other bots:    "claim" (desired running, or a status left active by a dead runner,
+#                  and nobody holds the lease).
+RECONCILE = """
+local out = {}
+for i = 1, #KEYS / 2 do
+  local bot, lease = KEYS[2 * i - 1], KEYS[2 * i]
+  local held = ARGV[1 + i]
+  local desired, status, config = unpack(redis.call('HMGET', bot, 'desired', 'status', 'config'))
+  if held ~= '' then
+    if desired ~= 'running' then
+      out[#out + 1] = i; out[#out + 1] = 'stop'
+    elseif config and redis.sha1hex(config) ~= held then
+      out[#out + 1] = i; out[#out + 1] = 'config'
+    end
+  elseif desired == 'running' or status == 'starting' or status == 'running' or status == 'stopping' then
+    if redis.call('EXISTS', lease) == 0 then
+      out[#out + 1] = i; out[#out + 1] = 'claim'
+    end
+  end
+end
+return out
 """
 
 
-def bot_keys(bot_id: str) -> list[str]:
-    """KEYS of :data:`COMMIT` for ``bot_id``."""
-    return [
+def config_digest(raw: str | bytes) -> str:
+    """SHA-1 hex of a stored config, as :data:`RECONCILE` computes it (``redis.sha1hex``)."""
+    return hashlib.sha1(raw.encode() if isinstance(raw, str) else raw).hexdigest()
+
+
+def commit_keys(bot_id: str) -> tuple[str, ...]:
+    """A bot's seven KEYS in :data:`COMMIT`."""
+    return (
         keys.bot_lease(bot_id),
         keys.bot(bot_id),
         keys.bot_position(bot_id),
@@ -94,20 +208,35 @@ def bot_keys(bot_id: str) -> list[str]:
         keys.bot_trades(bot_id),
         keys.bot_log(bot_id),
         keys.bot_pending(bot_id),
-        keys.ORDER_INTENTS,
-    ]
+    )
+
+
+class Script:
+    """One script called by EVALSHA (loaded once, and again after a NOSCRIPT, e.g. when
+    Redis restarted) without the client's SCRIPT EXISTS round trip before each call."""
+
+    def __init__(self, redis: Any, text: str) -> None:
+        self.redis = redis
+        self.text = text
+        self.sha = hashlib.sha1(text.encode()).hexdigest()
+
+    async def __call__(self, keys_: Sequence[str], args: Sequence[Any]) -> Any:
+        try:
+            return await self.redis.evalsha(self.sha, len(keys_), *keys_, *args)
+        except NoScriptError:
+            # A NOSCRIPT reply means the script did not run at all: load and call again.
+            await self.redis.script_load(self.text)
+            return await self.redis.evalsha(self.sha, len(keys_), *keys_, *args)
 
 
 class Scripts:
-    """The scripts registered on one client (EVALSHA, loaded on NOSCRIPT)."""
+    """The runner's scripts on one client."""
 
     def __init__(self, redis: Any) -> None:
-        self.claim = redis.register_script(CLAIM)
-        self.renew = redis.register_script(RENEW)
-        self.release = redis.register_script(RELEASE)
-        self.commit = redis.register_script(COMMIT)
-
-
-def intent_json(intent: OrderIntent) -> str:
-    """The intent as the ``data`` field of its stream entry."""
-    return encode_json(intent).decode()
+        self.claim = Script(redis, CLAIM)
+        self.renew = Script(redis, RENEW)
+        self.release = Script(redis, RELEASE)
+        self.load = Script(redis, LOAD)
+        self.commit = Script(redis, COMMIT)
+        self.decided = Script(redis, DECIDED)
+        self.reconcile = Script(redis, RECONCILE)

@@ -1,5 +1,6 @@
-"""The books writer and loader: one bot's records in Redis, read on claim and written
-atomically per change through the fenced ``commit`` script (:mod:`.scripts`).
+"""The books writer and loader: bots' records in Redis, read on claim and written
+atomically per bot through the fenced scripts of :mod:`.scripts`, a chunk of bots per
+call.
 
 A :class:`~services.runner.core.Change` becomes one JSON payload: position and stats
 hashes (written together, so BotBook's remembered intent ids never part from the state
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 
@@ -19,6 +20,7 @@ from services.runner import scripts
 from services.runner.core import DELETE, BotState, Change, Pending
 from shared import keys
 from shared.binance.rules import rules_from_json
+from shared.messages import encode_json
 from shared.strategies.accounting import BotBook
 from shared.strategies.config import BotConfig
 
@@ -50,11 +52,14 @@ class BotRecord:
     stats: dict[str, str]
     pending: dict[str, str]
     rules_json: bytes | None
+    store: BotStore | None = None  # parses configs through its cache
 
     def config(self) -> BotConfig:
         raw = self.fields.get("config")
         if not raw:
             raise BotLoadError("bot has no config")
+        if self.store is not None:
+            return self.store.parse_config(raw)
         try:
             return BotConfig.model_validate_json(raw)
         except ValueError as exc:
@@ -97,10 +102,13 @@ class BotRecord:
             stale=self.fields.get("stale", ""),
             last_exit_at=int(self.stats.get("last_exit_at") or 0),
             last_open_time=int(self.stats.get("last_candle") or 0),
+            config_digest=scripts.config_digest(self.fields.get("config", "")),
         )
 
 
 class BotStore:
+    """Every runner write and read of bots' records, a chunk of bots per script call."""
+
     def __init__(
         self, redis: Any, owner: str, *, log_maxlen: int = 1000, trades_maxlen: int = 10_000
     ) -> None:
@@ -109,50 +117,66 @@ class BotStore:
         self.scripts = scripts.Scripts(redis)
         self.log_maxlen = log_maxlen
         self.trades_maxlen = trades_maxlen
+        self._keys: dict[str, tuple[str, ...]] = {}
+        self._configs: dict[str, BotConfig] = {}
+
+    def keys_of(self, bot_id: str) -> tuple[str, ...]:
+        """The bot's seven commit keys (lease, bot, position, stats, trades, log,
+        pending), built once per bot id."""
+        found = self._keys.get(bot_id)
+        if found is None:
+            if len(self._keys) > _KEY_CACHE:
+                self._keys.clear()
+            found = self._keys[bot_id] = scripts.commit_keys(bot_id)
+        return found
+
+    def parse_config(self, raw: str) -> BotConfig:
+        """A stored config, validated once per distinct text (BotConfig is frozen)."""
+        config = self._configs.get(raw)
+        if config is None:
+            try:
+                config = BotConfig.model_validate_json(raw)
+            except ValueError as exc:
+                raise BotLoadError(f"invalid config: {exc}") from exc
+            if len(self._configs) > _CONFIG_CACHE:
+                self._configs.clear()
+            self._configs[raw] = config
+        return config
 
     async def claim(self, bot_ids: list[str], lease_ms: int, now: int) -> list[tuple[int, str]]:
         """CLAIM each bot: (new epoch or 0 / -1 / -2, previous owner) per bot."""
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for bot_id in bot_ids:
-                await self.scripts.claim(
-                    keys=[keys.bot_lease(bot_id), keys.bot(bot_id)],
-                    args=[self.owner, lease_ms, now],
-                    client=pipe,
-                )
-            return [(int(e), _text(p)) for e, p in await pipe.execute()]
+        out: list[tuple[int, str]] = []
+        for part in _chunks(bot_ids, CHUNK):
+            flat = [k for b in part for k in self.keys_of(b)[:2]]
+            reply = await self.scripts.claim(flat, [self.owner, lease_ms, now])
+            out.extend((int(reply[i]), _text(reply[i + 1])) for i in range(0, len(reply), 2))
+        return out
 
     async def renew(self, held: list[tuple[str, int]], lease_ms: int) -> list[bool]:
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for bot_id, epoch in held:
-                await self.scripts.renew(
-                    keys=[keys.bot_lease(bot_id), keys.bot(bot_id)],
-                    args=[self.owner, lease_ms, epoch],
-                    client=pipe,
-                )
-            return [bool(int(r)) for r in await pipe.execute()]
+        out: list[bool] = []
+        for part in _chunks(held, RENEW_CHUNK):
+            flat = [k for b, _ in part for k in self.keys_of(b)[:2]]
+            reply = await self.scripts.renew(flat, [self.owner, lease_ms, *(e for _, e in part)])
+            out.extend(bool(int(r)) for r in reply)
+        return out
 
     async def release(self, bot_ids: list[str]) -> None:
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for bot_id in bot_ids:
-                await self.scripts.release(
-                    keys=[keys.bot_lease(bot_id), keys.bot(bot_id)], args=[self.owner], client=pipe
-                )
-            await pipe.execute()
+        for part in _chunks(bot_ids, CHUNK):
+            await self.scripts.release([k for b in part for k in self.keys_of(b)[:2]], [self.owner])
+        for bot_id in bot_ids:
+            self._keys.pop(bot_id, None)
 
     async def load(self, bot_ids: list[str]) -> list[BotRecord]:
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for bot_id in bot_ids:
-                pipe.hgetall(keys.bot(bot_id))
-                pipe.hgetall(keys.bot_position(bot_id))
-                pipe.hgetall(keys.bot_stats(bot_id))
-                pipe.hgetall(keys.bot_pending(bot_id))
-            raw = await pipe.execute()
         records = []
-        for i in range(len(bot_ids)):
-            f, p, s, q = (
-                {_text(k): _text(v) for k, v in h.items()} for h in raw[4 * i : 4 * i + 4]
-            )
-            records.append(BotRecord(f, p, s, q, None))
+        for part in _chunks(bot_ids, CHUNK):
+            flat: list[str] = []
+            for bot_id in part:
+                k = self.keys_of(bot_id)
+                flat.extend((k[1], k[2], k[3], k[6]))
+            raw = await self.scripts.load(flat, [])
+            for i in range(len(part)):
+                f, p, s, q = (_pairs(h) for h in raw[4 * i : 4 * i + 4])
+                records.append(BotRecord(f, p, s, q, None, self))
         symbols = set()
         for rec in records:
             try:
@@ -170,6 +194,23 @@ class BotStore:
                     continue
         return records
 
+    async def reconcile(self, bot_ids: list[str], held: dict[str, str]) -> list[tuple[str, str]]:
+        """(bot id, "stop" | "config" | "claim") for each bot of ``bot_ids`` that needs
+        something; ``held`` maps the bots this runner holds to their config digests."""
+        out: list[tuple[str, str]] = []
+        for part in _chunks(bot_ids, RECONCILE_CHUNK):
+            flat: list[str] = []
+            for bot_id in part:
+                k = self.keys_of(bot_id) if bot_id in held else _id_keys(bot_id)
+                flat.extend((k[1], k[0]))
+            reply = await self.scripts.reconcile(
+                flat, [self.owner, *(held.get(b, "") for b in part)]
+            )
+            out.extend(
+                (part[int(reply[i]) - 1], _text(reply[i + 1])) for i in range(0, len(reply), 2)
+            )
+        return out
+
     def payload(self, state: BotState, change: Change) -> bytes:
         body: dict[str, Any] = {}
         if change.book:
@@ -184,32 +225,77 @@ class BotStore:
             body["trades"] = [
                 {k: str(v) for k, v in msgspec.to_builtins(t).items()} for t in change.trades
             ]
-            body["trades_maxlen"] = self.trades_maxlen
         if change.log:
             body["log"] = change.log
-            body["log_maxlen"] = self.log_maxlen
+        intent = change.intent
+        if intent is not None:
+            body["intent"] = {"type": intent.TYPE, "data": encode_json(intent).decode()}
         if change.pending is DELETE:
             body["pending"] = "del"
         elif isinstance(change.pending, Pending):
-            body["pending"] = change.pending.to_hash()
+            body["pending"] = change.pending.to_hash(
+                with_intent=change.pending.intent is not intent
+            )
         if change.bot:
             body["bot"] = change.bot
-        if change.intent is not None:
-            body["intent"] = {
-                "type": change.intent.TYPE,
-                "data": scripts.intent_json(change.intent),
-            }
-        return msgspec.json.encode(body)
+        return _json(body)
+
+    def encode(self, items: list[tuple[BotState, Change]]) -> tuple[list[str], list[Any]]:
+        """KEYS and ARGV of one COMMIT call for ``items`` (distinct bots)."""
+        flat: list[str] = [keys.ORDER_INTENTS]
+        args: list[Any] = [self.owner, self.log_maxlen, self.trades_maxlen]
+        for state, change in items:
+            flat.extend(self.keys_of(state.bot_id))
+            args.append(state.epoch)
+            args.append(self.payload(state, change))
+        return flat, args
+
+    async def send(self, encoded: tuple[list[str], list[Any]]) -> list[bool]:
+        """One COMMIT call: per bot True, or False where the lease or epoch was lost."""
+        return [bool(r) for r in await self.scripts.commit(*encoded)]
 
     async def commit(self, items: list[tuple[BotState, Change]]) -> list[bool]:
         """Write each change atomically (fenced); False where the lease or epoch was lost."""
-        if not items:
-            return []
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for state, change in items:
-                await self.scripts.commit(
-                    keys=scripts.bot_keys(state.bot_id),
-                    args=[self.owner, state.epoch, self.payload(state, change)],
-                    client=pipe,
-                )
-            return [bool(int(r)) for r in await pipe.execute()]
+        out: list[bool] = []
+        for part in _chunks(items, CHUNK):
+            out.extend(await self.send(self.encode(part)))
+        return out
+
+    async def decided(
+        self, states: list[BotState], last_candle: int, entry: dict[str, str] | None
+    ) -> list[bool]:
+        """The same decision on one candle for every bot of ``states`` (a HOLD of their
+        shared computation): ``last_candle`` and, when given, one log entry each."""
+        pairs = [x for kv in (entry or {}).items() for x in kv]
+        head = [self.owner, self.log_maxlen, last_candle, len(pairs) // 2, *pairs]
+        out: list[bool] = []
+        for part in _chunks(states, CHUNK):
+            flat: list[str] = []
+            for state in part:
+                k = self.keys_of(state.bot_id)
+                flat.extend((k[0], k[1], k[3], k[5]))
+            reply = await self.scripts.decided(flat, [*head, *(s.epoch for s in part)])
+            out.extend(bool(r) for r in reply)
+        return out
+
+
+_KEY_CACHE = 200_000
+_CONFIG_CACHE = 50_000
+CHUNK = 500  # bots per script call
+RENEW_CHUNK = 2000
+RECONCILE_CHUNK = 1000
+_json = msgspec.json.Encoder().encode
+
+T = TypeVar("T")
+
+
+def _chunks(items: list[T], size: int) -> list[list[T]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def _id_keys(bot_id: str) -> tuple[str, str]:
+    return keys.bot_lease(bot_id), keys.bot(bot_id)
+
+
+def _pairs(flat: list[Any]) -> dict[str, str]:
+    return {_text(flat[i]): _text(flat[i + 1]) for i in range(0, len(flat), 2)}

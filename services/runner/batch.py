@@ -1,0 +1,97 @@
+"""One round's urgent changes (intents, fills), sent to Redis in chunks while the runner
+is still deciding, so that Redis writes one chunk while Python builds the next.
+
+Each chunk is one fenced ``COMMIT`` call (:mod:`.scripts`) on its own pooled
+connection. A chunk holds distinct bots; a bot that changes again after its chunk left
+waits for every chunk in flight to land first, so one bot's writes never overtake each
+other. The first chunk is small, so the first intent of a round leaves early.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from services.runner.core import BotState, Change
+from services.runner.store import BotStore
+
+Settle = Callable[[list[tuple[BotState, Change]], list[bool]], None]
+
+FIRST_CHUNK = 16
+CHUNK = 384
+MAX_IN_FLIGHT = 8
+
+
+class CommitBatch:
+    def __init__(
+        self,
+        store: BotStore,
+        settle: Settle,
+        *,
+        first: int = FIRST_CHUNK,
+        chunk: int = CHUNK,
+        in_flight: int = MAX_IN_FLIGHT,
+    ) -> None:
+        self.store = store
+        self.settle = settle
+        self.limit = first
+        self.chunk = chunk
+        self.max_in_flight = in_flight
+        self.items: dict[str, tuple[BotState, Change]] = {}
+        self.sent: set[str] = set()
+        self.in_flight: list[tuple[list[tuple[BotState, Change]], asyncio.Task[list[bool]]]] = []
+
+    async def add(self, state: BotState, change: Change) -> None:
+        if change.empty:
+            return
+        bot_id = state.bot_id
+        if bot_id in self.sent:
+            await self.drain()  # its earlier change must land before this one
+        current = self.items.get(bot_id)
+        if current is None:
+            self.items[bot_id] = (state, change)
+        else:
+            current[1].merge(change)
+        if len(self.items) >= self.limit:
+            await self.flush()
+
+    async def flush(self) -> None:
+        """Send what is collected (without waiting for the answer)."""
+        if not self.items:
+            return
+        chunk = list(self.items.values())
+        self.items = {}
+        self.limit = self.chunk
+        self.sent.update(self.items_ids(chunk))
+        task = asyncio.create_task(self.store.send(self.store.encode(chunk)))
+        self.in_flight.append((chunk, task))
+        running = [t for _, t in self.in_flight if not t.done()]
+        if len(running) >= self.max_in_flight:  # bounded connections: wait for one
+            await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+        else:
+            await asyncio.sleep(0)  # the task writes its request now
+
+    async def drain(self) -> None:
+        """Send the rest and wait for every answer; settles each chunk in order. On an
+        error, every chunk in flight is still awaited before the first error is raised."""
+        try:
+            await self.flush()
+        finally:
+            await self._collect()
+
+    async def _collect(self) -> None:
+        in_flight, self.in_flight = self.in_flight, []
+        self.sent.clear()
+        results = await asyncio.gather(*(t for _, t in in_flight), return_exceptions=True)
+        error: BaseException | None = None
+        for (chunk, _), result in zip(in_flight, results, strict=True):
+            if isinstance(result, BaseException):
+                error = error or result
+            else:
+                self.settle(chunk, result)
+        if error is not None:
+            raise error
+
+    @staticmethod
+    def items_ids(chunk: list[tuple[BotState, Change]]) -> list[str]:
+        return [s.bot_id for s, _ in chunk]
