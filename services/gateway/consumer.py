@@ -184,7 +184,10 @@ class IntentConsumer:
 
     async def _trim(self) -> None:
         """XTRIM MINID to the oldest entry the group still needs."""
-        groups = await self.redis.xinfo_groups(self.stream)
+        try:
+            groups = await self.redis.xinfo_groups(self.stream)
+        except ResponseError:  # the stream is gone; the read loop recreates it (NOGROUP)
+            return
         group = next((g for g in groups if _text(g.get("name")) == self.group), None)
         if group is None:
             return

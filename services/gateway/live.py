@@ -55,8 +55,18 @@ from shared.binance.errors import (
 )
 from shared.binance.schemas import MyTrade, OrderFull, QueryOrder
 from shared.binance.signing import Signer, signer_from_config
+from shared.bots import client_order_id
 from shared.logging import get_logger
-from shared.messages import Event, ExecutionReport, Fill, OrderIntent, Side, decode_as
+from shared.messages import (
+    Event,
+    ExecutionReport,
+    Fill,
+    MessageDecodeError,
+    OrderIntent,
+    Side,
+    decode_as,
+    encode_json,
+)
 from shared.ratelimit import OrderBudget, WeightBudget, rules_from_exchange_info
 from shared.redis import now_ms
 from shared.streams import publish_nowait
@@ -161,6 +171,7 @@ class LiveRuntime:
             outcome = await self.executor.resolve(job, reconciling=True)
             if outcome is not None and outcome.report.final:
                 await self.executor.complete(processor, job, outcome)
+        adopted = await self._find_lost_records(processor)
         known = set(cids)
         try:
             venue_open = await self.client.open_orders()
@@ -177,7 +188,66 @@ class LiveRuntime:
                         symbol=order.symbol,
                     )
         await self.flush_events()
-        log.info("reconcile.done", checked=checked, venue_open=len(venue_open))
+        log.info("reconcile.done", checked=checked, adopted=adopted, venue_open=len(venue_open))
+
+    async def _find_lost_records(self, processor: Processor) -> int:
+        """An intent still waiting in the stream with no order record may have been placed
+        by a run whose writes Redis lost (AOF everysec). Ask the exchange for each such
+        client order id before it is processed: Binance would accept the id again once
+        the first order filled (DESIGN "Traps"). Found orders get their record back and
+        their report; the rest are processed normally."""
+        waiting = await self.store.waiting_intents()
+        by_cid: dict[str, tuple[OrderIntent, bytes]] = {}
+        for _entry_id, fields in waiting:
+            raw = fields.get(b"data", fields.get("data"))
+            try:
+                intent = decode_as(fields, OrderIntent)
+            except MessageDecodeError:
+                continue  # the consumer dead-letters it
+            data = raw if isinstance(raw, bytes) else encode_json(intent)
+            by_cid.setdefault(client_order_id(intent.intent_id), (intent, data))
+        if not by_cid:
+            return 0
+        cids = list(by_cid)
+        records = await self.store.records(cids)
+        adopted = 0
+        for cid, record in zip(cids, records, strict=True):
+            if record:
+                continue
+            intent, raw = by_cid[cid]
+            try:
+                venue = await self.client.query_order(intent.symbol, cid)
+            except NoSuchOrderError:
+                continue  # never placed: the consumer will place it
+            except BinanceError as exc:
+                log.warning("reconcile.query_failed", cid=cid, error=str(exc))
+                continue
+            if not await self.store.adopt(cid, raw, now_ms()):
+                continue
+            adopted += 1
+            self.executor.note_difference(
+                cid,
+                f"{venue.status} on the exchange but no record here: record restored",
+                symbol=intent.symbol,
+            )
+            job = Job(
+                intent,
+                cid,
+                None,
+                processor.rules.get(intent.symbol),
+                None,
+                await self.store.record(cid),
+            )
+            outcome = await self.executor.resolve(job)
+            if outcome is None:
+                continue
+            if outcome.report.final:
+                await self.executor.complete(processor, job, outcome)
+            else:
+                async with self.store.redis.pipeline(transaction=False) as pipe:
+                    self.store.queue_rest(pipe, cid, outcome.report, now_ms())
+                    await pipe.execute()
+        return adopted
 
     def follow_step(self, processor: Processor) -> Callable[[], Awaitable[None]]:
         async def step() -> None:

@@ -23,8 +23,18 @@ from services.gateway.sizing import PreparedOrder
 from shared import keys
 from shared.bots import BotField
 from shared.messages import ExecutionReport, ExecutionStatus, OrderIntent, encode_json
+from shared.streams import ensure_group
 
 EXECUTIONS_MAXLEN = 100_000
+# KEYS: order:{cid}, active set; ARGV: cid, intent json, mode, now ms, instance (rare path)
+_ADOPT = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], 'status', 'UNKNOWN', 'cid', ARGV[1], 'intent', ARGV[2],
+  'mode', ARGV[3], 'reserved', '0', 'opened', '0', 'created_at', ARGV[4],
+  'updated_at', ARGV[4], 'instance', ARGV[5], 'adopted', '1')
+redis.call('SADD', KEYS[2], ARGV[1])
+return 1
+"""
 REASON_MARK = "@@REASON@@"  # replaced in trade.lua by the refusal's reason
 ZERO = Decimal(0)
 
@@ -392,6 +402,43 @@ class GatewayStore:
             maxlen=EXECUTIONS_MAXLEN,
             approximate=True,
         )
+
+    async def waiting_intents(self, limit: int = 200) -> list[tuple[bytes, dict[Any, Any]]]:
+        """Up to ``limit`` intent entries not yet acknowledged by the group (pending with
+        any consumer, or never delivered), newest last: what a restart will process."""
+        stream, group = keys.ORDER_INTENTS, keys.GATEWAY_GROUP
+        await ensure_group(self.redis, stream, group)
+        groups = await self.redis.xinfo_groups(stream)
+        info = next((g for g in groups if _text(g.get("name")) == group), None)
+        if info is None:
+            return []
+        rows = await self.redis.xpending_range(stream, group, min="-", max="+", count=limit)
+        entries: list[tuple[bytes, dict[Any, Any]]] = []
+        if rows:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for row in rows:
+                    pipe.xrange(stream, min=row["message_id"], max=row["message_id"])
+                for found in await pipe.execute():
+                    entries.extend(found)
+        last = _text(info.get("last-delivered-id"))
+        entries.extend(await self.redis.xrange(stream, min=f"({last}", max="+", count=limit))
+        return entries[-limit:]
+
+    async def adopt(self, cid: str, intent_json: bytes, now_ms: int) -> bool:
+        """Recreate a lost record for an order found on the exchange (status UNKNOWN, no
+        reservation); False if a record exists after all."""
+        created = await self.redis.eval(
+            _ADOPT,
+            2,
+            keys.order(cid),
+            self.active_key,
+            cid,
+            intent_json,
+            self.mode,
+            now_ms,
+            self.instance,
+        )
+        return bool(created)
 
     async def mark(self, cid: str, **fields: Any) -> None:
         await self.redis.hset(keys.order(cid), mapping={k: str(v) for k, v in fields.items()})

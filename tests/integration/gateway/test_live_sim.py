@@ -138,6 +138,33 @@ def test_kill_9_between_sending_and_acknowledging_then_restart_places_once(
     assert "reconcile.difference" in gw.log_text()
 
 
+def test_an_order_whose_record_redis_lost_is_found_on_the_exchange_not_placed_again(
+    r: sync_redis.Redis,
+    sim: SimClient,
+    clean_redis_url: str,
+    tmp_path: Path,
+    processes: list[BotfleetProcess],
+) -> None:
+    """AOF everysec can lose the last writes: the record, the report, the delivery.
+    The intent is back in the stream as if never read; the exchange would accept its
+    client order id again (the first order filled). The restart must find it there."""
+    env = gateway_env(sim, clean_redis_url)
+    gw = start_gateway(tmp_path, env)
+    processes.append(gw)
+    intent = buy(f"lost-{time.time_ns()}")
+    send(r, intent)
+    wait_final(r, [intent], gw)
+    gw.stop()
+    # what a lost second of writes looks like: no record, no report, no delivery
+    r.delete(keys.order(client_order_id(intent.intent_id)), keys.EXECUTIONS, keys.ORDER_INTENTS)
+    send(r, intent)
+    gw.start()
+    finals = wait_final(r, [intent], gw)
+    assert [x.status for x in finals[intent.intent_id]] == [ExecutionStatus.FILLED]
+    assert sim_orders(sim, [intent])[intent.intent_id] == 1
+    assert "record restored" in gw.log_text()
+
+
 def test_a_429_storm_pauses_the_gateway_and_every_intent_still_trades_once(
     r: sync_redis.Redis, tmp_path: Path, clean_redis_url: str, processes: list[BotfleetProcess]
 ) -> None:
