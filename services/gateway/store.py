@@ -35,7 +35,8 @@ redis.call('HSET', KEYS[1], 'status', 'UNKNOWN', 'cid', ARGV[1], 'intent', ARGV[
 redis.call('SADD', KEYS[2], ARGV[1])
 return 1
 """
-REASON_MARK = "@@REASON@@"  # replaced in trade.lua by the refusal's reason
+REASON_MARK = "@@REASON@@"
+_json = msgspec.json.Encoder()  # replaced in trade.lua by the refusal's reason
 ZERO = Decimal(0)
 
 
@@ -350,20 +351,17 @@ class GatewayStore:
             commission_asset="",
             fills=(),
         )
-        self._call(
-            pipe,
-            "trade",
-            [*akeys, *fkeys, keys.ORDER_INTENTS],
+        payload = _json.encode(
             [
                 keys.GATEWAY_GROUP,
-                len(entry_ids),
-                *entry_ids,
-                encode_json(template),
+                [_text(i) for i in entry_ids],
+                encode_json(template).decode(),
                 report.TYPE,
-                *aargs,
-                *fargs,
-            ],
+                [_text(a) for a in aargs],
+                [_text(a) for a in fargs],
+            ]
         )
+        self._call(pipe, "trade", [*akeys, *fkeys, keys.ORDER_INTENTS], [payload])
 
     @staticmethod
     def parse_trade(reply: Any) -> tuple[str, str, str]:

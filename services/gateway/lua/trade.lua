@@ -4,22 +4,19 @@
 -- local functions admit(KEYS, ARGV), reject(KEYS, ARGV), finalize(KEYS, ARGV).
 --
 -- KEYS: 1-8 admit.lua's keys  9-16 finalize.lua's keys  17 stream:order-intents
--- ARGV: 1 group  2 E (entry ids)  3..2+E entry ids  3+E refusal report template (reason
---       "@@REASON@@")  4+E report type  5+E..22+E admit.lua's 18 args  then finalize's
+-- ARGV: 1 one JSON array of strings (cheaper to send than ~40 arguments):
+--       [group, [entry ids], refusal report template (reason "@@REASON@@"), report type,
+--        [admit.lua's 18 args], [finalize.lua's args]]
 -- Returns {'done', status, halt} | {'rejected', kind, reason} | {'exists', status, acked}
 
-local E = tonumber(ARGV[2])
-local ids = {}
-for i = 1, E do ids[i] = ARGV[2 + i] end
-local template, report_type = ARGV[3 + E], ARGV[4 + E]
-local base = 4 + E
-local akeys, aargv, fkeys, fargv = {}, {}, {}, {}
+local p = cjson.decode(ARGV[1])
+local group, ids, template, report_type, aargv, fargv = p[1], p[2], p[3], p[4], p[5], p[6]
+local E = #ids
+local akeys, fkeys = {}, {}
 for i = 1, 8 do akeys[i] = KEYS[i]; fkeys[i] = KEYS[8 + i] end
-for i = 1, 18 do aargv[i] = ARGV[base + i] end
-for i = base + 19, #ARGV do fargv[#fargv + 1] = ARGV[i] end
 
 local function ack()
-  if E > 0 then redis.call('XACK', KEYS[17], ARGV[1], unpack(ids)) end
+  if E > 0 then redis.call('XACK', KEYS[17], group, unpack(ids)) end
 end
 
 local a = admit(akeys, aargv)
