@@ -93,6 +93,12 @@ def _reader_process(url: str, seconds: float, warmup: float, out: mp.Queue[int])
     out.put(asyncio.run(_read(url, seconds, warmup)))
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (Linux /proc), in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def measure(base: str, connections: int, seconds: float) -> list[int]:
     """One client process per connection, so the clients are not the bottleneck."""
     streams = "/".join(f"{s.lower()}@kline_{i}" for s in SYMBOLS for i in INTERVALS)
@@ -126,12 +132,15 @@ def main() -> None:
                 "connection); one reader process per connection, 2 s warm-up"
             )
             for n in (1, 8):
+                cpu0 = _cpu_seconds(sim.process.pid)
                 counts = measure(sim.ws_url, n, args.seconds)
+                cpu = _cpu_seconds(sim.process.pid) - cpu0
                 total = sum(counts) / args.seconds
                 print(
                     f"  {n} connection(s): {total:,.0f} events/s total, "
                     f"{total / n:,.0f} events/s per connection "
-                    f"(slowest {min(counts) / args.seconds:,.0f})"
+                    f"(slowest {min(counts) / args.seconds:,.0f}); simulator CPU "
+                    f"{cpu:.1f} s -> {sum(counts) / max(cpu, 1e-9):,.0f} events per CPU-second"
                 )
         finally:
             sim.stop()

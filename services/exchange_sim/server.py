@@ -41,7 +41,7 @@ from services.exchange_sim.requests import (
     parse_new_order,
     symbol_of,
 )
-from services.exchange_sim.wsconn import OUTBOX_BACKLOG, Conn, WsProtocol, wall_ms
+from services.exchange_sim.wsconn import OUTBOX_BACKLOG, Conn, RawTransport, WsProtocol, wall_ms
 from shared.binance.endpoints import charged_weight, endpoint_for, weight_of
 from shared.binance.rules import exchange_info_symbol
 from shared.binance.schemas import ServerShutdownEvent
@@ -552,7 +552,7 @@ class SimServer:
             )
         ws = web.WebSocketResponse(autoping=False, max_msg_size=1 << 20, compress=False)
         await ws.prepare(request)
-        conn = Conn(ws, "listen-key" if listen_account else "market", combined)
+        conn = Conn(ws, "listen-key" if listen_account else "market", combined, _transport(request))
         conn.listen_account = listen_account
         for name in names:
             self._subscribe(conn, name)
@@ -605,7 +605,7 @@ class SimServer:
     async def ws_api(self, request: web.Request) -> web.StreamResponse:
         ws = web.WebSocketResponse(autoping=False, compress=False)
         await ws.prepare(request)
-        conn = Conn(ws, "ws-api")
+        conn = Conn(ws, "ws-api", transport=_transport(request))
 
         async def on_message(msg: WSMessage) -> bool:
             if msg.type == WSMsgType.TEXT:
@@ -697,6 +697,16 @@ class SimServer:
             self._deliver(user_events)
             next_second = (clock.now_ms() // 1000 + 1) * 1000
             await asyncio.sleep(min(0.05, max(0.002, clock.wall_seconds_until(next_second))))
+
+
+def _transport(request: web.Request) -> RawTransport | None:
+    """The connection's transport if it can take raw writes (asyncio's and uvloop's)."""
+    transport = request.transport
+    if transport is None or not all(
+        hasattr(transport, name) for name in ("write", "get_write_buffer_size", "is_closing")
+    ):
+        return None
+    return transport  # type: ignore[return-value]
 
 
 def _d8(value: Any) -> str:

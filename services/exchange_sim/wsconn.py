@@ -15,7 +15,7 @@ import asyncio
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
 from aiohttp import WSMsgType, web
@@ -34,7 +34,29 @@ _json = msgspec.json.Encoder()
 # slow, as Binance drops consumers that cannot keep up.
 OUTBOX_BACKLOG = 5_000
 OUTBOX_LIMIT = 200_000
-PONG_TIMEOUT_S = 60.0  # §2.1: no pong within a minute -> disconnect
+
+
+class RawTransport(Protocol):
+    """What batched sends need of a transport (asyncio's and uvloop's have it)."""
+
+    def write(self, data: bytes) -> None: ...
+
+    def get_write_buffer_size(self) -> int: ...
+
+    def is_closing(self) -> bool: ...
+
+
+_BATCH_BYTES = 256 * 1024
+_HIGH_WATER = 1024 * 1024
+
+
+def _text_frame_header(length: int) -> bytes:
+    """RFC 6455 §5.2 header of an unmasked, final text frame (server to client)."""
+    if length < 126:
+        return bytes((0x81, length))
+    if length < 65536:
+        return bytes((0x81, 126)) + length.to_bytes(2, "big")
+    return bytes((0x81, 127)) + length.to_bytes(8, "big")
 
 
 def wall_ms() -> int:
@@ -44,8 +66,17 @@ def wall_ms() -> int:
 class Conn:
     """One WebSocket client: an outbox of pre-serialised frames and its writer task."""
 
-    def __init__(self, ws: web.WebSocketResponse, kind: str, combined: bool = False) -> None:
+    def __init__(
+        self,
+        ws: web.WebSocketResponse,
+        kind: str,
+        combined: bool = False,
+        transport: RawTransport | None = None,
+    ) -> None:
         self.ws = ws
+        # With the raw transport (uncompressed connections), frames are written in
+        # batches; without it, one aiohttp send per frame.
+        self.transport = transport
         self.kind = kind  # "market" | "ws-api" | "listen-key"
         self.combined = combined
         self.streams: set[str] = set()
@@ -82,9 +113,31 @@ class Conn:
                 log.warning("ws.slow_consumer_dropped", queued=len(self.outbox))
                 await ws.close(code=1008, message=b"too slow")
                 return
-            while self.outbox and not ws.closed:
-                await ws.send_frame(self.outbox.popleft(), WSMsgType.TEXT)
-                self.sent += 1
+            transport = self.transport
+            if transport is None:
+                while self.outbox and not ws.closed:
+                    await ws.send_frame(self.outbox.popleft(), WSMsgType.TEXT)
+                    self.sent += 1
+                continue
+            # Batched: many whole frames per write; frames never interleave with the
+            # pings and closes aiohttp writes, since each write holds whole frames.
+            while self.outbox and not ws.closed and not transport.is_closing():
+                batch = []
+                size = 0
+                while self.outbox and size < _BATCH_BYTES:
+                    payload = self.outbox.popleft()
+                    batch.append(_text_frame_header(len(payload)))
+                    batch.append(payload)
+                    size += len(payload)
+                transport.write(b"".join(batch))
+                self.sent += len(batch) // 2
+                # The client reads slower than we write: wait for its buffer to drain
+                # (the raw transport has no drain event without its protocol: poll).
+                while (  # noqa: ASYNC110
+                    transport.get_write_buffer_size() > _HIGH_WATER and not transport.is_closing()
+                ):
+                    await asyncio.sleep(0.001)
+                await asyncio.sleep(0)  # let the engine and other connections run
 
 
 class WsProtocol:
