@@ -26,73 +26,96 @@ local function fmt(x)
   if math.abs(x) < 5e-9 then return '0.00000000' end
   return string.format('%.8f', x)
 end
+-- A write-back cache of hash fields: one HMGET per hash to load, one HSET to store.
+local cache = {}
+local function load(key, fields)
+  local values = redis.call('HMGET', key, unpack(fields))
+  local c = cache[key] or {vals = {}, dirty = {}}
+  for i, f in ipairs(fields) do c.vals[f] = tonumber(values[i] or '0') or 0 end
+  cache[key] = c
+end
+local function get(key, field) return cache[key].vals[field] end
 local function add(key, field, delta)
-  local value = (tonumber(redis.call('HGET', key, field) or '0') or 0) + delta
-  redis.call('HSET', key, field, fmt(value))
-  return value
+  local c = cache[key]
+  c.vals[field] = c.vals[field] + delta
+  c.dirty[field] = true
+  return c.vals[field]
+end
+local function flush()
+  for key, c in pairs(cache) do
+    local args = {}
+    for f, _ in pairs(c.dirty) do
+      args[#args + 1] = f
+      args[#args + 1] = fmt(c.vals[f])
+    end
+    if #args > 0 then redis.call('HSET', key, unpack(args)) end
+  end
 end
 
 local final_status, report = ARGV[1], ARGV[3]
 local qty, quote = tonumber(ARGV[7]) or 0, tonumber(ARGV[8]) or 0
-if ARGV[13] ~= '' then
-  local free = tonumber(redis.call('HGET', KEYS[8], ARGV[13] .. ':free') or '0') or 0
-  if free < tonumber(ARGV[14]) then
-    final_status, report, qty, quote = 'REJECTED', ARGV[15], 0, 0
-  end
+local n = tonumber(ARGV[16])
+local assets = {}
+for i = 1, n do assets[i] = ARGV[17 + 2 * i - 1] .. ':free' end
+if ARGV[13] ~= '' then assets[#assets + 1] = ARGV[13] .. ':free' end
+if #assets > 0 then load(KEYS[8], assets) end
+if ARGV[13] ~= '' and get(KEYS[8], ARGV[13] .. ':free') < tonumber(ARGV[14]) then
+  final_status, report, qty, quote = 'REJECTED', ARGV[15], 0, 0
 end
 if final_status ~= 'REJECTED' then
-  local n = tonumber(ARGV[16])
-  for i = 1, n do
-    add(KEYS[8], ARGV[17 + 2 * i - 1] .. ':free', tonumber(ARGV[17 + 2 * i]))
-  end
+  for i = 1, n do add(KEYS[8], ARGV[17 + 2 * i - 1] .. ':free', tonumber(ARGV[17 + 2 * i])) end
 end
 
 local side, symbol, bot = ARGV[4], ARGV[5], ARGV[6]
+local R = KEYS[4]
 local qf, cf = 'pos:' .. bot .. ':' .. symbol .. ':qty', 'pos:' .. bot .. ':' .. symbol .. ':cost'
+local ef, sf = 'exposure', 'exposure:' .. symbol
 local reserved = tonumber(rec[2] or '0') or 0
 local opened = rec[3] == '1'
 local halt_reason = ''
 
 if side == 'BUY' then
+  load(R, {ef, sf, qf, cf})
   local delta = quote - reserved
   if delta ~= 0 then
-    add(KEYS[4], 'exposure', delta)
-    add(KEYS[4], 'exposure:' .. symbol, delta)
+    add(R, ef, delta)
+    add(R, sf, delta)
   end
   if qty > 0 then
-    add(KEYS[4], qf, qty)
-    add(KEYS[4], cf, quote)
-    if not opened and reserved == 0 and tonumber(redis.call('HGET', KEYS[4], qf)) == qty then
+    local before = get(R, qf)
+    add(R, qf, qty)
+    add(R, cf, quote)
+    if not opened and before <= 0 then
       -- an exit-flagged BUY (or a re-entry without reservation) opened a position
-      redis.call('HINCRBY', KEYS[4], 'open_positions', 1)
+      redis.call('HINCRBY', R, 'open_positions', 1)
     end
   elseif opened then
-    redis.call('HINCRBY', KEYS[4], 'open_positions', -1)
+    redis.call('HINCRBY', R, 'open_positions', -1)
   end
 elseif qty > 0 then
-  local held = tonumber(redis.call('HGET', KEYS[4], qf) or '0') or 0
-  local cost = tonumber(redis.call('HGET', KEYS[4], cf) or '0') or 0
+  local day_f = 'realized:' .. ARGV[9]
+  load(R, {ef, sf, qf, cf, day_f, 'realized_total', 'realized_peak'})
+  local held, cost = get(R, qf), get(R, cf)
   local sold = math.min(qty, held)
   if sold > 0 then
     local cost_out = cost * sold / held
     local closes = held - sold <= held * 1e-12
     if closes then
       cost_out = cost
-      redis.call('HDEL', KEYS[4], qf, cf)
-      redis.call('HINCRBY', KEYS[4], 'open_positions', -1)
+      redis.call('HDEL', R, qf, cf)
+      redis.call('HINCRBY', R, 'open_positions', -1)
     else
-      add(KEYS[4], qf, -qty)
-      add(KEYS[4], cf, -cost_out)
+      add(R, qf, -qty)
+      add(R, cf, -cost_out)
     end
-    add(KEYS[4], 'exposure', -cost_out)
-    add(KEYS[4], 'exposure:' .. symbol, -cost_out)
+    add(R, ef, -cost_out)
+    add(R, sf, -cost_out)
     local realized = quote * sold / qty - cost_out
-    local day = (add(KEYS[4], 'realized:' .. ARGV[9], realized))
-    local total = (add(KEYS[4], 'realized_total', realized))
-    local peak = tonumber(redis.call('HGET', KEYS[4], 'realized_peak') or '0') or 0
+    local day = add(R, day_f, realized)
+    local total = add(R, 'realized_total', realized)
+    local peak = get(R, 'realized_peak')
     if total > peak then
-      peak = total
-      redis.call('HSET', KEYS[4], 'realized_peak', fmt(total))
+      peak = add(R, 'realized_peak', total - peak)
     end
     local lim = redis.call('HMGET', KEYS[2], 'max_daily_loss_quote', 'max_drawdown_pct')
     local max_loss, max_dd = tonumber(lim[1] or '0') or 0, tonumber(lim[2] or '0') or 0
@@ -113,6 +136,7 @@ elseif qty > 0 then
     end
   end
 end
+flush()
 
 local entry = redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[11], '*', 'type', ARGV[2],
   'data', report)

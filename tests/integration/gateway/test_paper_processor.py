@@ -189,6 +189,24 @@ async def test_daily_loss_breach_halts_trading_and_emits_an_event(redis: Any) ->
     assert "halted" in by_id["bot1:next:buy"].reason
 
 
+async def test_drawdown_of_fleet_equity_past_its_limit_halts_trading(redis: Any) -> None:
+    await seed_market(redis)
+    await redis.hset(keys.RISK_LIMITS, "max_drawdown_pct", "5")
+    processor = await make_processor(redis, equity_base=Decimal(1000))
+    await run(processor, intent("in", qty="0.02"))  # ~1001 USDT
+    await redis.set(keys.price("BTCUSDT"), "51000")
+    await run(processor, intent("out", side=Side.SELL, qty="0.02", is_exit=True))  # a gain
+    assert await redis.get(keys.RISK_HALT) is None
+    await run(processor, intent("in2", qty="0.02"))
+    await redis.set(keys.price("BTCUSDT"), "47000")  # ~ -82: ~8 % below the peak equity
+    await run(processor, intent("out2", side=Side.SELL, qty="0.02", is_exit=True))
+    halt = await redis.get(keys.RISK_HALT)
+    assert halt is not None and halt.startswith(b"max_drawdown_pct")
+    state = await redis.hgetall(keys.RISK_STATE)
+    assert Decimal(state[b"realized_peak"].decode()) > 0
+    assert Decimal(state[b"exposure"].decode()) == 0 and state[b"open_positions"] == b"0"
+
+
 async def test_a_loss_limit_lowered_below_todays_loss_halts_at_the_next_entry(redis: Any) -> None:
     await seed_market(redis)
     processor = await make_processor(redis)
