@@ -108,12 +108,15 @@ class Exchange:
                 self.feed.thaw(symbol, now_s)
                 self._matched[symbol] = now_s
 
-    def tick(self) -> tuple[list[tuple[str, bytes, bool]], list[UserEvent]]:
-        """Advance to now: market events to fan out, user events to deliver."""
+    def tick(
+        self, quiet: set[str] | None = None
+    ) -> tuple[list[tuple[str, bytes, bool]], list[UserEvent]]:
+        """Advance to now: market events to fan out, user events to deliver
+        (``quiet``: streams nobody can take open-candle updates for right now)."""
         now_s = self.now_ms() // 1000
         self.apply_freeze(now_s)
         frozen = {s for s, m in self.markets.items() if m.frozen_at is not None}
-        events = self.feed.advance(now_s, frozen)
+        events = self.feed.advance(now_s, frozen, quiet)
         for symbol, open_orders in self.book.open.items():
             last = self._matched.get(symbol, now_s)
             self._matched[symbol] = now_s

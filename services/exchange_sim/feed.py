@@ -161,8 +161,17 @@ class Feed:
         )
         return _encode(KlineEvent(E=event_ms, s=state.symbol, k=k))
 
-    def advance(self, now_s: int, frozen: set[str] | None = None) -> list[tuple[str, bytes, bool]]:
-        """Process every second up to ``now_s``; return the events, in order."""
+    def advance(
+        self,
+        now_s: int,
+        frozen: set[str] | None = None,
+        quiet: set[str] | None = None,
+    ) -> list[tuple[str, bytes, bool]]:
+        """Process every second up to ``now_s``; return the events, in order.
+
+        ``quiet``: streams whose every subscriber is backlogged; their open-candle
+        updates are not even built (they would be skipped), closed candles still are.
+        """
         out: list[tuple[str, bytes, bool]] = []
         for symbol, streams in self._by_symbol.items():
             if not streams or (frozen and symbol in frozen):
@@ -200,6 +209,8 @@ class Feed:
                             or (sec == target and every > self.update_every_s)
                         ):
                             st.last_update_s = sec
+                            if quiet and name in quiet:
+                                continue
                             out.append(
                                 (name, self._kline_event(st, st.agg, False, sec * 1000), False)
                             )

@@ -684,12 +684,20 @@ class SimServer:
 
     # --- the engine loop ----------------------------------------------------------------------------
 
+    def _backlogged(self) -> set[str]:
+        """Streams whose every subscriber is too far behind for open-candle updates."""
+        return {
+            stream
+            for stream, subs in self.subscribers.items()
+            if subs and all(len(c.outbox) > OUTBOX_BACKLOG for c in subs)
+        }
+
     async def run_engine(self) -> None:
         """Advance the exchange every exchange second (batched at high speed)."""
         clock = self.ex.clock
         while True:
             try:
-                events, user_events = self.ex.tick()
+                events, user_events = self.ex.tick(self._backlogged())
             except Exception:
                 log.exception("engine.tick_failed")
                 events, user_events = [], []

@@ -92,3 +92,10 @@ def test_stream_names_are_validated_like_binance() -> None:
     assert not feed.valid("BTCUSDT@kline_1m")
     assert not feed.valid("btcusdt@kline_7m")
     assert not feed.valid("dogeusdt@kline_1m")
+
+
+def test_quiet_streams_get_closes_but_no_updates() -> None:
+    feed, _ = _feed()
+    feed.add("btcusdt@kline_1m", T0_S - 1)
+    events = _klines(feed.advance(T0_S + 120, quiet={"btcusdt@kline_1m"}))
+    assert events and all(e.k.x for e in events)
