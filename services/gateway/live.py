@@ -128,13 +128,7 @@ class LiveRuntime:
         return self.poll_interval_s
 
     async def flush_events(self) -> None:
-        pending = self.executor.take_events()
-        if not pending:
-            return
-        async with self.store.redis.pipeline(transaction=False) as pipe:
-            for event in pending:
-                publish_nowait(pipe, keys.EVENTS, event, maxlen=EVENTS_MAXLEN)
-            await pipe.execute()
+        await self.executor.flush_events()
 
     async def refresh_balances(self) -> None:
         """``balances:live`` from ``GET /api/v3/account`` (weight 20; at most every 10 s)."""
@@ -287,6 +281,16 @@ class LiveExecutor:
         events, self._events = self._events, []
         return events
 
+    async def flush_events(self) -> None:
+        """Publish the events gathered since the last flush (breaker, delays, differences)."""
+        pending = self.take_events()
+        if not pending:
+            return
+        async with self.store.redis.pipeline(transaction=False) as pipe:
+            for event in pending:
+                publish_nowait(pipe, keys.EVENTS, event, maxlen=EVENTS_MAXLEN)
+            await pipe.execute()
+
     def event(self, kind: str, message: str, level: str = "warning", **details: Any) -> None:
         self._events.append(
             Event(
@@ -310,7 +314,9 @@ class LiveExecutor:
             async with self.semaphore:
                 return await self._one(job)
 
-        return list(await asyncio.gather(*(one(job) for job in jobs)))
+        outcomes = list(await asyncio.gather(*(one(job) for job in jobs)))
+        await self.flush_events()
+        return outcomes
 
     async def _one(self, job: Job) -> Outcome | None:
         status = job.record.get("status", "")

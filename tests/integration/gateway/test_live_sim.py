@@ -165,6 +165,39 @@ def test_an_order_whose_record_redis_lost_is_found_on_the_exchange_not_placed_ag
     assert "record restored" in gw.log_text()
 
 
+def test_repeated_failures_open_the_breaker_which_says_so_and_recovers_to_place_once(
+    r: sync_redis.Redis,
+    sim: SimClient,
+    clean_redis_url: str,
+    tmp_path: Path,
+    processes: list[BotfleetProcess],
+) -> None:
+    env = gateway_env(
+        sim,
+        clean_redis_url,
+        BOTFLEET_GATEWAY_BREAKER_FAILURES="3",
+        BOTFLEET_GATEWAY_BREAKER_COOLDOWN_S="1",
+        BOTFLEET_GATEWAY_RECV_WINDOW_MS="1000",
+    )
+    gw = start_gateway(tmp_path, env)
+    processes.append(gw)
+    sim.set_faults(error_rate=1.0)  # every REST answer is a 500 (nothing executed)
+    intent = buy(f"brk-{time.time_ns()}")
+    send(r, intent)
+    health = keys.health("gateway", "gw-test")
+    gw.wait_for(lambda: r.hget(health, "breaker") == b"open", 20, "breaker open in health")
+    gw.wait_for(
+        lambda: any(b"exchange.circuit_breaker" in f[b"data"] for _i, f in r.xrange(keys.EVENTS)),
+        10,
+        "breaker event",
+    )
+    sim.clear_faults()
+    finals = wait_final(r, [intent], gw, timeout=30)
+    assert [x.status for x in finals[intent.intent_id]] == [ExecutionStatus.FILLED]
+    assert sim_orders(sim, [intent])[intent.intent_id] == 1
+    gw.wait_for(lambda: r.hget(health, "breaker") == b"closed", 10, "breaker closed again")
+
+
 def test_a_429_storm_pauses_the_gateway_and_every_intent_still_trades_once(
     r: sync_redis.Redis, tmp_path: Path, clean_redis_url: str, processes: list[BotfleetProcess]
 ) -> None:
