@@ -3,6 +3,8 @@ REST client. It turns order intents into orders exactly once, guards the portfol
 reports back on ``stream:executions`` (see docs/gateway.md).
 
 Layout: pure cores (``rails``, ``sizing``, ``paper``, ``orders``, ``breaker``) with no I/O;
-the Redis shell (``store`` + ``lua/``), the exchange shell (``exchange``), and the loops
-(``processor``, ``consumer``, ``follower``, ``reconcile``) wired together in ``app``.
+the Redis shell (``store`` + ``lua/``), the exchange shells (``exchange`` for signed REST,
+``user_stream`` for the WebSocket API user data), and the loops (``processor``,
+``consumer``, ``paper_executor``/``paper_follower``, ``live``, ``follower``) wired
+together in ``app``.
 """
