@@ -458,8 +458,12 @@ def test_no_secret_reaches_redis_logs_events_or_health(
     send(r, *intents)
     wait_final(r, intents, gw)
     sim.clear_faults()
+    health = keys.health("gateway", "gw-test")
+    gw.wait_for(lambda: r.hget(health, "user_stream") == b"subscribed", 15, "user stream")
+    running = all_redis_text(r)  # with the health key, while the gateway runs
     gw.stop()
-    text = all_redis_text(r) + gw.log_text()
-    assert "gateway" in text and intents[0].intent_id in text  # we did look at real output
+    text = running + all_redis_text(r) + gw.log_text()
+    # we did look at real output: reports, the health key, error paths in the log
+    assert intents[0].intent_id in text and health in text and "order.outcome_unknown" in text
     assert SIM_API_SECRET not in text
     assert SIM_API_KEY not in text
