@@ -146,10 +146,17 @@ def _gateway(tmp: Path, env: dict[str, str], name: str) -> BotfleetProcess:
 
     proc = BotfleetProcess(["gateway"], tmp / f"{name}.log", env).start()
     client = sync_redis.Redis.from_url(env["BOTFLEET_REDIS_URL"])
-    proc.wait_for(
-        lambda: client.exists(keys.health("gateway", env["BOTFLEET_INSTANCE"])) == 1, 30, "gateway"
-    )
-    client.close()
+    try:
+        proc.wait_for(
+            lambda: client.exists(keys.health("gateway", env["BOTFLEET_INSTANCE"])) == 1,
+            30,
+            "gateway",
+        )
+    except BaseException:
+        proc.kill()
+        raise
+    finally:
+        client.close()
     return proc
 
 

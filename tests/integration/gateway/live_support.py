@@ -59,6 +59,9 @@ def start_gateway(tmp_path: Path, env: dict[str, str], name: str = "gateway") ->
             30,
             "gateway heartbeat",
         )
+    except BaseException:
+        proc.kill()  # not yet in the test's `processes`: never leave it running
+        raise
     finally:
         client.close()
     return proc
