@@ -1,0 +1,93 @@
+"""The chunked, fenced scripts of the books writer against a real redis-server: one
+call carries many bots, and the fence still holds for each bot on its own."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from typing import Any
+
+import msgspec
+
+from services.runner.core import BotState, hold_entry
+from services.runner.store import BotStore
+from shared import keys
+from shared.messages import Candle, OrderIntent, decode_as
+from shared.strategies.base import Signal, SignalAction
+
+CFG = json.dumps(
+    {
+        "name": "t",
+        "symbol": "BTCUSDT",
+        "interval": "1m",
+        "strategy": "rsi",
+        "quote_allocation": "1000",
+        "sizing": {"mode": "fixed_quote", "quote_amount": "100"},
+    }
+)
+BUY = Signal(action=SignalAction.BUY, reason="crossed")
+HOLD = Signal(action=SignalAction.HOLD, reason="RSI(14) 41.00")
+
+
+def candle(open_time: int) -> Candle:
+    c = Decimal(100)
+    return Candle(
+        symbol="BTCUSDT",
+        interval="1m",
+        open_time=open_time,
+        close_time=open_time + 59_999,
+        open=c,
+        high=c,
+        low=c,
+        close=c,
+        volume=Decimal(1),
+    )
+
+
+async def claimed(redis: Any, store: BotStore, ids: list[str]) -> list[BotState]:
+    for bot_id in ids:
+        await redis.hset(keys.bot(bot_id), mapping={"config": CFG, "desired": "running"})
+    epochs = await store.claim(ids, 60_000, 0)
+    records = await store.load(ids)
+    states = [rec.state(b, e) for b, rec, (e, _) in zip(ids, records, epochs, strict=True)]
+    for state in states:
+        state.status = "running"
+    return states
+
+
+async def test_a_chunk_commit_writes_every_fenced_bot_and_nothing_for_a_bot_taken_over(
+    redis: Any,
+) -> None:
+    store = BotStore(redis, "r1")
+    states = await claimed(redis, store, [f"b{i}" for i in range(5)])
+    # b2 was adopted by another runner (lease lapsed, new epoch): r1 is a zombie for it.
+    await redis.set(keys.bot_lease("b2"), "r2")
+    await redis.hincrby(keys.bot("b2"), "epoch", 1)
+    items = [(st, st.on_signal(candle(60_000), BUY, 1, "0-0")) for st in states]
+    assert await store.commit(items) == [True, True, False, True, True]
+    intents = [decode_as(f, OrderIntent) for _, f in await redis.xrange(keys.ORDER_INTENTS)]
+    assert [i.bot_id for i in intents] == ["b0", "b1", "b3", "b4"]
+    assert not await redis.exists(keys.bot_pending("b2"), keys.bot_log("b2"))
+    pending = await redis.hgetall(keys.bot_pending("b0"))
+    assert msgspec.json.decode(pending[b"intent"], type=OrderIntent) == intents[0]
+    assert pending[b"intent_id"] == b"b0:60000:buy"
+
+
+async def test_a_group_hold_is_logged_for_each_fenced_bot_once(redis: Any) -> None:
+    store = BotStore(redis, "r1")
+    states = await claimed(redis, store, ["h0", "h1", "h2"])
+    await redis.set(keys.bot_lease("h1"), "r2")
+    assert all(st.on_hold(candle(120_000)) for st in states)
+    assert not states[0].on_hold(candle(120_000))  # decided once
+    entry = hold_entry(5, HOLD, Decimal(100))
+    assert entry == states[0].on_signal(candle(180_000), HOLD, 5, "0-0").log[0] | {
+        "ts": "5"
+    }  # the same entry as a bot's own HOLD
+    assert await store.decided(states, 120_000, entry) == [True, False, True]
+    for bot_id, logged in (("h0", True), ("h1", False), ("h2", True)):
+        log = await redis.xrange(keys.bot_log(bot_id))
+        assert len(log) == (1 if logged else 0)
+        assert (await redis.hget(keys.bot_stats(bot_id), "last_candle")) == (
+            b"120000" if logged else None
+        )
+    assert (await redis.xrange(keys.bot_log("h0")))[0][1][b"reason"] == b"RSI(14) 41.00"
