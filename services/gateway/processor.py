@@ -272,20 +272,21 @@ class Processor:
         now: int,
     ) -> list[tuple[str, PreparedOrder, str]]:
         """The fast path for outcomes known before admission (paper fills, expiries):
-        one ``trade.lua`` call per intent admits, completes and acknowledges it. Returns
+        one ``trade.lua`` call for the whole batch admits, completes and acknowledges each
+        intent (atomically for the batch). Returns
         the intents that still need the two-step path (orders that will rest)."""
         rest: list[tuple[str, PreparedOrder, str]] = []
         traded: list[tuple[str, Outcome]] = []
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for cid, order, verdict in new:
-                intent, raw, entry_ids = batch[cid]
-                job = Job(intent, cid, order, rules.get(intent.symbol), prices.get(intent.symbol))
-                outcome: Outcome | None = immediate(job, now)
-                if outcome is None or not outcome.report.final:
-                    rest.append((cid, order, verdict))
-                    continue
-                self.store.queue_trade(
-                    pipe,
+        items: list[tuple[list[str], list[Any]]] = []
+        for cid, order, verdict in new:
+            intent, raw, entry_ids = batch[cid]
+            job = Job(intent, cid, order, rules.get(intent.symbol), prices.get(intent.symbol))
+            outcome: Outcome | None = immediate(job, now)
+            if outcome is None or not outcome.report.final:
+                rest.append((cid, order, verdict))
+                continue
+            items.append(
+                self.store.trade_item(
                     entry_ids,
                     intent,
                     raw,
@@ -299,17 +300,20 @@ class Processor:
                     quote_amount=outcome.quote_amount,
                     balance_check=outcome.balance_check,
                     balance_deltas=outcome.balance_deltas,
-                    rejection=outcome.rejection,
+                    rejection_reason=(
+                        outcome.rejection.reason if outcome.rejection is not None else None
+                    ),
                 )
-                traded.append((cid, outcome))
-            replies = await pipe.execute() if traded else []
+            )
+            traded.append((cid, outcome))
         if not traded:
             return rest
+        replies = await self.store.trade_many(items, now)
         events: list[Event] = []
         async with self.redis.pipeline(transaction=False) as pipe:
             for (cid, outcome), reply in zip(traded, replies, strict=True):
                 intent = batch[cid][0]
-                what, status, detail = self.store.parse_trade(reply)
+                what, status, detail = reply
                 if what == "done":
                     self.figures.reports += 1
                     if status == RecordStatus.REJECTED:

@@ -7,6 +7,7 @@ intent on one pipeline, so a batch costs one round trip per step, not per intent
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import time
 from dataclasses import dataclass
@@ -36,7 +37,8 @@ redis.call('SADD', KEYS[2], ARGV[1])
 return 1
 """
 REASON_MARK = "@@REASON@@"
-_json = msgspec.json.Encoder()  # replaced in trade.lua by the refusal's reason
+_QUOTED_MARK = b'"@@REASON@@"'  # replaced in trade.lua by the refusal's reason
+_json = msgspec.json.Encoder()
 ZERO = Decimal(0)
 
 
@@ -49,7 +51,12 @@ def _text(value: Any) -> str:
 
 
 def utc_day(now_ms: int) -> str:
-    return time.strftime("%Y%m%d", time.gmtime(now_ms / 1000))
+    return _utc_day(now_ms // 86_400_000)
+
+
+@functools.lru_cache(maxsize=4)
+def _utc_day(day: int) -> str:
+    return time.strftime("%Y%m%d", time.gmtime(day * 86_400))
 
 
 @dataclass(frozen=True, slots=True)
@@ -306,9 +313,8 @@ class GatewayStore:
             ],
         )
 
-    def queue_trade(
+    def trade_item(
         self,
-        pipe: Any,
         entry_ids: list[Any],
         intent: OrderIntent,
         intent_json: bytes,
@@ -323,14 +329,17 @@ class GatewayStore:
         quote_amount: Decimal,
         balance_check: tuple[str, Decimal] | None,
         balance_deltas: dict[str, Decimal] | None,
-        rejection: ExecutionReport | None,
-    ) -> None:
-        """Queue ``trade.lua``: admit, refuse or complete, and acknowledge the entries, in
-        one atomic call (the paper fast path, where the outcome is known up front)."""
+        rejection_reason: str | None,
+    ) -> tuple[list[str], list[Any]]:
+        """One intent of a ``trade.lua`` batch: its 3 own keys and its JSON item.
+
+        The refusal template is this intent's REJECTED report with the reason left as a
+        mark (Lua quotes a refusal's reason into it); a failed balance check's report is
+        the same template with ``rejection_reason``, so one report is encoded, not two."""
         akeys, aargs = self._admit_call(
             intent, intent_json, cid, order, rail_verdict, rails, now_ms
         )
-        fkeys, fargs = self._finalize_call(
+        _fkeys, fargs = self._finalize_call(
             cid,
             report,
             position_qty=position_qty,
@@ -338,30 +347,62 @@ class GatewayStore:
             now_ms=now_ms,
             balance_check=balance_check,
             balance_deltas=balance_deltas,
-            rejection=rejection,
+            rejection=None,
         )
-        template = msgspec.structs.replace(
-            report,
-            status=ExecutionStatus.REJECTED,
-            reason=REASON_MARK,
-            executed_qty=ZERO,
-            cumulative_quote=ZERO,
-            avg_price=ZERO,
-            commission=ZERO,
-            commission_asset="",
-            fills=(),
+        template = encode_json(
+            msgspec.structs.replace(
+                report,
+                status=ExecutionStatus.REJECTED,
+                reason=REASON_MARK,
+                executed_qty=ZERO,
+                cumulative_quote=ZERO,
+                avg_price=ZERO,
+                commission=ZERO,
+                commission_asset="",
+                fills=(),
+            )
         )
-        payload = _json.encode(
+        if rejection_reason is not None:
+            fargs[14] = template.replace(_QUOTED_MARK, _json.encode(rejection_reason))
+        return (
+            [akeys[0], akeys[1], akeys[5]],
             [
-                keys.GATEWAY_GROUP,
                 [_text(i) for i in entry_ids],
-                encode_json(template).decode(),
-                report.TYPE,
+                template.decode(),
                 [_text(a) for a in aargs],
                 [_text(a) for a in fargs],
-            ]
+            ],
         )
-        self._call(pipe, "trade", [*akeys, *fkeys, keys.ORDER_INTENTS], [payload])
+
+    async def trade_many(
+        self, items: list[tuple[list[str], list[Any]]], now_ms: int
+    ) -> list[tuple[str, str, str]]:
+        """Run ``trade.lua`` once for a batch of :meth:`trade_item` results (atomic for the
+        whole batch): per intent (``done`` | ``rejected`` | ``exists``, status or kind,
+        halt reason or reason or acked flag)."""
+        if not items:
+            return []
+        shared = [
+            keys.RISK_LIMITS,
+            keys.RISK_HALT,
+            keys.RISK_STATE,
+            keys.fleet_rate(rate_window(now_ms)),
+            self.active_key,
+            keys.EXECUTIONS,
+            self.open_key,
+            self.balances_key,
+            keys.ORDER_INTENTS,
+        ]
+        own: list[str] = []
+        for item_keys, _item in items:
+            own += item_keys
+        payload = _json.encode(
+            [keys.GATEWAY_GROUP, ExecutionReport.TYPE, [item for _keys, item in items]]
+        )
+        replies = await self.redis.evalsha(
+            self._sha["trade"], len(shared) + len(own), *shared, *own, payload
+        )
+        return [self.parse_trade(reply) for reply in replies]
 
     @staticmethod
     def parse_trade(reply: Any) -> tuple[str, str, str]:

@@ -1,42 +1,59 @@
--- Paper fast path: admit, then refuse or complete, then XACK -- one atomic call per
--- intent whose outcome is known before admission (a paper fill, expiry or refusal).
+-- Paper fast path: for each intent of a batch whose outcome is known before admission
+-- (a paper fill, expiry or refusal): admit, then refuse or complete; then one XACK for
+-- the batch. One atomic call per batch (not per intent): the per-call cost of EVALSHA,
+-- argument parsing and the reply, in Redis and in the gateway, is paid once.
 -- The bodies of admit.lua, reject.lua and finalize.lua are prepended by store.py as
 -- local functions admit(KEYS, ARGV), reject(KEYS, ARGV), finalize(KEYS, ARGV).
 --
--- KEYS: 1-8 admit.lua's keys  9-16 finalize.lua's keys  17 stream:order-intents
--- ARGV: 1 one JSON array of strings (cheaper to send than ~40 arguments):
---       [group, [entry ids], refusal report template (reason "@@REASON@@"), report type,
---        [admit.lua's 18 args], [finalize.lua's args]]
--- Returns {'done', status, halt} | {'rejected', kind, reason} | {'exists', status, acked}
+-- KEYS: 1 risk:limits  2 risk:halt  3 risk:state  4 fleet rate counter  5 active set
+--       6 stream:executions  7 open set  8 balances  9 stream:order-intents
+--       then per intent i (from 10 + 3 * (i - 1)): order:{cid}, bot:{id}, bot rate counter
+-- ARGV: 1 one JSON array (cheaper to send than ~40 arguments per intent):
+--       [group, report type, [per intent: [[entry ids], refusal report template
+--        (reason "@@REASON@@"), [admit.lua's 18 args], [finalize.lua's args]]]]
+-- Returns per intent {'done', status, halt} | {'rejected', kind, reason}
+--   | {'exists', status, acked}
 
 local p = cjson.decode(ARGV[1])
-local group, ids, template, report_type, aargv, fargv = p[1], p[2], p[3], p[4], p[5], p[6]
-local E = #ids
-local akeys, fkeys = {}, {}
-for i = 1, 8 do akeys[i] = KEYS[i]; fkeys[i] = KEYS[8 + i] end
+local group, report_type, items = p[1], p[2], p[3]
+local to_ack = {}
 
-local function ack()
-  if E > 0 then redis.call('XACK', KEYS[17], group, unpack(ids)) end
+local function ack(ids)
+  for _, id in ipairs(ids) do to_ack[#to_ack + 1] = id end
 end
 
-local a = admit(akeys, aargv)
-if a[1] == 'exists' then
-  local st = a[2]
-  if st == 'FILLED' or st == 'CANCELED' or st == 'EXPIRED' or st == 'REJECTED' or st == 'OPEN' then
-    ack()
-    return {'exists', st, '1'}
+local function one(i, item)
+  local ids, template, aargv, fargv = item[1], item[2], item[3], item[4]
+  local base = 9 + 3 * (i - 1)
+  local order, bot, bot_rate = KEYS[base + 1], KEYS[base + 2], KEYS[base + 3]
+  local akeys = {order, bot, KEYS[1], KEYS[2], KEYS[3], bot_rate, KEYS[4], KEYS[5]}
+  local a = admit(akeys, aargv)
+  if a[1] == 'exists' then
+    local st = a[2]
+    if st == 'FILLED' or st == 'CANCELED' or st == 'EXPIRED' or st == 'REJECTED' or st == 'OPEN' then
+      ack(ids)
+      return {'exists', st, '1'}
+    end
+    return {'exists', st, '0'}
   end
-  return {'exists', st, '0'}
+  if a[1] == 'reject' then
+    local reason = a[3]
+    local quoted = string.gsub(cjson.encode(reason), '%%', '%%%%')
+    local report = string.gsub(template, '"@@REASON@@"', quoted)
+    reject({order, KEYS[6]}, {aargv[1], aargv[2], report_type, report, aargv[14], aargv[15],
+      aargv[16], reason, fargv[11]})
+    ack(ids)
+    return {'rejected', a[2], reason}
+  end
+  local f = finalize({order, KEYS[1], KEYS[2], KEYS[3], KEYS[6], KEYS[5], KEYS[7], KEYS[8]},
+    fargv)
+  ack(ids)
+  return {'done', f[2] or '', f[3] or ''}
 end
-if a[1] == 'reject' then
-  local reason = a[3]
-  local quoted = string.gsub(cjson.encode(reason), '%%', '%%%%')
-  local report = string.gsub(template, '"@@REASON@@"', quoted)
-  reject({akeys[1], fkeys[5]}, {aargv[1], aargv[2], report_type, report, aargv[14], aargv[15],
-    aargv[16], reason, fargv[11]})
-  ack()
-  return {'rejected', a[2], reason}
+
+local results = {}
+for i, item in ipairs(items) do results[i] = one(i, item) end
+for start = 1, #to_ack, 1000 do
+  redis.call('XACK', KEYS[9], group, unpack(to_ack, start, math.min(start + 999, #to_ack)))
 end
-local f = finalize(fkeys, fargv)
-ack()
-return {'done', f[2] or '', f[3] or ''}
+return results
