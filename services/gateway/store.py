@@ -90,7 +90,9 @@ class GatewayStore:
         self.active_key = keys.active_orders(mode)
         self.open_key = keys.open_orders(mode)
         self.balances_key = keys.balances(mode)
-        self._scripts = {name: _lua(f"{name}.lua") for name in ("admit", "reject", "finalize")}
+        self._scripts = {
+            name: _lua(f"{name}.lua") for name in ("admit", "reject", "finalize", "records")
+        }
         self._scripts["trade"] = "".join(
             f"local function {name}(KEYS, ARGV)\n{self._scripts[name]}\nend\n"
             for name in ("admit", "reject", "finalize")
@@ -122,14 +124,24 @@ class GatewayStore:
     async def records_and_prices(
         self, cids: list[str], symbols: list[str]
     ) -> tuple[list[dict[str, str]], dict[str, Decimal | None]]:
-        """The order records and the symbols' last prices, in one round trip."""
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for cid in cids:
-                pipe.hgetall(keys.order(cid))
-            pipe.mget([keys.price(s) for s in symbols])
-            rows = await pipe.execute()
-        records = [{_text(k): _text(v) for k, v in row.items()} for row in rows[:-1]]
-        return records, _prices(symbols, rows[-1])
+        """The order records (final and OPEN ones: only their status) and the symbols'
+        last prices, in one ``records.lua`` call."""
+        reply = await self.redis.evalsha(
+            self._sha["records"],
+            len(cids) + len(symbols),
+            *[keys.order(cid) for cid in cids],
+            *[keys.price(s) for s in symbols],
+            len(cids),
+        )
+        rows, values = reply
+        records: list[dict[str, str]] = []
+        for row in rows:
+            if not row:
+                records.append({})
+                continue
+            it = iter(row)
+            records.append({_text(k): _text(v) for k, v in zip(it, it, strict=True)})
+        return records, _prices(symbols, values)
 
     async def record(self, cid: str) -> dict[str, str]:
         return (await self.records([cid]))[0]
@@ -179,10 +191,10 @@ class GatewayStore:
                 keys.fleet_rate(window),
                 self.active_key,
             ],
-            [
+            [  # all text: trade.lua receives them inside one JSON array
                 cid,
-                intent_json,
-                intent.epoch,
+                intent_json.decode(),
+                str(intent.epoch),
                 intent.side.value,
                 "1" if intent.is_exit else "0",
                 intent.symbol,
@@ -190,10 +202,10 @@ class GatewayStore:
                 str(order.quantity) if order.quantity is not None else "",
                 str(order.notional),
                 rail_verdict,
-                rails.bot_orders_per_window,
-                rails.fleet_orders_per_window,
-                RATE_WINDOW_S * 2,
-                now_ms,
+                str(rails.bot_orders_per_window),
+                str(rails.fleet_orders_per_window),
+                str(RATE_WINDOW_S * 2),
+                str(now_ms),
                 self.mode,
                 self.instance,
                 BotField.EPOCH.value,
@@ -294,20 +306,20 @@ class GatewayStore:
             [
                 _record_final_status(report),
                 report.TYPE,
-                encode_json(report),
+                encode_json(report).decode(),
                 report.side.value,
                 report.symbol,
                 report.bot_id,
                 str(position_qty),
                 str(quote_amount),
                 utc_day(now_ms),
-                now_ms,
-                EXECUTIONS_MAXLEN,
+                str(now_ms),
+                str(EXECUTIONS_MAXLEN),
                 cid,
                 balance_check[0] if balance_check else "",
                 str(balance_check[1]) if balance_check else "0",
-                encode_json(rejection) if rejection is not None else "",
-                len(deltas),
+                encode_json(rejection).decode() if rejection is not None else "",
+                str(len(deltas)),
                 str(self.equity_base),
                 *flat,
             ],
@@ -363,14 +375,14 @@ class GatewayStore:
             )
         )
         if rejection_reason is not None:
-            fargs[14] = template.replace(_QUOTED_MARK, _json.encode(rejection_reason))
+            fargs[14] = template.replace(_QUOTED_MARK, _json.encode(rejection_reason)).decode()
         return (
             [akeys[0], akeys[1], akeys[5]],
             [
                 [_text(i) for i in entry_ids],
                 template.decode(),
-                [_text(a) for a in aargs],
-                [_text(a) for a in fargs],
+                aargs,
+                fargs,
             ],
         )
 
