@@ -39,6 +39,7 @@ return 1
 REASON_MARK = "@@REASON@@"
 _QUOTED_MARK = b'"@@REASON@@"'  # replaced in trade.lua by the refusal's reason
 _json = msgspec.json.Encoder()
+_msgpack = msgspec.msgpack.Encoder()  # trade.lua's batch: no escaping of the JSON inside
 ZERO = Decimal(0)
 
 
@@ -343,7 +344,7 @@ class GatewayStore:
         balance_deltas: dict[str, Decimal] | None,
         rejection_reason: str | None,
     ) -> tuple[list[str], list[Any]]:
-        """One intent of a ``trade.lua`` batch: its 3 own keys and its JSON item.
+        """One intent of a ``trade.lua`` batch: its 3 own keys and its item.
 
         The refusal template is this intent's REJECTED report with the reason left as a
         mark (Lua quotes a refusal's reason into it); a failed balance check's report is
@@ -408,7 +409,7 @@ class GatewayStore:
         own: list[str] = []
         for item_keys, _item in items:
             own += item_keys
-        payload = _json.encode(
+        payload = _msgpack.encode(
             [keys.GATEWAY_GROUP, ExecutionReport.TYPE, [item for _keys, item in items]]
         )
         replies = await self.redis.evalsha(
