@@ -262,3 +262,43 @@ async def test_malformed_intent_is_dead_lettered_and_acknowledged(redis: Any) ->
     ack = await processor.handle(delivered)
     assert ack == [delivered[0][0]]
     assert await redis.xlen(keys.DEAD_LETTER) == 1
+
+
+async def test_one_batch_mixing_fills_refusals_and_duplicates_gives_each_intent_one_report(
+    redis: Any,
+) -> None:
+    """trade.lua runs once for the whole batch: every intent in it still gets its own
+    admission, exactly one terminal report and its acknowledgement."""
+    await seed_market(redis)
+    await redis.hset(keys.bot("bot2"), BotField.EPOCH.value, 5)
+    processor = await make_processor(redis, balances={"USDT": Decimal(2000)})
+    done_before = intent("early")  # ~501 USDT
+    assert await run(processor, done_before) == 0
+    batch = [
+        intent("a"),  # fills (~500 USDT)
+        intent("stale", bot="bot2", epoch=4),  # fenced
+        intent("poor", qty="1"),  # ~50,000 USDT: insufficient balance
+        done_before,  # already final: acknowledged, no second report
+        intent("b", qty="0.001"),  # still fills after the refusals before it
+    ]
+    assert await run(processor, *batch) == 0  # nothing left pending
+    finals = await final_reports(redis)
+    assert sorted(finals) == sorted(i.intent_id for i in [done_before, *batch[:3], batch[4]])
+    assert all(len(v) == 1 for v in finals.values())
+    status = {k: v[0].status for k, v in finals.items()}
+    assert status["bot1:a:buy"] is ExecutionStatus.FILLED
+    assert status["bot1:b:buy"] is ExecutionStatus.FILLED
+    [stale] = finals["bot2:stale:buy"]
+    assert (
+        stale.status is ExecutionStatus.REJECTED and stale.reason == "stale epoch 4 < bot epoch 5"
+    )
+    [poor] = finals["bot1:poor:buy"]
+    assert poor.status is ExecutionStatus.REJECTED
+    assert poor.reason.startswith("insufficient balance: ") and poor.reason.endswith(" USDT needed")
+    assert (
+        poor.executed_qty == 0
+        and poor.fills == ()
+        and poor.client_order_id == client_order_id("bot1:poor:buy")
+    )
+    btc = await redis.hget(keys.balances("paper"), "BTC:free")
+    assert Decimal(btc.decode()) == Decimal("0.021")  # early + a + b, nothing for poor
