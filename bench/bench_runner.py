@@ -49,7 +49,7 @@ from shared.strategies.registry import get_strategy_class  # noqa: E402
 from tests.support.processes import base_env  # noqa: E402
 from tests.support.redis_server import RedisServer  # noqa: E402
 
-SYMBOLS = [f"S{i:03d}USDT" for i in range(200)]
+SYMBOLS = [f"S{i:03d}USDT" for i in range(int(os.environ.get("BENCH_SYMBOLS", "200")))]
 PERIODS = (5, 7, 9, 11, 14)
 BOTS_PER_SYMBOL = 50
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "8"))

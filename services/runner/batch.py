@@ -4,7 +4,7 @@ is still deciding, so that Redis writes one chunk while Python builds the next.
 Each chunk is one fenced ``COMMIT`` call (:mod:`.scripts`) on its own pooled
 connection. A chunk holds distinct bots; a bot that changes again after its chunk left
 waits for every chunk in flight to land first, so one bot's writes never overtake each
-other. The first chunk is small, so the first intent of a round leaves early.
+other. The first chunks are small, so the first intent of a round leaves at once.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from services.runner.store import BotStore
 
 Settle = Callable[[list[tuple[BotState, Change]], list[bool]], None]
 
-FIRST_CHUNK = 16
+FIRST_CHUNKS = (1, 32)  # the first intent of a round leaves alone, at once
 CHUNK = 384
 MAX_IN_FLIGHT = 8
 
@@ -28,14 +28,15 @@ class CommitBatch:
         store: BotStore,
         settle: Settle,
         *,
-        first: int = FIRST_CHUNK,
+        first: tuple[int, ...] = FIRST_CHUNKS,
         chunk: int = CHUNK,
         in_flight: int = MAX_IN_FLIGHT,
     ) -> None:
         self.store = store
         self.settle = settle
-        self.limit = first
+        self.limits = list(first)
         self.chunk = chunk
+        self.limit = self.limits.pop(0) if self.limits else chunk
         self.max_in_flight = in_flight
         self.items: dict[str, tuple[BotState, Change]] = {}
         self.sent: set[str] = set()
@@ -61,15 +62,16 @@ class CommitBatch:
             return
         chunk = list(self.items.values())
         self.items = {}
-        self.limit = self.chunk
+        self.limit = self.limits.pop(0) if self.limits else self.chunk
         self.sent.update(self.items_ids(chunk))
-        task = asyncio.create_task(self.store.send(self.store.encode(chunk)))
+        written = asyncio.Event()
+        task = asyncio.create_task(self.store.send(self.store.encode(chunk), written))
         self.in_flight.append((chunk, task))
         running = [t for _, t in self.in_flight if not t.done()]
         if len(running) >= self.max_in_flight:  # bounded connections: wait for one
             await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
         else:
-            await asyncio.sleep(0)  # the task writes its request now
+            await written.wait()  # the request is on its way; Redis works while we decide
 
     async def drain(self) -> None:
         """Send the rest and wait for every answer; settles each chunk in order. On an

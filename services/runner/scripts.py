@@ -16,6 +16,7 @@ named by :mod:`shared.keys`.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import Sequence
 from typing import Any
@@ -220,13 +221,39 @@ class Script:
         self.text = text
         self.sha = hashlib.sha1(text.encode()).hexdigest()
 
-    async def __call__(self, keys_: Sequence[str], args: Sequence[Any]) -> Any:
+    async def __call__(self, keys_: Sequence[str | bytes], args: Sequence[Any]) -> Any:
         try:
             return await self.redis.evalsha(self.sha, len(keys_), *keys_, *args)
         except NoScriptError:
             # A NOSCRIPT reply means the script did not run at all: load and call again.
             await self.redis.script_load(self.text)
             return await self.redis.evalsha(self.sha, len(keys_), *keys_, *args)
+
+    async def call_early(
+        self, keys_: Sequence[str | bytes], args: Sequence[Any], written: asyncio.Event
+    ) -> Any:
+        """The call on a pooled connection of its own, setting ``written`` as soon as
+        the request is on its way, so that the caller goes on working while Redis runs
+        the script (the client's own call first polls the connection for a loop turn
+        or two). No retry here: the caller's loop handles Redis errors."""
+        pool = self.redis.connection_pool
+        conn = await pool.get_connection()
+        try:
+            await conn.send_command("EVALSHA", self.sha, len(keys_), *keys_, *args)
+            written.set()
+            try:
+                return await conn.read_response()
+            except NoScriptError:  # nothing ran: load and call again
+                await conn.send_command("SCRIPT", "LOAD", self.text)
+                await conn.read_response()
+                await conn.send_command("EVALSHA", self.sha, len(keys_), *keys_, *args)
+                return await conn.read_response()
+        except BaseException:
+            await conn.disconnect()  # a half-read reply must never reach the next user
+            raise
+        finally:
+            written.set()
+            await pool.release(conn)
 
 
 class Scripts:

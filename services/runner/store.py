@@ -10,6 +10,7 @@ they produced), round trips to ``bot:{id}:trades``, decisions to ``bot:{id}:log`
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -117,17 +118,17 @@ class BotStore:
         self.scripts = scripts.Scripts(redis)
         self.log_maxlen = log_maxlen
         self.trades_maxlen = trades_maxlen
-        self._keys: dict[str, tuple[str, ...]] = {}
+        self._keys: dict[str, tuple[bytes, ...]] = {}
         self._configs: dict[str, BotConfig] = {}
 
-    def keys_of(self, bot_id: str) -> tuple[str, ...]:
+    def keys_of(self, bot_id: str) -> tuple[bytes, ...]:
         """The bot's seven commit keys (lease, bot, position, stats, trades, log,
-        pending), built once per bot id."""
+        pending), built and encoded once per bot id."""
         found = self._keys.get(bot_id)
         if found is None:
             if len(self._keys) > _KEY_CACHE:
                 self._keys.clear()
-            found = self._keys[bot_id] = scripts.commit_keys(bot_id)
+            found = self._keys[bot_id] = tuple(k.encode() for k in scripts.commit_keys(bot_id))
         return found
 
     def parse_config(self, raw: str) -> BotConfig:
@@ -169,7 +170,7 @@ class BotStore:
     async def load(self, bot_ids: list[str]) -> list[BotRecord]:
         records = []
         for part in _chunks(bot_ids, CHUNK):
-            flat: list[str] = []
+            flat: list[bytes] = []
             for bot_id in part:
                 k = self.keys_of(bot_id)
                 flat.extend((k[1], k[2], k[3], k[6]))
@@ -199,9 +200,9 @@ class BotStore:
         something; ``held`` maps the bots this runner holds to their config digests."""
         out: list[tuple[str, str]] = []
         for part in _chunks(bot_ids, RECONCILE_CHUNK):
-            flat: list[str] = []
+            flat: list[bytes] = []
             for bot_id in part:
-                k = self.keys_of(bot_id) if bot_id in held else _id_keys(bot_id)
+                k = self.keys_of(bot_id)
                 flat.extend((k[1], k[0]))
             reply = await self.scripts.reconcile(
                 flat, [self.owner, *(held.get(b, "") for b in part)]
@@ -240,9 +241,9 @@ class BotStore:
             body["bot"] = change.bot
         return _json(body)
 
-    def encode(self, items: list[tuple[BotState, Change]]) -> tuple[list[str], list[Any]]:
+    def encode(self, items: list[tuple[BotState, Change]]) -> tuple[list[bytes], list[Any]]:
         """KEYS and ARGV of one COMMIT call for ``items`` (distinct bots)."""
-        flat: list[str] = [keys.ORDER_INTENTS]
+        flat: list[bytes] = [_INTENTS]
         args: list[Any] = [self.owner, self.log_maxlen, self.trades_maxlen]
         for state, change in items:
             flat.extend(self.keys_of(state.bot_id))
@@ -250,9 +251,14 @@ class BotStore:
             args.append(self.payload(state, change))
         return flat, args
 
-    async def send(self, encoded: tuple[list[str], list[Any]]) -> list[bool]:
-        """One COMMIT call: per bot True, or False where the lease or epoch was lost."""
-        return [bool(r) for r in await self.scripts.commit(*encoded)]
+    async def send(
+        self, encoded: tuple[list[bytes], list[Any]], written: asyncio.Event | None = None
+    ) -> list[bool]:
+        """One COMMIT call: per bot True, or False where the lease or epoch was lost.
+        With ``written``, that event is set once the request has left."""
+        if written is None:
+            return [bool(r) for r in await self.scripts.commit(*encoded)]
+        return [bool(r) for r in await self.scripts.commit.call_early(*encoded, written)]
 
     async def commit(self, items: list[tuple[BotState, Change]]) -> list[bool]:
         """Write each change atomically (fenced); False where the lease or epoch was lost."""
@@ -270,7 +276,7 @@ class BotStore:
         head = [self.owner, self.log_maxlen, last_candle, len(pairs) // 2, *pairs]
         out: list[bool] = []
         for part in _chunks(states, CHUNK):
-            flat: list[str] = []
+            flat: list[bytes] = []
             for state in part:
                 k = self.keys_of(state.bot_id)
                 flat.extend((k[0], k[1], k[3], k[5]))
@@ -282,19 +288,16 @@ class BotStore:
 _KEY_CACHE = 200_000
 _CONFIG_CACHE = 50_000
 CHUNK = 500  # bots per script call
-RENEW_CHUNK = 2000
-RECONCILE_CHUNK = 1000
+RENEW_CHUNK = 500
+RECONCILE_CHUNK = 500
 _json = msgspec.json.Encoder().encode
+_INTENTS = keys.ORDER_INTENTS.encode()
 
 T = TypeVar("T")
 
 
 def _chunks(items: list[T], size: int) -> list[list[T]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
-
-
-def _id_keys(bot_id: str) -> tuple[str, str]:
-    return keys.bot_lease(bot_id), keys.bot(bot_id)
 
 
 def _pairs(flat: list[Any]) -> dict[str, str]:
