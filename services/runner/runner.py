@@ -18,13 +18,15 @@ Loops (all owned by :func:`services.runner.app.main`):
 from __future__ import annotations
 
 import asyncio
-import math
+import contextlib
 import random
+from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from typing import Any
 
 import msgspec
 
+from services.runner import fleet, subscriptions
 from services.runner.batch import CommitBatch
 from services.runner.core import BotState, Change, Pending, hold_entry, stale_reason
 from services.runner.market import Group, Market, Series, decode_candles
@@ -54,19 +56,12 @@ XREAD_COUNT = 200
 # for its health key to expire.
 HEARTBEAT_FRESH_MS = 2500
 CLAIM_CHUNK = 500
+BACKGROUND_YIELD_S = 0.5
 _decoders: dict[bytes, msgspec.json.Decoder[Any]] = {
     b"candle": msgspec.json.Decoder(Candle),
     b"tick": msgspec.json.Decoder(Tick),
     b"execution_report": msgspec.json.Decoder(ExecutionReport),
 }
-
-
-class _SeriesRef(msgspec.Struct):
-    symbol: str = ""
-    interval: str = ""
-
-
-_ref_decoder = msgspec.json.Decoder(_SeriesRef)
 
 
 def _text(value: Any) -> str:
@@ -97,6 +92,8 @@ class Runner:
         self.reports_applied = 0
         self.grace_ms = int(settings.runner_stale_grace_s * 1000)
         self._excess_streak = 0
+        self.reads_idle = asyncio.Event()  # clear while a read round decides and writes
+        self.reads_idle.set()
         self._strategies: dict[str, TradingStrategy[Any]] = {}  # by config digest
         self._release: list[str] = []  # settled changes: leases to let go
         self._events: list[Event] = []  # settled changes: events for people
@@ -381,47 +378,13 @@ class Runner:
     # --- subscriptions -----------------------------------------------------------------
 
     async def _subscribe(self, series: list[Series]) -> None:
-        members = [keys.subscription(s.symbol, s.interval) for s in series]
-        if not members:
-            return
-        added = await self.redis.sadd(keys.MARKET_SUBSCRIPTIONS, *members)
-        if added:
-            await self.redis.publish(keys.MARKET_SUBSCRIPTIONS_CHANNEL, "runner")
+        await subscriptions.add(self.redis, [(x.symbol, x.interval) for x in series])
 
     async def _withdraw_subscriptions(self) -> None:
-        """Remove subscriptions no bot needs any more: neither one of ours nor any bot
-        whose desired state is running (it may be held or about to be adopted elsewhere)."""
+        """Remove subscriptions no bot needs any more (see :mod:`.subscriptions`)."""
         wanted = {k for k in self.unsubscribe if k not in self.market.series}
         self.unsubscribe.clear()
-        if not wanted:
-            return
-        ids = [_text(b) for b in await self.redis.zrange(keys.BOTS, 0, -1)]
-        for chunk in range(0, len(ids), 1000):
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for bot_id in ids[chunk : chunk + 1000]:
-                    pipe.hmget(keys.bot(bot_id), "config", "desired", "status")
-                rows = await pipe.execute()
-            for config, desired, status in rows:
-                if not config:
-                    continue
-                active = _text(desired or b"") == Desired.RUNNING.value or _text(status or b"") in (
-                    BotStatus.STARTING.value,
-                    BotStatus.RUNNING.value,
-                    BotStatus.STOPPING.value,
-                )
-                if not active:
-                    continue
-                try:
-                    ref = _ref_decoder.decode(config)
-                except (msgspec.DecodeError, msgspec.ValidationError):
-                    continue
-                wanted.discard((ref.symbol, ref.interval))
-        if wanted:
-            members = [keys.subscription(s, i) for s, i in sorted(wanted)]
-            removed = await self.redis.srem(keys.MARKET_SUBSCRIPTIONS, *members)
-            if removed:
-                await self.redis.publish(keys.MARKET_SUBSCRIPTIONS_CHANNEL, "runner")
-                log.info("subscriptions.removed", subscriptions=members)
+        await subscriptions.withdraw(self.redis, wanted)
 
     # --- the read loop ---------------------------------------------------------------
 
@@ -464,12 +427,16 @@ class Runner:
                         nth += 1
                 elif isinstance(message, Tick):
                     ticks.append(message)
-        async with self.lock:
-            if not waves:
-                await self._process(reports, [], ticks)
-            for i, wave in enumerate(waves):
-                last = i == len(waves) - 1
-                await self._process(reports if i == 0 else [], wave, ticks if last else [])
+        self.reads_idle.clear()
+        try:
+            async with self.lock:
+                if not waves:
+                    await self._process(reports, [], ticks)
+                for i, wave in enumerate(waves):
+                    last = i == len(waves) - 1
+                    await self._process(reports if i == 0 else [], wave, ticks if last else [])
+        finally:
+            self.reads_idle.set()
         return handled
 
     async def _decode(self, stream: str, entry_id: Any, fields: dict[Any, Any]) -> Any:
@@ -653,13 +620,29 @@ class Runner:
             except REDIS_ERRORS as exc:
                 log.warning("housekeeping.redis_error", error=str(exc))
 
+    def _pauser(self, budget_s: float = BACKGROUND_YIELD_S) -> Callable[[], Awaitable[None]]:
+        """For a background pass over every bot (renew, reconcile): before each chunk,
+        wait while a round of decisions is being made and written, so a burst's
+        intents do not queue behind it; at most ``budget_s`` in all, so a pass is never
+        late by more than that (leases are renewed with two thirds of the lease spare)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + budget_s
+
+        async def pause() -> None:
+            left = deadline - loop.time()
+            if left > 0 and not self.reads_idle.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.reads_idle.wait(), left)
+
+        return pause
+
     # --- leases ------------------------------------------------------------------------
 
     async def renew_once(self) -> None:
         held = [(b, s.epoch) for b, s in self.bots.items()]
         if not held:
             return
-        results = await self.store.renew(held, self.settings.runner_lease_ms)
+        results = await self.store.renew(held, self.settings.runner_lease_ms, self._pauser())
         lost = [b for (b, _), ok in zip(held, results, strict=True) if not ok]
         if lost:
             async with self.lock:
@@ -696,37 +679,15 @@ class Runner:
         self.fleet = fleet
 
     def fair_share(self, candidates: int) -> int:
-        """How many of ``candidates`` unowned bots this runner should claim now: up to the
-        fleet average load (so runners end with similar loads) and its capacity."""
+        """How many of ``candidates`` unowned bots this runner should claim now."""
         mine = len(self.bots) + len(self.claiming)
-        room = self.settings.runner_capacity - mine
-        if room <= 0 or candidates <= 0:
-            return 0
-        others = {k: v for k, v in self.fleet.items() if k != self.owner}
-        total = mine + candidates + sum(b for b, _ in others.values())
-        target = math.ceil(total / (len(others) + 1))
-        spare_elsewhere = sum(max(0, c - b) for b, c in others.values())
-        share = target - mine
-        if spare_elsewhere < candidates - max(share, 0):
-            share = candidates - spare_elsewhere  # the others cannot take the rest
-        return max(0, min(room, share, candidates))
+        return fleet.fair_share(
+            self.fleet, self.owner, mine, self.settings.runner_capacity, candidates
+        )
 
     def excess(self) -> int:
-        """Bots to hand over so that loads even out: only when this runner holds more
-        than one above the fleet average and another live runner has room below it."""
-        loads = [b for b, _ in self.fleet.values()]
-        if len(loads) < 2:
-            return 0
-        target = math.ceil(sum(loads) / len(loads))
-        mine = len(self.bots)
-        others_below = any(
-            b < target - 1 and b < c for i, (b, c) in self.fleet.items() if i != self.owner
-        )
-        if mine <= target + 1 and not (mine > target and others_below):
-            return 0
-        if not others_below:
-            return 0
-        return min(mine - target, max(1, mine // 10))
+        """How many bots to hand over so that the fleet's loads even out."""
+        return fleet.excess(self.fleet, self.owner, len(self.bots))
 
     async def rebalance(self) -> None:
         """Hand over bots above the fleet average (released leases are adopted with their
@@ -751,7 +712,7 @@ class Runner:
         await self._read_fleet()
         ids = [_text(b) for b in await self.redis.zrange(keys.BOTS, 0, -1)]
         held = {b: st.config_digest for b, st in self.bots.items()}
-        found = await self.store.reconcile(ids, held)
+        found = await self.store.reconcile(ids, held, self._pauser())
         candidates = [b for b, code in found if code == "claim" and b not in self.bots]
         to_stop = [
             b

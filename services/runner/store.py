@@ -11,6 +11,7 @@ they produced), round trips to ``bot:{id}:trades``, decisions to ``bot:{id}:log`
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -153,9 +154,13 @@ class BotStore:
             out.extend((int(reply[i]), _text(reply[i + 1])) for i in range(0, len(reply), 2))
         return out
 
-    async def renew(self, held: list[tuple[str, int]], lease_ms: int) -> list[bool]:
+    async def renew(
+        self, held: list[tuple[str, int]], lease_ms: int, pause: Pause | None = None
+    ) -> list[bool]:
         out: list[bool] = []
         for part in _chunks(held, RENEW_CHUNK):
+            if pause is not None:
+                await pause()
             flat = [k for b, _ in part for k in self.keys_of(b)[:2]]
             reply = await self.scripts.renew(flat, [self.owner, lease_ms, *(e for _, e in part)])
             out.extend(bool(int(r)) for r in reply)
@@ -195,11 +200,16 @@ class BotStore:
                     continue
         return records
 
-    async def reconcile(self, bot_ids: list[str], held: dict[str, str]) -> list[tuple[str, str]]:
+    async def reconcile(
+        self, bot_ids: list[str], held: dict[str, str], pause: Pause | None = None
+    ) -> list[tuple[str, str]]:
         """(bot id, "stop" | "config" | "claim") for each bot of ``bot_ids`` that needs
-        something; ``held`` maps the bots this runner holds to their config digests."""
+        something; ``held`` maps the bots this runner holds to their config digests.
+        ``pause`` is awaited before each chunk (background passes step aside)."""
         out: list[tuple[str, str]] = []
         for part in _chunks(bot_ids, RECONCILE_CHUNK):
+            if pause is not None:
+                await pause()
             flat: list[bytes] = []
             for bot_id in part:
                 k = self.keys_of(bot_id)
@@ -294,6 +304,7 @@ _json = msgspec.json.Encoder().encode
 _INTENTS = keys.ORDER_INTENTS.encode()
 
 T = TypeVar("T")
+Pause = Callable[[], Awaitable[None]]
 
 
 def _chunks(items: list[T], size: int) -> list[list[T]]:
