@@ -10,7 +10,7 @@ def test_a_runner_claims_up_to_the_fleet_average_and_more_only_when_others_are_f
     assert fair_share(fleet, "a", 0, 100, 10) == 5
     full = {"a": (0, 100), "b": (100, 100)}
     assert fair_share(full, "a", 0, 100, 10) == 10
-    assert fair_share(fleet, "a", 98, 100, 10) == 2  # never beyond its capacity
+    assert fair_share(full, "a", 98, 100, 10) == 2  # never beyond its capacity
 
 
 def test_only_a_lasting_excess_above_the_average_with_room_elsewhere_is_handed_over() -> None:
