@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared.binance.endpoints import urls_for
 from shared.redaction import register_secret
 
 
@@ -30,14 +31,6 @@ class LogFormat(StrEnum):
     AUTO = "auto"
     CONSOLE = "console"
     JSON = "json"
-
-
-# Endpoints per BinanceEnv (reference §1). ``sim`` points at `botfleet exchange-sim`'s default.
-DEFAULT_ENDPOINTS: dict[BinanceEnv, tuple[str, str]] = {
-    BinanceEnv.SIM: ("http://127.0.0.1:9100", "ws://127.0.0.1:9100"),
-    BinanceEnv.TESTNET: ("https://testnet.binance.vision", "wss://stream.testnet.binance.vision"),
-    BinanceEnv.PRODUCTION: ("https://api.binance.com", "wss://stream.binance.com:9443"),
-}
 
 
 def default_instance() -> str:
@@ -91,13 +84,15 @@ class Settings(BaseSettings):
             raise ValueError("must be non-empty without spaces, braces or colons")
         return value
 
+    # Default endpoints of each BinanceEnv come from the one URL table,
+    # shared.binance.endpoints (reference §1; ``sim``: `botfleet exchange-sim`'s default).
     @property
     def rest_url(self) -> str:
-        return (self.binance_rest_url or DEFAULT_ENDPOINTS[self.binance_env][0]).rstrip("/")
+        return (self.binance_rest_url or urls_for(self.binance_env.value).rest).rstrip("/")
 
     @property
     def ws_url(self) -> str:
-        return (self.binance_ws_url or DEFAULT_ENDPOINTS[self.binance_env][1]).rstrip("/")
+        return (self.binance_ws_url or urls_for(self.binance_env.value).ws_streams).rstrip("/")
 
     def model_post_init(self, __context: Any) -> None:
         for value in self.__dict__.values():

@@ -23,6 +23,7 @@ from services.exchange_sim.market import PathSource, SyntheticSource, spec_for
 from services.exchange_sim.replay import load_replay
 from services.exchange_sim.requests import ApiKey
 from services.exchange_sim.server import SimServer
+from shared.binance.endpoints import SIM_DEFAULT_PORT
 from shared.binance.signing import load_ed25519_public_key
 from shared.logging import get_logger
 from shared.service import cancel_tasks
@@ -35,7 +36,7 @@ DAY_MS = 86_400_000
 @dataclass
 class SimOptions:
     host: str = "127.0.0.1"
-    port: int = 9100
+    port: int = SIM_DEFAULT_PORT
     symbols: list[str] = field(default_factory=lambda: ["BTCUSDT", "ETHUSDT"])
     speed: float = 1.0
     seed: int = 7

@@ -24,7 +24,11 @@ def register(app: typer.Typer) -> None:
     @app.command("exchange-sim")
     def exchange_sim(
         host: str = typer.Option("127.0.0.1", help="address to listen on"),
-        port: int = typer.Option(9100, help="port for REST, streams and the WS API"),
+        port: int | None = typer.Option(
+            None,
+            help="port for REST, streams and the WS API "
+            "[default: shared.binance.endpoints.SIM_DEFAULT_PORT, 9100]",
+        ),
         symbols: str = typer.Option(
             "", help="comma-separated symbols (default BTCUSDT,ETHUSDT; with --replay: its files)"
         ),
@@ -62,6 +66,7 @@ def register(app: typer.Typer) -> None:
 
         from services.exchange_sim.app import SimOptions, parse_balances, serve
         from services.exchange_sim.faults import FaultConfig
+        from shared.binance.endpoints import SIM_DEFAULT_PORT
         from shared.redaction import register_secret
         from shared.service import run_service
         from shared.settings import Settings, load_settings
@@ -82,7 +87,7 @@ def register(app: typer.Typer) -> None:
             )
             opts = SimOptions(
                 host=host,
-                port=port,
+                port=SIM_DEFAULT_PORT if port is None else port,
                 symbols=[s.strip().upper() for s in symbols.split(",") if s.strip()]
                 or ([] if replay else ["BTCUSDT", "ETHUSDT"]),
                 speed=speed,

@@ -152,8 +152,10 @@ class BinanceUrls(NamedTuple):
     ws_api: str
 
 
-# The simulator's default address; override with BOTFLEET_BINANCE_REST_URL / _WS_URL.
-SIM_DEFAULT_HOST = "127.0.0.1:8765"
+# The simulator's default address (``botfleet exchange-sim`` listens there unless told
+# otherwise); override with BOTFLEET_BINANCE_REST_URL / _WS_URL.
+SIM_DEFAULT_PORT = 9100
+SIM_DEFAULT_HOST = f"127.0.0.1:{SIM_DEFAULT_PORT}"
 
 URLS: dict[str, BinanceUrls] = {
     "production": BinanceUrls(
