@@ -1,11 +1,13 @@
 """How many kline events per second the exchange simulator pushes to WebSocket clients.
 
 Starts ``botfleet exchange-sim`` as a real process at a high ``--speed`` (so the
-market produces more kline updates than any client can take), subscribes to
-``--streams`` kline streams on one connection, then on eight, and prints the events
-received per second (total and per connection). Later benchmarks use the figure as
-the ceiling of what the simulator can feed them. Run: ``make bench`` or
-``.venv/bin/python bench/bench_exchange_sim.py [--seconds 5]``.
+market produces more kline updates than any client can take), subscribes to 40
+kline streams (4 symbols x 10 intervals) on one connection, then on eight, and
+prints the events received per second: the median of ``--runs`` short windows of
+``--seconds`` each (with their range), total and per connection, and the
+simulator's CPU time per event. Later benchmarks use the figure as the ceiling of
+what the simulator can feed them. Run: ``make bench`` or
+``.venv/bin/python bench/bench_exchange_sim.py [--runs 7] [--seconds 1]``.
 """
 
 from __future__ import annotations
@@ -15,10 +17,12 @@ import asyncio
 import base64
 import multiprocessing as mp
 import os
+import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -26,10 +30,16 @@ from tests.support.sim import start_sim
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT", "BNBUSDT", "SOLUSDT")
 INTERVALS = ("1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "1d", "1w")
+WARMUP_S = 1.0  # after every reader is connected, before the first window
 
 
-async def _read(url: str, seconds: float, warmup: float) -> int:
-    """Count TEXT frames received during ``seconds`` after ``warmup``.
+async def _read(
+    url: str, start_at: Any, seconds: float, runs: int, ready: mp.Queue[Any]
+) -> list[int]:
+    """Connect, say so on ``ready``, then count TEXT frames received in each of
+    ``runs`` windows of ``seconds`` from the wall-clock time the parent puts in
+    ``start_at`` (``time.time()``, shared by every reader process) once every reader
+    is connected.
 
     A minimal WebSocket reader (handshake, then frame headers only) so that the
     figure is what the simulator pushes, not how fast a client library parses.
@@ -49,9 +59,9 @@ async def _read(url: str, seconds: float, warmup: float) -> int:
     head = await reader.readuntil(b"\r\n\r\n")
     if b" 101 " not in head.split(b"\r\n", 1)[0]:
         raise RuntimeError(f"handshake failed: {head[:200]!r}")
-    count = 0
-    start = time.monotonic() + warmup
-    end = start + seconds
+    ready.put(None)
+    counts = [0] * runs
+    start = end = float("inf")
     buf = b""
     pos = 0
     while True:
@@ -81,16 +91,21 @@ async def _read(url: str, seconds: float, warmup: float) -> int:
             if b0 & 0x0F == 1:
                 frames += 1
             pos += hdr + length
-        now = time.monotonic()
+        now = time.time()
+        if start_at.value and start == float("inf"):
+            start = start_at.value
+            end = start + seconds * runs
         if now >= end:
             writer.close()
-            return count
+            return counts
         if now >= start:
-            count += frames
+            counts[int((now - start) // seconds)] += frames
 
 
-def _reader_process(url: str, seconds: float, warmup: float, out: mp.Queue[int]) -> None:
-    out.put(asyncio.run(_read(url, seconds, warmup)))
+def _reader_process(
+    url: str, start_at: Any, seconds: float, runs: int, ready: mp.Queue[Any], out: mp.Queue[Any]
+) -> None:
+    out.put(asyncio.run(_read(url, start_at, seconds, runs, ready)))
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -99,27 +114,41 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def measure(base: str, connections: int, seconds: float) -> list[int]:
-    """One client process per connection, so the clients are not the bottleneck."""
+def measure(
+    base: str, pid: int, connections: int, seconds: float, runs: int
+) -> tuple[list[list[int]], float]:
+    """One client process per connection, so the clients are not the bottleneck.
+    Returns each connection's per-window counts and the simulator's CPU seconds
+    over the windows."""
     streams = "/".join(f"{s.lower()}@kline_{i}" for s in SYMBOLS for i in INTERVALS)
     url = f"{base}/stream?streams={streams}"
     ctx = mp.get_context("spawn")
-    out: mp.Queue[int] = ctx.Queue()
+    out: mp.Queue[Any] = ctx.Queue()
+    ready: mp.Queue[Any] = ctx.Queue()
+    start_at = ctx.Value("d", 0.0)
     procs = [
-        ctx.Process(target=_reader_process, args=(url, seconds, 2.0, out))
+        ctx.Process(target=_reader_process, args=(url, start_at, seconds, runs, ready, out))
         for _ in range(connections)
     ]
     for p in procs:
         p.start()
-    counts = [out.get(timeout=seconds + 60) for _ in procs]
+    for _ in procs:
+        ready.get(timeout=60)
+    start = start_at.value = time.time() + WARMUP_S
+    time.sleep(max(0.0, start - time.time()))
+    cpu0 = _cpu_seconds(pid)
+    time.sleep(max(0.0, start + seconds * runs - time.time()))
+    cpu = _cpu_seconds(pid) - cpu0
+    counts = [out.get(timeout=seconds * runs + 60) for _ in procs]
     for p in procs:
         p.join(timeout=10)
-    return counts
+    return counts, cpu
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--runs", type=int, default=7, help="measurement windows")
+    parser.add_argument("--seconds", type=float, default=1.0, help="length of each window")
     parser.add_argument("--speed", type=float, default=3000.0)
     args = parser.parse_args()
     demand = len(SYMBOLS) * len(INTERVALS) * args.speed
@@ -129,18 +158,21 @@ def main() -> None:
             print(
                 f"exchange-sim kline fan-out: {len(SYMBOLS) * len(INTERVALS)} kline streams per "
                 f"connection, --speed {args.speed:g} (up to {demand:,.0f} updates/s asked per "
-                "connection); one reader process per connection, 2 s warm-up"
+                f"connection); one reader process per connection; median of {args.runs} "
+                f"windows of {args.seconds:g} s (range); load average "
+                f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
             )
             for n in (1, 8):
-                cpu0 = _cpu_seconds(sim.process.pid)
-                counts = measure(sim.ws_url, n, args.seconds)
-                cpu = _cpu_seconds(sim.process.pid) - cpu0
-                total = sum(counts) / args.seconds
+                counts, cpu = measure(sim.ws_url, sim.process.pid, n, args.seconds, args.runs)
+                totals = [sum(c[i] for c in counts) / args.seconds for i in range(args.runs)]
+                slowest = [min(c[i] for c in counts) / args.seconds for i in range(args.runs)]
+                events = sum(map(sum, counts))
                 print(
-                    f"  {n} connection(s): {total:,.0f} events/s total, "
-                    f"{total / n:,.0f} events/s per connection "
-                    f"(slowest {min(counts) / args.seconds:,.0f}); simulator CPU "
-                    f"{cpu:.1f} s -> {sum(counts) / max(cpu, 1e-9):,.0f} events per CPU-second"
+                    f"  {n} connection(s): {statistics.median(totals):,.0f} events/s total "
+                    f"({min(totals):,.0f} - {max(totals):,.0f}), "
+                    f"{statistics.median(totals) / n:,.0f} per connection "
+                    f"(slowest connection {statistics.median(slowest):,.0f}); simulator CPU "
+                    f"{cpu:.1f} s -> {events / max(cpu, 1e-9):,.0f} events per CPU-second"
                 )
         finally:
             sim.stop()
