@@ -11,7 +11,8 @@ another instance's XAUTOCLAIM, and the order records make the rerun idempotent.
 
 An executor with an ``immediate(job, now)`` method (paper) knows an order's outcome
 before admission: those intents take ``trade.lua``, which admits, refuses or completes
-and acknowledges the entries in one atomic call (so they are not returned for XACK).
+and acknowledges each of them, one atomic call for the whole batch (so they are not
+returned for XACK).
 """
 
 from __future__ import annotations

@@ -302,3 +302,17 @@ async def test_one_batch_mixing_fills_refusals_and_duplicates_gives_each_intent_
     )
     btc = await redis.hget(keys.balances("paper"), "BTC:free")
     assert Decimal(btc.decode()) == Decimal("0.021")  # early + a + b, nothing for poor
+
+
+async def test_a_batch_larger_than_one_trade_call_fills_every_intent_once(redis: Any) -> None:
+    from services.gateway.store import TRADE_CHUNK
+
+    await seed_market(redis)
+    processor = await make_processor(redis)
+    count = 2 * TRADE_CHUNK + 22  # three trade.lua calls in one round trip
+    assert await run(processor, *[intent(f"c{n}") for n in range(count)]) == 0
+    finals = await final_reports(redis)
+    assert len(finals) == count and all(len(v) == 1 for v in finals.values())
+    assert all(v[0].status is ExecutionStatus.FILLED for v in finals.values())
+    btc = await redis.hget(keys.balances("paper"), "BTC:free")
+    assert Decimal(btc.decode()) == Decimal("0.01") * count
