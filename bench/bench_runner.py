@@ -8,11 +8,21 @@ above 30 for a growing share of the bots (from 40% to 100% of them): every such 
 emits an intent. The bench plays the gateway by rejecting every intent (a final
 REJECTED report), so the bots are flat and free for the next round.
 
+Each burst's intent count is checked against the count the strategy's own vectorised
+code predicts (computed here), so a burst that loses or doubles an intent fails the
+bench instead of flattering it.
+
 Figures:
 - burst: first burst candle appended -> last resulting intent appended (Redis stream
-  ids, server clock, ms resolution); p50 / p99 / max over the rounds.
+  ids, server clock, ms resolution); each burst with its intent count, p50 / p99 / max.
+- CPU of the runner process and of redis-server during a 10,000-intent burst, and
+  Redis' own per-command figures (INFO commandstats): where the time goes.
 - single: one symbol's "up" candle appended -> first intent read by a blocking XREAD
   (perf_counter, includes one Redis round trip); p50 / p90.
+- the machine's load average, since the runner, redis-server and the bench share it.
+
+Knobs (environment): ``BENCH_ROUNDS`` (8), ``BENCH_SINGLES`` (40), ``BENCH_SYMBOLS``
+(200; fewer for a quick look).
 
 Run: ``.venv/bin/python bench/bench_runner.py`` (``make bench``).
 """
@@ -276,6 +286,7 @@ def main() -> None:
                 time.sleep(0.2)
             print(
                 f"runner holds {n} bots over {len(SYMBOLS)} symbols after {time.monotonic() - t0:.1f}s"
+                f" (load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs)"
             )
             time.sleep(1.5)  # first HOLD log flushes and housekeeping out of the way
 
@@ -345,6 +356,7 @@ def main() -> None:
 
             if not singles:
                 raise RuntimeError("no single candle produced an intent")
+            print(f"load average at the end {os.getloadavg()[0]:.2f}")
             print(
                 f"single candle -> first intent: p50 {statistics.median(singles):.2f} ms, "
                 f"p90 {pct(singles, 0.9):.2f} ms over {len(singles)} (target p50 < 2 ms)"
