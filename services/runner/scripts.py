@@ -237,7 +237,11 @@ class Script:
         the script (the client's own call first polls the connection for a loop turn
         or two). No retry here: the caller's loop handles Redis errors."""
         pool = self.redis.connection_pool
-        conn = await pool.get_connection()
+        try:
+            conn = await pool.get_connection()
+        except BaseException:
+            written.set()
+            raise
         try:
             await conn.send_command("EVALSHA", self.sha, len(keys_), *keys_, *args)
             written.set()

@@ -9,7 +9,8 @@ from typing import Any
 
 import msgspec
 
-from services.runner.core import BotState, hold_entry
+from services.runner.batch import CommitBatch
+from services.runner.core import BotState, Change, hold_entry, log_entry
 from services.runner.store import BotStore
 from shared import keys
 from shared.messages import Candle, OrderIntent, decode_as
@@ -91,3 +92,18 @@ async def test_a_group_hold_is_logged_for_each_fenced_bot_once(redis: Any) -> No
             b"120000" if logged else None
         )
     assert (await redis.xrange(keys.bot_log("h0")))[0][1][b"reason"] == b"RSI(14) 41.00"
+
+
+async def test_a_bot_changed_again_after_its_chunk_left_lands_after_it(redis: Any) -> None:
+    store = BotStore(redis, "r1")
+    [state] = await claimed(redis, store, ["o0"])
+    settled: list[tuple[str, bool]] = []
+    batch = CommitBatch(
+        store, lambda items, ok: settled.extend(zip([s.bot_id for s, _ in items], ok, strict=True))
+    )
+    await batch.add(state, Change(log=[log_entry(1, "skip", "first")]))  # leaves at once
+    await batch.add(state, Change(log=[log_entry(2, "skip", "second")]))
+    await batch.drain()
+    reasons = [f[b"reason"] for _, f in await redis.xrange(keys.bot_log("o0"))]
+    assert reasons == [b"first", b"second"]
+    assert settled == [("o0", True), ("o0", True)]
