@@ -111,7 +111,22 @@ def test_two_ingestions_and_two_gateways_never_pass_the_exchange_weight_limit(
             pipe.llen(keys.candles(symbol, interval))
         return all(n >= 90 for n in pipe.execute())
 
-    fleet.wait_for(done, 100, "every backfill and a final report for every intent")
+    def state() -> str:
+        pipe = r.pipeline(transaction=False)
+        for member in members:
+            symbol, interval = keys.parse_subscription(member)
+            pipe.llen(keys.candles(symbol, interval))
+        short = [m for m, n in zip(members, pipe.execute(), strict=True) if n < 90]
+        return (
+            f"started at second {second:.1f} with {remaining} left, {n_streams} streams;"
+            f" final reports {len(fleet.final_reports(wanted))}/{len(wanted)};"
+            f" short candle lists {short}; simulator {fleet.sim.limits()}"
+        )
+
+    try:
+        fleet.wait_for(done, 100, "every backfill and a final report for every intent")
+    except TimeoutError as exc:
+        raise TimeoutError(f"{exc}: {state()}") from None
     time.sleep(0.5)  # a second report, if one were coming, would show now
 
     finals = fleet.final_reports(wanted)
