@@ -38,9 +38,8 @@ def _units(value: Decimal) -> int:
 
 def fmt8(units: int) -> str:
     """An integer of 1e-8 units as Binance's 8-decimal string ("0.00100000")."""
-    sign = "-" if units < 0 else ""
-    units = abs(units)
-    return f"{sign}{units // _E8}.{units % _E8:08d}"
+    whole, frac = divmod(abs(units), _E8)
+    return f"{'-' if units < 0 else ''}{whole}.{frac:08d}"
 
 
 KlineRow = list[object]  # the 12-element REST row
@@ -120,6 +119,11 @@ class SymbolMarket:
                 self._price_str.clear()
             cached = self._price_str[ticks] = fmt8(ticks * self._tick_u)
         return cached
+
+    @property
+    def step_units(self) -> int:
+        """One volume step (the base unit) in integer 1e-8 units."""
+        return self._step_u
 
     def fmt_qty(self, steps: int) -> str:
         return fmt8(steps * self._step_u)

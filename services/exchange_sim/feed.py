@@ -6,65 +6,73 @@ exchange seconds (default: every second) and one final ``x: true`` event per
 closed candle, sent when the next candle's first second starts (``E`` = the next
 open time); for every ``<symbol>@miniTicker`` the rolling 24 h window at most once
 per exchange second. Candle values come from :class:`~.candles.SymbolMarket`, so a
-closed candle here is exactly the row ``GET /api/v3/klines`` serves. A frozen
-symbol emits nothing; when it thaws, its candles resume at the current second and
-the candles that closed meanwhile are only available over REST (a gap the client
-must backfill, as after a real outage).
+closed candle here is exactly the row ``GET /api/v3/klines`` serves.
+
+Streams are live, as Binance's are: a stream that starts (its first subscriber
+arrives) begins at the exchange clock's current second, whatever happened before,
+and never replays older events; a client fills a gap over REST. A frozen symbol
+emits nothing; when it thaws, its candles resume at the current second and the
+candles that closed meanwhile are only available over REST (a gap the client must
+backfill, as after a real outage).
 
 :meth:`Feed.advance` is pure apart from reading the market: it returns
 ``(stream, payload, final)`` triples with the raw event bytes (``final``: a closed
-candle, which a backlogged connection must still get); the shell wraps them for
-combined streams and fans them out.
+candle, which a backlogged connection must still get), ordered by event time; the
+shell wraps them for combined streams and fans them out. Kline payloads are built
+from a per-stream template (the byte-for-byte form ``msgspec`` gives
+:class:`~shared.binance.schemas.KlineEvent`), and each stream's running candle lives
+in plain integers, so an exchange second costs a few integer operations per stream.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from operator import itemgetter
 
 import msgspec
 
 from services.exchange_sim.candles import SymbolMarket, fmt8
-from services.exchange_sim.market import HOUR_S, TRADE_ID_STRIDE, Summary
+from services.exchange_sim.market import HOUR_S, TRADE_ID_STRIDE
 from shared.binance.intervals import next_open_time, open_time_of
-from shared.binance.schemas import Kline, KlineEvent, MiniTickerEvent
+from shared.binance.schemas import MiniTickerEvent
 from shared.binance.streams import parse_stream_name
 
 _encode = msgspec.json.Encoder().encode
 DAY_S = 86_400
+_E8 = 10**8
+# KlineEvent as msgspec encodes it (field order of shared.binance.schemas), with the
+# symbol and interval filled in per stream; volumes are integers of 1e-8.
+_KLINE_TEMPLATE = (
+    '{"e":"kline","E":%d,"s":"<S>","k":{"t":%d,"T":%d,"s":"<S>","i":"<I>","f":%d,"L":%d,'
+    '"o":"%s","c":"%s","h":"%s","l":"%s","v":"%d.%08d","n":%d,"x":%s,'
+    '"q":"%d.%08d","V":"%d.%08d","Q":"%d.%08d","B":"0"}}'
+)
+_by_second = itemgetter(0)
 
 
-@dataclass
+@dataclass(slots=True)
 class _KlineState:
+    """One kline stream: its open candle as running integers and when it last spoke."""
+
     symbol: str
     interval: str
+    template: str
     open_ms: int = -1
     next_open_s: int = -1
-    agg: Summary | None = None
+    empty: bool = True  # the open candle has no second yet
+    o: int = 0
+    h: int = 0
+    l: int = 0  # noqa: E741
+    c: int = 0
+    v: int = 0
+    q: int = 0
+    tb: int = 0
+    tbq: int = 0
+    n: int = 0
+    first_id: int = -1
+    last_id: int = -1
     last_update_s: int = -1
-
-
-def _merge_second(
-    agg: Summary | None, s: int, p: int, v: int, q: int, tb: int, tbq: int, n: int
-) -> Summary:
-    if n:
-        fid, lid = s * TRADE_ID_STRIDE, s * TRADE_ID_STRIDE + n - 1
-    else:
-        fid = lid = -1
-    if agg is None:
-        return Summary(p, p, p, p, v, q, tb, tbq, n, fid, lid)
-    return Summary(
-        agg.o,
-        p if p > agg.h else agg.h,
-        p if p < agg.l else agg.l,
-        p,
-        agg.v + v,
-        agg.q + q,
-        agg.tb + tb,
-        agg.tbq + tbq,
-        agg.n + n,
-        agg.first_id if agg.first_id >= 0 else fid,
-        lid if lid >= 0 else agg.last_id,
-    )
+    live_after_s: int = -1  # nothing at or before this second is sent (subscribe time)
 
 
 class Feed:
@@ -83,7 +91,7 @@ class Feed:
         self._klines: dict[str, _KlineState] = {}
         self._tickers: set[str] = set()
         self._by_symbol: dict[str, list[str]] = {}
-        self._last: dict[str, int] = {}  # last second processed per symbol
+        self._last: dict[str, int] = {}  # last second processed per symbol with streams
         self._ticker_sent: dict[str, int] = {}
 
     # --- which streams exist --------------------------------------------------------------
@@ -98,68 +106,71 @@ class Feed:
         )
 
     def add(self, stream: str, now_s: int) -> None:
+        """Start ``stream`` live at exchange second ``now_s``: its first events are
+        those of ``now_s + 1``, on the candle open at ``now_s``."""
         parsed = parse_stream_name(stream)
         if parsed is None or parsed.symbol not in self.markets:
             return
         symbol = parsed.symbol
-        self._last.setdefault(symbol, self.markets[symbol].visible_second(now_s))
+        live_s = self.markets[symbol].visible_second(now_s)
+        if not self._by_symbol.get(symbol):
+            # Nobody was listening to this symbol: it starts now, not where it stopped.
+            self._last[symbol] = live_s
+            self._ticker_sent.pop(symbol, None)
         if parsed.kind == "kline" and stream not in self._klines:
             assert parsed.interval is not None
-            state = _KlineState(symbol, parsed.interval)
+            state = _KlineState(
+                symbol,
+                parsed.interval,
+                _KLINE_TEMPLATE.replace("<S>", symbol).replace("<I>", parsed.interval),
+            )
+            # The candle as of the last second processed (the next tick carries it on
+            # with the symbol's other streams), silent up to the subscription second.
             self._reset(state, self._last[symbol])
+            state.live_after_s = live_s
             self._klines[stream] = state
         elif parsed.kind == "miniTicker":
             self._tickers.add(stream)
-        self._by_symbol.setdefault(symbol, [])
-        if stream not in self._by_symbol[symbol]:
-            self._by_symbol[symbol].append(stream)
+        streams = self._by_symbol.setdefault(symbol, [])
+        if stream not in streams:
+            streams.append(stream)
 
     def remove(self, stream: str) -> None:
         self._klines.pop(stream, None)
         self._tickers.discard(stream)
-        for streams in self._by_symbol.values():
+        for symbol, streams in self._by_symbol.items():
             if stream in streams:
                 streams.remove(stream)
+                if not streams:  # a symbol nobody listens to is not followed
+                    self._last.pop(symbol, None)
+                    self._ticker_sent.pop(symbol, None)
 
     def _reset(self, state: _KlineState, upto_s: int) -> None:
         """Start ``state`` on the candle containing ``upto_s`` with seconds up to it."""
         market = self.markets[state.symbol]
         state.open_ms = open_time_of(state.interval, upto_s * 1000)
         state.next_open_s = next_open_time(state.interval, state.open_ms) // 1000
-        state.agg = market.aggregate(state.open_ms // 1000, upto_s + 1)
+        agg = market.aggregate(state.open_ms // 1000, upto_s + 1)
+        if agg is None:
+            state.empty = True
+        else:
+            state.empty = False
+            state.o, state.h, state.l, state.c = agg.o, agg.h, agg.l, agg.c
+            state.v, state.q, state.tb, state.tbq, state.n = agg.v, agg.q, agg.tb, agg.tbq, agg.n
+            state.first_id, state.last_id = agg.first_id, agg.last_id
         state.last_update_s = upto_s
 
     def thaw(self, symbol: str, now_s: int) -> None:
         """A frozen symbol resumes at ``now_s``: skip the frozen seconds."""
+        if not self._by_symbol.get(symbol):
+            return
         self._last[symbol] = now_s
-        for stream in self._by_symbol.get(symbol, []):
+        for stream in self._by_symbol[symbol]:
             state = self._klines.get(stream)
             if state is not None:
                 self._reset(state, now_s)
 
     # --- events -----------------------------------------------------------------------------
-
-    def _kline_event(self, state: _KlineState, agg: Summary, closed: bool, event_ms: int) -> bytes:
-        m = self.markets[state.symbol]
-        k = Kline(
-            t=state.open_ms,
-            T=state.next_open_s * 1000 - 1,
-            s=state.symbol,
-            i=state.interval,
-            f=agg.first_id,
-            L=agg.last_id,
-            o=m.fmt_price(agg.o),
-            c=m.fmt_price(agg.c),
-            h=m.fmt_price(agg.h),
-            l=m.fmt_price(agg.l),
-            v=m.fmt_qty(agg.v),
-            n=agg.n,
-            x=closed,
-            q=fmt8(agg.q),
-            V=m.fmt_qty(agg.tb),
-            Q=fmt8(agg.tbq),
-        )
-        return _encode(KlineEvent(E=event_ms, s=state.symbol, k=k))
 
     def advance(
         self,
@@ -181,46 +192,111 @@ class Feed:
             target = market.visible_second(now_s)
             if target <= last:
                 continue
-            klines = [(name, self._klines[name]) for name in streams if name in self._klines]
-            every = max(self.update_every_s, -(-(target - last) // self.max_updates_per_tick))
+            # The seconds last+1 .. target as plain lists (one slice per hour).
+            cols: list[list[int]] = [[], [], [], [], [], []]
             s = last + 1
             while s <= target:
                 hour = s // HOUR_S
                 end = min(target + 1, (hour + 1) * HOUR_S)
                 blk = market.source.block(hour)
                 i0, i1 = s - hour * HOUR_S, end - hour * HOUR_S
-                cols = [
-                    arr[i0:i1].tolist() for arr in (blk.p, blk.v, blk.q, blk.tb, blk.tbq, blk.n)
-                ]
-                for j, sec in enumerate(range(s, end)):
-                    p, v, q, tb, tbq, n = (col[j] for col in cols)
-                    for name, st in klines:
-                        if sec >= st.next_open_s:
-                            if st.agg is not None:
-                                out.append(
-                                    (name, self._kline_event(st, st.agg, True, sec * 1000), True)
-                                )
-                            st.open_ms = open_time_of(st.interval, sec * 1000)
-                            st.next_open_s = next_open_time(st.interval, st.open_ms) // 1000
-                            st.agg = None
-                        st.agg = _merge_second(st.agg, sec, p, v, q, tb, tbq, n)
-                        if st.interval != "1s" and (
-                            sec - st.last_update_s >= every
-                            or (sec == target and every > self.update_every_s)
-                        ):
-                            st.last_update_s = sec
-                            if quiet and name in quiet:
-                                continue
-                            out.append(
-                                (name, self._kline_event(st, st.agg, False, sec * 1000), False)
-                            )
+                for col, arr in zip(
+                    cols, (blk.p, blk.v, blk.q, blk.tb, blk.tbq, blk.n), strict=True
+                ):
+                    col.extend(arr[i0:i1].tolist())
                 s = end
+            every = max(self.update_every_s, -(-(target - last) // self.max_updates_per_tick))
+            spaced = every > self.update_every_s
+            events: list[tuple[int, str, bytes, bool]] = []
+            for name in streams:
+                state = self._klines.get(name)
+                if state is not None:
+                    self._run(
+                        name, state, market, last + 1, target, cols, every, spaced,
+                        quiet is not None and name in quiet, events,
+                    )  # fmt: skip
+            if len(events) > 1:
+                events.sort(key=_by_second)  # stable: per stream, close before update
+            out.extend([(name, raw, final) for _, name, raw, final in events])
             self._last[symbol] = target
             ticker = f"{symbol.lower()}@miniTicker"
             if ticker in self._tickers and self._ticker_sent.get(symbol) != target:
                 self._ticker_sent[symbol] = target
                 out.append((ticker, self.mini_ticker(symbol, target), False))
         return out
+
+    @staticmethod
+    def _run(
+        name: str,
+        st: _KlineState,
+        market: SymbolMarket,
+        first_s: int,
+        target: int,
+        cols: list[list[int]],
+        every: int,
+        spaced: bool,
+        quiet: bool,
+        events: list[tuple[int, str, bytes, bool]],
+    ) -> None:
+        """Carry one kline stream through seconds ``first_s .. target`` (the hot loop:
+        locals only, one template format per event)."""
+        interval, tpl, fp = st.interval, st.template, market.fmt_price
+        su = market.step_units
+        updates = interval != "1s"  # a 1s candle closes every second: no updates
+        live = st.live_after_s
+        open_ms, nxt, lu, empty = st.open_ms, st.next_open_s, st.last_update_s, st.empty
+        o, h, l, c = st.o, st.h, st.l, st.c  # noqa: E741
+        v, q, tb, tbq, n, fid, lid = st.v, st.q, st.tb, st.tbq, st.n, st.first_id, st.last_id
+        sec = first_s - 1
+        for p, dv, dq, dtb, dtbq, dn in zip(*cols, strict=True):
+            sec += 1
+            if sec >= nxt:
+                if not empty and sec > live:
+                    raw = tpl % (
+                        sec * 1000, open_ms, nxt * 1000 - 1, fid, lid, fp(o), fp(c), fp(h), fp(l),
+                        *divmod(v * su, _E8), n, "true",
+                        *divmod(q, _E8), *divmod(tb * su, _E8), *divmod(tbq, _E8),
+                    )  # fmt: skip
+                    events.append((sec, name, raw.encode(), True))
+                open_ms = open_time_of(interval, sec * 1000)
+                nxt = next_open_time(interval, open_ms) // 1000
+                empty = True
+            if empty:
+                o = h = l = c = p  # noqa: E741
+                v, q, tb, tbq, n = dv, dq, dtb, dtbq, dn
+                if dn:
+                    fid = sec * TRADE_ID_STRIDE
+                    lid = fid + dn - 1
+                else:
+                    fid = lid = -1
+                empty = False
+            else:
+                if p > h:
+                    h = p
+                elif p < l:
+                    l = p  # noqa: E741
+                c = p
+                v += dv
+                q += dq
+                tb += dtb
+                tbq += dtbq
+                if dn:
+                    n += dn
+                    lid = sec * TRADE_ID_STRIDE + dn - 1
+                    if fid < 0:
+                        fid = sec * TRADE_ID_STRIDE
+            if updates and (sec - lu >= every or (spaced and sec == target)):
+                lu = sec
+                if sec > live and not quiet:
+                    raw = tpl % (
+                        sec * 1000, open_ms, nxt * 1000 - 1, fid, lid, fp(o), fp(c), fp(h), fp(l),
+                        *divmod(v * su, _E8), n, "false",
+                        *divmod(q, _E8), *divmod(tb * su, _E8), *divmod(tbq, _E8),
+                    )  # fmt: skip
+                    events.append((sec, name, raw.encode(), False))
+        st.open_ms, st.next_open_s, st.last_update_s, st.empty = open_ms, nxt, lu, empty
+        st.o, st.h, st.l, st.c = o, h, l, c
+        st.v, st.q, st.tb, st.tbq, st.n, st.first_id, st.last_id = v, q, tb, tbq, n, fid, lid
 
     def mini_ticker(self, symbol: str, now_s: int) -> bytes:
         market = self.markets[symbol]

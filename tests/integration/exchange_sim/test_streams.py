@@ -66,6 +66,25 @@ async def test_klines_close_on_schedule_and_match_rest(fast_sim: SimClient) -> N
             ]  # fmt: skip
 
 
+async def test_a_client_subscribing_after_a_pause_gets_live_events_only(
+    fast_sim: SimClient,
+) -> None:
+    """Streams never replay: after its last subscriber left and 10 exchange minutes
+    passed, a new subscriber gets nothing older than the current candle."""
+    url = fast_sim.ws_url + "/stream?streams=bnbusdt@kline_1m"
+    assert await _collect(url, 0.3)  # the stream existed, then its last subscriber left
+    await asyncio.sleep(1.0)  # 10 exchange minutes at speed 600
+    async with httpx.AsyncClient(base_url=fast_sim.rest_url) as client:
+        now = (await client.get("/api/v3/time")).json()["serverTime"]
+    frames = await _collect(url + "/bnbusdt@kline_15m", 0.5)
+    events = [f["data"] for f in frames]
+    assert {f["stream"] for f in frames} == {"bnbusdt@kline_1m", "bnbusdt@kline_15m"}
+    for event in events:
+        step = 60_000 if event["k"]["i"] == "1m" else 900_000
+        assert event["k"]["t"] >= now - now % step  # the candle open at subscription, or later
+        assert event["E"] > now
+
+
 async def test_combined_stream_wraps_payloads_and_control_messages_answer(
     fast_sim: SimClient,
 ) -> None:

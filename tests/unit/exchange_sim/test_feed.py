@@ -99,3 +99,40 @@ def test_quiet_streams_get_closes_but_no_updates() -> None:
     feed.add("btcusdt@kline_1m", T0_S - 1)
     events = _klines(feed.advance(T0_S + 120, quiet={"btcusdt@kline_1m"}))
     assert events and all(e.k.x for e in events)
+
+
+def test_a_stream_resubscribed_after_a_pause_starts_at_the_current_second() -> None:
+    feed, _ = _feed()
+    feed.add("btcusdt@kline_1m", T0_S - 1)
+    assert feed.advance(T0_S + 60)
+    feed.remove("btcusdt@kline_1m")  # the last subscriber leaves
+    feed.advance(T0_S + 400)
+    feed.add("btcusdt@kline_1m", T0_S + 600)  # ten minutes later
+    events = _klines(feed.advance(T0_S + 601))
+    assert [(e.E, e.k.t, e.k.x) for e in events] == [
+        ((T0_S + 601) * 1000, (T0_S + 600) * 1000, False)
+    ]
+
+
+def test_a_stream_added_to_a_followed_symbol_sends_nothing_older_than_its_subscription() -> None:
+    feed, market = _feed()
+    feed.add("btcusdt@kline_1m", T0_S)
+    feed.advance(T0_S + 10)
+    feed.add("btcusdt@kline_1h", T0_S + 40)  # the symbol's feed is still at T0+10
+    events = feed.advance(T0_S + 50)
+    hourly = _klines([e for e in events if e[0] == "btcusdt@kline_1h"])
+    assert [e.E for e in hourly] == [(T0_S + s) * 1000 for s in range(41, 51)]
+    (row,) = market.klines("1h", (T0_S + 50) * 1000, limit=1)  # the open hour at T0+50
+    k = hourly[-1].k
+    assert [k.t, k.o, k.h, k.l, k.c, k.v, k.T, k.q, k.n, k.V, k.Q, "0"] == row
+    minute = _klines([e for e in events if e[0] == "btcusdt@kline_1m"])
+    assert [e.E for e in minute] == [(T0_S + s) * 1000 for s in range(11, 51)]
+
+
+def test_kline_payloads_are_exactly_what_msgspec_encodes_for_the_struct() -> None:
+    feed, _ = _feed()
+    feed.add("btcusdt@kline_1m", T0_S - 1)
+    events = feed.advance(T0_S + 125)
+    assert any(final for _, _, final in events)
+    for _, raw, _ in events:
+        assert msgspec.json.encode(msgspec.json.decode(raw, type=KlineEvent)) == raw
