@@ -56,6 +56,7 @@ class SimOptions:
     ban_after: int = 10
     kline_update_ms: int = 1000
     ws_ping_interval: float = 20.0
+    shutdown_grace_s: float = 3.0
     faults: FaultConfig = field(default_factory=FaultConfig)
 
 
@@ -131,6 +132,7 @@ async def serve(opts: SimOptions, stop: asyncio.Event) -> None:
     server = SimServer(
         ex,
         ws_ping_interval=opts.ws_ping_interval,
+        shutdown_grace_s=opts.shutdown_grace_s,
         info={"seed": opts.seed, "replay": str(opts.replay) if opts.replay else None},
     )
     runner = web.AppRunner(server.app, access_log=None, handle_signals=False)
@@ -155,5 +157,5 @@ async def serve(opts: SimOptions, stop: asyncio.Event) -> None:
             log.error("engine.ended", error=repr(engine.exception()))
         await cancel_tasks([engine, stopper])
     finally:
-        await server.disconnect_all()
+        await server.close()
         await runner.cleanup()

@@ -52,6 +52,9 @@ def register(app: typer.Typer) -> None:
         ban_after: int = typer.Option(10, help="429s in a minute before a 418 ban"),
         kline_update_ms: int = typer.Option(1000, help="exchange ms between kline updates"),
         ws_ping_interval: float = typer.Option(20.0, help="seconds between server pings"),
+        shutdown_grace_s: float = typer.Option(
+            3.0, help="serverShutdown fault: wall seconds from the notice to the close"
+        ),
         latency_ms: int = typer.Option(0, help="fault: added REST latency"),
         error_rate: float = typer.Option(0.0, help="fault: share of REST requests answered 500"),
         order_unknown_rate: float = typer.Option(
@@ -106,10 +109,13 @@ def register(app: typer.Typer) -> None:
                 ban_after=ban_after,
                 kline_update_ms=kline_update_ms,
                 ws_ping_interval=ws_ping_interval,
+                shutdown_grace_s=shutdown_grace_s,
                 faults=faults,
             )
         except ValueError as exc:
             raise typer.BadParameter(str(exc)) from exc
+        if shutdown_grace_s < 0:
+            raise typer.BadParameter("--shutdown-grace-s must be >= 0")
         if speed <= 0:
             raise typer.BadParameter("--speed must be > 0")
         settings = load_settings(Settings)

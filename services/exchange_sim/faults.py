@@ -10,7 +10,10 @@ Owns the faults a test can switch on (flags at start, ``/sim/faults`` at run tim
 - ``drop_kline_rate``: share of kline messages not sent to a connection;
 - ``frozen``: symbols whose market shows nothing new (``["*"]`` = all);
 - one-shot actions (not state): ``disconnect_ws`` closes every market-stream and
-  WS-API connection, ``server_shutdown`` sends the ``serverShutdown`` event first.
+  WS-API connection; ``server_shutdown`` sends the ``serverShutdown`` event to every
+  connection open at that moment and closes those (only those) after a grace of
+  ``shutdown_grace_s`` wall seconds (default: ``--shutdown-grace-s``), during which
+  they keep streaming.
 
 The dice are seeded (``--seed``), so a test run is reproducible.
 """
@@ -60,6 +63,13 @@ class FaultUpdate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     frozen: list[str] | None = None
     disconnect_ws: bool = False
     server_shutdown: bool = False
+    shutdown_grace_s: float | None = None  # with server_shutdown: notice -> close
+
+    def __post_init__(self) -> None:
+        if self.shutdown_grace_s is not None and not 0 <= self.shutdown_grace_s <= 3600:
+            raise ValueError(
+                f"shutdown_grace_s must be within 0..3600, got {self.shutdown_grace_s}"
+            )
 
 
 class Faults:

@@ -41,7 +41,14 @@ from services.exchange_sim.requests import (
     parse_new_order,
     symbol_of,
 )
-from services.exchange_sim.wsconn import OUTBOX_BACKLOG, Conn, RawTransport, WsProtocol, wall_ms
+from services.exchange_sim.wsconn import (
+    OUTBOX_BACKLOG,
+    Conn,
+    RawTransport,
+    WsProtocol,
+    text_frame,
+    wall_ms,
+)
 from shared.binance.endpoints import charged_weight, endpoint_for, weight_of
 from shared.binance.rules import exchange_info_symbol
 from shared.binance.schemas import ServerShutdownEvent
@@ -80,10 +87,20 @@ class SimServer:
     """The aiohttp application around one :class:`Exchange`."""
 
     def __init__(
-        self, ex: Exchange, *, ws_ping_interval: float = 20.0, info: dict[str, Any] | None = None
+        self,
+        ex: Exchange,
+        *,
+        ws_ping_interval: float = 20.0,
+        shutdown_grace_s: float = 3.0,
+        info: dict[str, Any] | None = None,
     ) -> None:
         self.ex = ex
         self.ws_ping_interval = ws_ping_interval
+        # serverShutdown: wall seconds between the notice and the close of the
+        # connections notified (time for a client to open and subscribe a replacement)
+        self.shutdown_grace_s = shutdown_grace_s
+        self._tasks: set[asyncio.Task[None]] = set()  # pending shutdown closes
+        self._wrap: dict[str, bytes] = {}  # combined-stream prefix per stream
         self.info = info or {}
         self.conns: set[Conn] = set()
         self.subscribers: dict[str, set[Conn]] = {}
@@ -465,8 +482,10 @@ class SimServer:
         log.warning("fault.configured", **self.ex.faults.as_dict())
         self.ex.apply_freeze(self.ex.now_ms() // 1000)
         if update.server_shutdown:
-            log.warning("fault.injected", kind="server_shutdown", connections=len(self.conns))
-            await self.server_shutdown()
+            grace = self.shutdown_grace_s
+            if update.shutdown_grace_s is not None:
+                grace = update.shutdown_grace_s
+            self.server_shutdown(grace)
         elif update.disconnect_ws:
             log.warning("fault.injected", kind="ws_disconnect", connections=len(self.conns))
             await self.disconnect_all()
@@ -618,13 +637,19 @@ class SimServer:
     # --- fan-out ----------------------------------------------------------------------------------
 
     def fan_out(self, events: list[tuple[str, bytes, bool]]) -> None:
+        """Frame each event once per form (raw, combined), share the frame between
+        its subscribers, and hand every connection its frames in one batch."""
+        if not events:
+            return
         faults = self.ex.faults
         drop = faults.config.drop_kline_rate > 0
+        pending: dict[Conn, list[bytes]] = {}
         for stream, raw, final in events:
             subs = self.subscribers.get(stream)
             if not subs:
                 continue
-            combined: bytes | None = None
+            plain: bytes | None = None
+            wrapped: bytes | None = None
             is_kline = drop and "@kline_" in stream
             for conn in subs:
                 if not final and len(conn.outbox) > OUTBOX_BACKLOG:
@@ -634,11 +659,25 @@ class SimServer:
                     log.info("fault.injected", kind="drop_kline", stream=stream)
                     continue
                 if conn.combined:
-                    if combined is None:
-                        combined = b'{"stream":"' + stream.encode() + b'","data":' + raw + b"}"
-                    conn.push(combined)
+                    if wrapped is None:
+                        prefix = self._wrap.get(stream)
+                        if prefix is None:
+                            prefix = self._wrap[stream] = (
+                                b'{"stream":"' + stream.encode() + b'","data":'
+                            )
+                        wrapped = text_frame(prefix + raw + b"}")
+                    frame = wrapped
                 else:
-                    conn.push(raw)
+                    if plain is None:
+                        plain = text_frame(raw)
+                    frame = plain
+                batch = pending.get(conn)
+                if batch is None:
+                    pending[conn] = [frame]
+                else:
+                    batch.append(frame)
+        for conn, frames in pending.items():
+            conn.push_frames(frames, sum(map(len, frames)))
 
     def _deliver(self, events: list[UserEvent]) -> None:
         if not events:
@@ -665,21 +704,36 @@ class SimServer:
                 conn.push(payload)
 
     async def disconnect_all(self) -> None:
-        for conn in list(self.conns):
-            await conn.ws.close(code=1001, message=b"disconnected by the simulator")
+        await _close_all(list(self.conns), b"disconnected by the simulator")
 
-    async def server_shutdown(self) -> None:
+    def server_shutdown(self, grace_s: float) -> None:
+        """Binance's ``serverShutdown`` (§2.1): notify every connection open now; they
+        keep streaming, and only they are closed ``grace_s`` wall seconds later, so a
+        client that opens and subscribes a replacement meanwhile rolls over without a
+        gap (a connection opened after the notice is not affected)."""
         raw = _json.encode(ServerShutdownEvent(E=self.ex.now_ms()))
-        for conn in list(self.conns):
-            for name in list(conn.streams):  # the event is the last thing they get
-                self._unsubscribe(conn, name)
-            conn.user_subs.clear()
-            conn.listen_account = None
+        notified = list(self.conns)
+        for conn in notified:
             if conn.kind == "market" and conn.combined:
                 conn.push(b'{"stream":"!serverShutdown","data":' + raw + b"}")
             else:
                 conn.push(raw)
-        await asyncio.sleep(0.2)
+        log.warning(
+            "fault.injected", kind="server_shutdown", connections=len(notified), grace_s=grace_s
+        )
+        task = asyncio.create_task(self._close_later(notified, grace_s), name="server-shutdown")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _close_later(self, conns: list[Conn], grace_s: float) -> None:
+        await asyncio.sleep(grace_s)
+        still_open = [c for c in conns if not c.ws.closed]
+        log.warning("fault.server_shutdown_closing", connections=len(still_open))
+        await _close_all(still_open, b"server shutdown")
+
+    async def close(self) -> None:
+        """Stop pending shutdown closes and close every connection (process exit)."""
+        await cancel_tasks(list(self._tasks))
         await self.disconnect_all()
 
     # --- the engine loop ----------------------------------------------------------------------------
@@ -705,6 +759,16 @@ class SimServer:
             self._deliver(user_events)
             next_second = (clock.now_ms() // 1000 + 1) * 1000
             await asyncio.sleep(min(0.05, max(0.002, clock.wall_seconds_until(next_second))))
+
+
+async def _close_all(conns: list[Conn], message: bytes) -> None:
+    """Close connections together (each close waits for the client's reply)."""
+    results = await asyncio.gather(
+        *(c.ws.close(code=1001, message=message) for c in conns), return_exceptions=True
+    )
+    for result in results:
+        if isinstance(result, Exception):
+            log.info("ws.close_failed", error=repr(result))
 
 
 def _transport(request: web.Request) -> RawTransport | None:

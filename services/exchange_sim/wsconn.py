@@ -50,13 +50,21 @@ _BATCH_BYTES = 256 * 1024
 _HIGH_WATER = 1024 * 1024
 
 
-def _text_frame_header(length: int) -> bytes:
-    """RFC 6455 §5.2 header of an unmasked, final text frame (server to client)."""
+def text_frame(payload: bytes) -> bytes:
+    """``payload`` as an RFC 6455 §5.2 unmasked, final text frame (server to client):
+    built once per event and shared by every connection that gets it."""
+    length = len(payload)
     if length < 126:
-        return bytes((0x81, length))
+        return bytes((0x81, length)) + payload
     if length < 65536:
-        return bytes((0x81, 126)) + length.to_bytes(2, "big")
-    return bytes((0x81, 127)) + length.to_bytes(8, "big")
+        return b"\x81\x7e" + length.to_bytes(2, "big") + payload
+    return b"\x81\x7f" + length.to_bytes(8, "big") + payload
+
+
+def _payload_of(frame: bytes) -> bytes:
+    """The payload of a frame built by :func:`text_frame`."""
+    length = frame[1] & 0x7F
+    return frame[2 if length < 126 else 4 if length == 126 else 10 :]
 
 
 def wall_ms() -> int:
@@ -64,7 +72,8 @@ def wall_ms() -> int:
 
 
 class Conn:
-    """One WebSocket client: an outbox of pre-serialised frames and its writer task."""
+    """One WebSocket client: an outbox of ready frames (header and payload, shared
+    between connections) and its writer task."""
 
     def __init__(
         self,
@@ -80,7 +89,8 @@ class Conn:
         self.kind = kind  # "market" | "ws-api" | "listen-key"
         self.combined = combined
         self.streams: set[str] = set()
-        self.outbox: deque[bytes] = deque()
+        self.outbox: deque[bytes] = deque()  # whole frames
+        self.queued_bytes = 0
         self._wake = asyncio.Event()
         self.sent = 0
         self.skipped = 0  # open-candle updates not queued while backlogged
@@ -101,7 +111,16 @@ class Conn:
             await self.ws.ping(str(wall_ms()).encode())
 
     def push(self, data: bytes) -> None:
-        self.outbox.append(data)
+        """Queue one message (a payload; it is framed here)."""
+        frame = text_frame(data)
+        self.outbox.append(frame)
+        self.queued_bytes += len(frame)
+        self._wake.set()
+
+    def push_frames(self, frames: list[bytes], size: int) -> None:
+        """Queue ready frames (``size``: their total length), one wake-up for all."""
+        self.outbox.extend(frames)
+        self.queued_bytes += size
         self._wake.set()
 
     async def writer(self) -> None:
@@ -116,21 +135,31 @@ class Conn:
             transport = self.transport
             if transport is None:
                 while self.outbox and not ws.closed:
-                    await ws.send_frame(self.outbox.popleft(), WSMsgType.TEXT)
+                    frame = self.outbox.popleft()
+                    self.queued_bytes -= len(frame)
+                    await ws.send_frame(_payload_of(frame), WSMsgType.TEXT)
                     self.sent += 1
                 continue
             # Batched: many whole frames per write; frames never interleave with the
             # pings and closes aiohttp writes, since each write holds whole frames.
-            while self.outbox and not ws.closed and not transport.is_closing():
-                batch = []
-                size = 0
-                while self.outbox and size < _BATCH_BYTES:
-                    payload = self.outbox.popleft()
-                    batch.append(_text_frame_header(len(payload)))
-                    batch.append(payload)
-                    size += len(payload)
-                transport.write(b"".join(batch))
-                self.sent += len(batch) // 2
+            outbox = self.outbox
+            while outbox and not ws.closed and not transport.is_closing():
+                if self.queued_bytes <= _BATCH_BYTES:  # everything queued, one write
+                    count = len(outbox)
+                    data = b"".join(outbox)
+                    outbox.clear()
+                else:
+                    batch = []
+                    size = 0
+                    while outbox and size < _BATCH_BYTES:
+                        frame = outbox.popleft()
+                        batch.append(frame)
+                        size += len(frame)
+                    count = len(batch)
+                    data = b"".join(batch)
+                self.queued_bytes -= len(data)
+                transport.write(data)
+                self.sent += count
                 # The client reads slower than we write: wait for its buffer to drain
                 # (the raw transport has no drain event without its protocol: poll).
                 while (  # noqa: ASYNC110

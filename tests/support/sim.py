@@ -74,7 +74,8 @@ class SimClient:
     def set_faults(self, **faults: Any) -> dict[str, Any]:
         """Merge faults: latency_ms, error_rate, order_unknown_rate, unknown_mode
         ("503"|"timeout"), timeout_s, drop_kline_rate, frozen (list of symbols, "*"),
-        and the one-shot actions disconnect_ws=True, server_shutdown=True."""
+        and the one-shot actions disconnect_ws=True, server_shutdown=True (with an
+        optional shutdown_grace_s: wall seconds from the notice to the close)."""
         resp = httpx.post(self.rest_url + "/sim/faults", json=faults, timeout=10.0)
         resp.raise_for_status()
         result: dict[str, Any] = resp.json()
@@ -98,6 +99,15 @@ class SimClient:
 
     def disconnect_ws(self) -> None:
         self.set_faults(disconnect_ws=True)
+
+    def server_shutdown(self, grace_s: float | None = None) -> None:
+        """Send ``serverShutdown`` to every connection open now and close those (only
+        those) ``grace_s`` wall seconds later (default: the simulator's
+        ``--shutdown-grace-s``, 3 s); they keep streaming until then."""
+        if grace_s is None:
+            self.set_faults(server_shutdown=True)
+        else:
+            self.set_faults(server_shutdown=True, shutdown_grace_s=grace_s)
 
     def orders(self) -> list[dict[str, Any]]:
         """Every order the simulator ever accepted (orderId, clientOrderId, symbol,

@@ -117,19 +117,37 @@ async def test_forced_disconnect_closes_stream_connections(sim: SimClient) -> No
     assert closed and frames
 
 
-async def test_server_shutdown_event_precedes_the_disconnect(sim: SimClient) -> None:
-    async def shutdown_soon() -> None:
-        await asyncio.sleep(0.3)
-        await asyncio.to_thread(sim.set_faults, server_shutdown=True)
+async def test_server_shutdown_closes_only_the_notified_connections_after_the_grace(
+    sim: SimClient,
+) -> None:
+    """Binance's serverShutdown: the notified connection keeps streaming until the
+    server goes away; a replacement opened after the notice outlives it, so a client
+    rolls over without a gap."""
+    url = sim.ws_url + "/stream?streams=ethusdt@kline_1m"
 
-    task = asyncio.create_task(shutdown_soon())
-    frames, closed = await _frames(sim.ws_url + "/stream?streams=ethusdt@kline_1m", 5.0)
-    await task
-    assert closed
-    assert frames[-1]["stream"] == "!serverShutdown"
-    assert frames[-1]["data"]["e"] == "serverShutdown"
+    async def recv(ws: Any) -> Any:
+        return json.loads(await asyncio.wait_for(ws.recv(), 5.0))
+
+    async with websockets.connect(url) as old:
+        await recv(old)  # streaming
+        await asyncio.to_thread(sim.set_faults, server_shutdown=True, shutdown_grace_s=1.0)
+        while (notice := await recv(old))["stream"] != "!serverShutdown":
+            pass
+        async with websockets.connect(url) as new:  # the replacement, inside the grace
+            first_new = await recv(new)
+            after_notice = []
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                while True:
+                    after_notice.append(await recv(old))
+            later = [await recv(new) for _ in range(5)]  # the replacement lives on
+    assert notice["data"]["e"] == "serverShutdown"
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1001
+    assert after_notice and {f["stream"] for f in after_notice} == {"ethusdt@kline_1m"}
+    assert {f["stream"] for f in [first_new, *later]} == {"ethusdt@kline_1m"}
+    # no gap: the replacement was streaming before the old connection's last event
+    assert first_new["data"]["E"] <= after_notice[-1]["data"]["E"]
     ping = await asyncio.to_thread(httpx.get, sim.rest_url + "/api/v3/ping")
-    assert ping.status_code == 200  # only the streams end
+    assert ping.status_code == 200  # only the notified streams end
 
 
 async def test_ws_api_user_data_stream_delivers_execution_reports(sim: SimClient) -> None:

@@ -97,3 +97,11 @@ def test_fault_dice_are_seeded_and_follow_the_rate() -> None:
     assert 500 < sum(rolls) < 700
     assert not any(Faults(seed=5).fail_request() for _ in range(100))
     assert Faults(FaultConfig(frozen=["*"])).is_frozen("ANY")
+
+
+def test_a_server_shutdown_grace_outside_0_to_an_hour_is_refused() -> None:
+    ok = msgspec.json.decode(b'{"server_shutdown":true,"shutdown_grace_s":0.5}', type=FaultUpdate)
+    assert ok.shutdown_grace_s == 0.5
+    for bad in (b"-1", b"7200"):
+        with pytest.raises(msgspec.ValidationError):
+            msgspec.json.decode(b'{"shutdown_grace_s":' + bad + b"}", type=FaultUpdate)
