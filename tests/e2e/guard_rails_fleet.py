@@ -82,7 +82,8 @@ class GuardFleet:
 
     # --- access ------------------------------------------------------------------------
     @property
-    def r(self) -> sync_redis.Redis:
+    def r(self) -> Any:
+        """A synchronous client (typed ``Any``: redis-py's stubs mix in async returns)."""
         if self._r is None:
             self._r = sync_redis.Redis.from_url(self.redis_server.url, decode_responses=True)
         return self._r
