@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from services.exchange_sim.app import SimOptions, build_exchange
-from services.exchange_sim.wsconn import Conn, WsProtocol
+from services.exchange_sim.wsconn import Conn, WsProtocol, _payload_of, text_frame
 from shared.binance.signing import HmacSigner, ed25519_signature, ws_api_signature_payload
 
 SECRET = "s3cret"
@@ -147,3 +147,13 @@ def test_control_messages_answer_like_binance(proto: WsProtocol) -> None:
     conn.streams.update(f"s{i}" for i in range(1023))
     over = _control(proto, conn, {"method": "SUBSCRIBE", "params": too_many, "id": 7})
     assert over["error"]["code"] == 2
+
+
+@pytest.mark.parametrize("length", [0, 125, 126, 65535, 65536])
+def test_text_frames_carry_the_rfc6455_length_and_give_their_payload_back(length: int) -> None:
+    payload = b"x" * length
+    frame = text_frame(payload)
+    assert frame[0] == 0x81  # FIN + text, unmasked (server to client)
+    header = {0: 2, 125: 2, 126: 4, 65535: 4, 65536: 10}[length]
+    assert len(frame) == header + length and frame.endswith(payload)
+    assert _payload_of(frame) == payload
