@@ -295,7 +295,7 @@ def main() -> None:
             cpu: list[tuple[float, float, float]] = []  # wall, runner, redis seconds
             for round_no in range(ROUNDS + 1):
                 market.step(SYMBOLS, -8.0)
-                time.sleep(2.0)  # HOLD decisions and logs of the down candle (a minute in life)
+                time.sleep(1.0)  # HOLD decisions and logs of the down candle (a minute in life)
                 before = last_intent_id(r)
                 cpu0 = (time.monotonic(), cpu_s(proc.pid), redis_cpu_s(r))
                 candle_ids = market.step(SYMBOLS, +4.0)
