@@ -145,6 +145,9 @@ class WeightBudget:
     """The fleet-wide REQUEST_WEIGHT budget of one IP.
 
     ``clock`` returns the exchange time in epoch ms (local time plus the known offset).
+    A ``background`` budget (ingestion's backfill and exchangeInfo) may fill only
+    ``background_share`` of each minute, so orders and order queries of the gateways,
+    exits above all, always find weight left however long a backfill queue is.
     """
 
     def __init__(
@@ -155,9 +158,15 @@ class WeightBudget:
         margin: float = 0.1,
         clock: Callable[[], int] | None = None,
         max_wait_s: float = 90.0,
+        background: bool = False,
+        background_share: float = 0.7,
     ) -> None:
+        if not 0 < background_share <= 1:
+            raise ValueError("background_share must be in (0, 1]")
         self.redis = redis
         self.margin = margin
+        self.background = background
+        self.background_share = background_share
         self.budget = effective_budget(limit_per_minute, margin)
         self.clock = clock or (lambda: int(time.time() * 1000))
         self.max_wait_s = max_wait_s
@@ -173,13 +182,20 @@ class WeightBudget:
             if rule.rate_limit_type == "REQUEST_WEIGHT" and rule.window_ms == MINUTE_MS:
                 self.budget = effective_budget(rule.limit, self.margin)
 
+    @property
+    def allowed(self) -> int:
+        """The share of the minute this caller may fill."""
+        if self.background:
+            return max(1, int(self.budget * self.background_share))
+        return self.budget
+
     async def try_reserve(self, weight: int) -> None:
         """Reserve ``weight`` in this minute or raise :class:`BudgetExhausted`."""
         now = self.clock()
         minute = now // MINUTE_MS
         ok, value = await self._reserve(
             keys=[keys.ratelimit_weight(minute), keys.RATELIMIT_BAN],
-            args=[weight, self.budget, now, (minute + 1) * MINUTE_MS],
+            args=[weight, self.allowed, now, (minute + 1) * MINUTE_MS],
         )
         if not int(ok):
             raise BudgetExhausted("request weight", int(value), now)

@@ -97,6 +97,8 @@ class IngestionService:
             redis,
             limit_per_minute=settings.ingestion_weight_limit,
             margin=settings.ingestion_weight_margin,
+            # Backfill yields to orders: it may fill only part of each minute.
+            background=True,
         )
         self.rest = MarketRest(http, self.budget)
         self.leases = ShardLeases(

@@ -106,3 +106,29 @@ async def test_order_budget_counts_every_window(clean_redis_url: str) -> None:
     with pytest.raises(BudgetExhausted) as info:
         await budget.try_reserve()  # the day's 7 are used
     assert info.value.wait_until_ms == (clock.now // 86_400_000 + 1) * 86_400_000
+
+
+async def test_backfill_leaves_part_of_every_minute_to_orders(clean_redis_url: str) -> None:
+    """A background caller (ingestion's backfill) stops at its share of the minute;
+    a foreground caller (a gateway placing an exit) still finds weight."""
+    clock = Clock(1_700_000_000_000 - 1_700_000_000_000 % 60_000 + 1_000)
+    backfill = WeightBudget(
+        create_redis(clean_redis_url),
+        limit_per_minute=100,
+        margin=0.0,
+        clock=clock,
+        background=True,
+    )
+    gateway = WeightBudget(
+        create_redis(clean_redis_url), limit_per_minute=100, margin=0.0, clock=clock
+    )
+    taken = 0
+    with pytest.raises(BudgetExhausted):
+        while True:
+            await backfill.try_reserve(2)
+            taken += 2
+    assert taken == 70
+    for _ in range(15):
+        await gateway.try_reserve(2)
+    with pytest.raises(BudgetExhausted):
+        await gateway.try_reserve(2)
