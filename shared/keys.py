@@ -22,6 +22,8 @@ MARKET_SUBSCRIPTIONS = "market:subscriptions"
 MARKET_SUBSCRIPTIONS_CHANNEL = "market:subscriptions:changed"
 # symbol -> epoch ms of the last market update seen by ingestion (stale-data gate).
 MARKET_LAST_UPDATE = "market:last-update"
+# Hash: the latest sample of the exchange's clock (shared.exchange_clock), by ingestion.
+MARKET_CLOCK = "market:clock"
 BOTS = "bots"
 RISK_LIMITS = "risk:limits"
 RISK_HALT = "risk:halt"

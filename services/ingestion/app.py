@@ -31,6 +31,7 @@ async def run(settings: IngestionSettings, stop: asyncio.Event) -> None:
                 "subscriptions-reconcile": service.reconcile_loop(),
                 "backfill": service.backfill_loop(),
                 "exchange-info": service.exchange_info_loop(),
+                "exchange-clock": service.clock_loop(),
                 "heartbeat": heartbeat.run(),
             },
         )

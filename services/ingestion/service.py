@@ -24,6 +24,7 @@ from shared.binance.intervals import is_interval
 from shared.binance.parsing import rest_klines_to_candles
 from shared.binance.rules import rules_to_json
 from shared.binance.streams import kline_stream, parse_stream_name
+from shared.exchange_clock import ExchangeClock, next_sample
 from shared.logging import get_logger
 from shared.messages import Candle, MessageDecodeError, decode
 from shared.ratelimit import BudgetExhausted, WeightBudget, rules_from_exchange_info
@@ -124,6 +125,7 @@ class IngestionService:
         self._backfill_delays: dict[tuple[str, str], Any] = {}
         self._backfill_sem = asyncio.Semaphore(settings.ingestion_backfill_concurrency)
         self.dead_letters = 0
+        self.clock: ExchangeClock | None = None
         self.bad_subscriptions = 0
         self._reported_bad: set[bytes] = set()
         self._msg_window: tuple[float, int] = (time.monotonic(), 0)
@@ -327,6 +329,25 @@ class IngestionService:
                 self._backfill_retry_at[pair] = time.monotonic() + next(delays)
             else:
                 self._backfill_delays.pop(pair, None)
+
+    # --- exchange clock ------------------------------------------------------------------
+    async def clock_loop(self) -> None:
+        """Sample the exchange's clock for everyone who measures data ages
+        (``market:clock``, :mod:`shared.exchange_clock`)."""
+        delays = backoff_delays(1.0, 60.0, random.Random())
+        while True:
+            try:
+                before = now_ms()
+                server = await self.rest.server_time()
+                after = now_ms()
+                self.clock = next_sample(self.clock, server, (before + after) // 2)
+                await self.redis.hset(keys.MARKET_CLOCK, mapping=self.clock.to_fields())
+                delays = backoff_delays(1.0, 60.0, random.Random())
+                await asyncio.sleep(self.settings.ingestion_clock_interval_s)
+            except (BinanceError, BudgetExhausted, *REDIS_ERRORS) as exc:
+                delay = next(delays)
+                log.warning("clock.failed", error=str(exc), retry_in=round(delay, 3))
+                await asyncio.sleep(delay)
 
     # --- exchangeInfo -------------------------------------------------------------------
     async def exchange_info_loop(self) -> None:

@@ -36,6 +36,8 @@ class IngestionSettings(Settings):
     )
     ingestion_connection_max_age_s: float = Field(default=23.5 * 3600, gt=1)
     ingestion_exchange_info_interval_s: float = Field(default=3600.0, gt=1)
+    # How often the exchange clock is sampled for market:clock (weight 1 a sample).
+    ingestion_clock_interval_s: float = Field(default=5.0, gt=0.1)
     ingestion_weight_limit: int = Field(default=6000, ge=1, description="until exchangeInfo says")
     ingestion_weight_margin: float = Field(default=0.1, ge=0, lt=1)
     ingestion_rest_timeout_s: float = Field(default=10.0, gt=0)

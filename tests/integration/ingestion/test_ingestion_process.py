@@ -27,6 +27,7 @@ from shared import keys
 from shared.binance.intervals import open_time_of
 from shared.binance.parsing import parse_exchange_info
 from shared.binance.rules import rules_from_json
+from shared.exchange_clock import ExchangeClock
 from shared.messages import DeadLetter, decode
 from tests.integration.ingestion.market import INTERVAL, M, Market, OtherClient
 from tests.integration.ingestion.ws_relay import WsRelay
@@ -71,7 +72,7 @@ def market(
 ) -> Iterator[Market]:
     m = Market(sim, _flushed(_db(redis_url, 0)), tmp_path_factory.mktemp("ingestion"), SYMBOLS)
     m.subscribe(*SYMBOLS)
-    m.active, m.active_name = m.start("ing-a"), "ing-a"
+    m.active, m.active_name = m.start("ing-a", BOTFLEET_INGESTION_CLOCK_INTERVAL_S="0.5"), "ing-a"
     try:
         m.wait_caught_up(m.active, "history and live candles")
         yield m
@@ -124,6 +125,21 @@ def test_history_and_live_candles_equal_the_simulators_klines(market: Market) ->
         assert market.r.get(keys.price(symbol)) is not None
         assert market.r.xlen(keys.tick_stream(symbol)) > 0
         assert int(market.r.hget(keys.MARKET_LAST_UPDATE, symbol) or 0) > 0
+
+
+def test_market_clock_follows_the_simulators_sped_up_clock(market: Market) -> None:
+    """Data ages are measured on the exchange's clock, which runs SPEED times faster."""
+    deadline = time.monotonic() + 10
+    clock = None
+    while time.monotonic() < deadline:
+        clock = ExchangeClock.from_fields(market.r.hgetall(keys.MARKET_CLOCK))
+        if clock is not None and clock.rate != 1.0:
+            break
+        time.sleep(0.2)
+    assert clock is not None
+    assert SPEED * 0.8 < clock.rate < SPEED * 1.2
+    server = httpx.get(f"{market.sim.rest_url}/api/v3/time", timeout=5).json()["serverTime"]
+    assert abs(clock.now(int(time.time() * 1000)) - server) < SPEED * 250
 
 
 def test_exchange_symbols_hold_the_rules_of_the_simulators_exchange_info(market: Market) -> None:
