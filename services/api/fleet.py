@@ -231,8 +231,10 @@ class Fleet:
         ids = await self.repo.bot_ids()
         hashes = await self.repo.bot_hashes(ids)
         halt = await self.repo.halt_reason()
+        clock = await self.repo.exchange_clock()
         return assess_health(
             now=now,
+            exchange_now=clock.now(now) if clock is not None else now,
             ping_ms=ping_ms,
             beats=beats,
             last_update=last_update,
@@ -295,6 +297,7 @@ def summarize(bots: list[Bot], prices: dict[str, str], halt: str | None) -> Summ
 def assess_health(
     *,
     now: int,
+    exchange_now: int | None = None,
     ping_ms: float,
     beats: list[dict[str, str]],
     last_update: dict[str, str],
@@ -302,7 +305,12 @@ def assess_health(
     halt: str | None,
     stale_after_ms: int,
 ) -> Health:
-    """Health of the fleet from heartbeats, market update times and bot records (pure)."""
+    """Health of the fleet from heartbeats, market update times and bot records (pure).
+
+    Heartbeats are stamped with local time (``now``); market updates with the
+    exchange's (``exchange_now``, which a sped-up simulator runs ahead of ``now``).
+    """
+    market_now = now if exchange_now is None else exchange_now
     services: dict[str, list[ServiceInstance]] = {}
     for beat in beats:
         figures = {
@@ -322,9 +330,9 @@ def assess_health(
         instances.sort(key=lambda i: i.instance)
     missing = [s for s in REQUIRED_SERVICES if not any(i.alive for i in services.get(s, []))]
     stale_symbols = {
-        symbol: now - _int(ts)
+        symbol: market_now - _int(ts)
         for symbol, ts in last_update.items()
-        if now - _int(ts) > stale_after_ms
+        if market_now - _int(ts) > stale_after_ms
     }
     stale_bots = []
     for bot_id, fields in bots:

@@ -22,6 +22,7 @@ from services.api.errors import Conflict, NotFound
 from services.api.lifecycle import BotState
 from shared import keys
 from shared.bots import BotField, BotStatus, Desired
+from shared.exchange_clock import ExchangeClock, read_exchange_clock
 from shared.messages import (
     BotCommand,
     Candle,
@@ -293,6 +294,9 @@ class Repository:
 
     async def market_last_update(self) -> dict[str, str]:
         return text_map(await self.redis.hgetall(keys.MARKET_LAST_UPDATE))
+
+    async def exchange_clock(self) -> ExchangeClock | None:
+        return await read_exchange_clock(self.redis)
 
     # --- risk ----------------------------------------------------------------------------
     async def risk_limits(self) -> dict[str, str]:

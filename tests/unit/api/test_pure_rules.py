@@ -91,3 +91,20 @@ def test_health_marks_old_heartbeats_dead_and_missing_services() -> None:
     assert health.services["runner"][0].alive and not health.services["gateway"][0].alive
     assert health.missing == ["ingestion", "gateway"] and health.status == "degraded"
     assert health.stale_symbols == {}
+
+
+def test_market_staleness_is_measured_on_the_exchange_clock() -> None:
+    """A simulator running ahead of wall time: a symbol frozen for 2 exchange minutes is
+    stale even though, by the local clock, its last update lies in the future."""
+    health = assess_health(
+        now=100_000,
+        exchange_now=10_000_000,
+        ping_ms=0.1,
+        beats=[{"service": "runner", "instance": "a", "ts": "99500"}],
+        last_update={"BTCUSDT": str(10_000_000 - 120_000), "ETHUSDT": str(10_000_000 - 1_000)},
+        bots=[],
+        halt=None,
+        stale_after_ms=90_000,
+    )
+    assert health.stale_symbols == {"BTCUSDT": 120_000}
+    assert health.services["runner"][0].alive
