@@ -95,7 +95,7 @@ class Runner:
         self.reads_idle = asyncio.Event()  # clear while a read round decides and writes
         self.reads_idle.set()
         self._strategies: dict[str, TradingStrategy[Any]] = {}  # by config digest
-        self._release: list[str] = []  # settled changes: leases to let go
+        self._released: list[str] = []  # settled changes: bots let go by their commit
         self._events: list[Event] = []  # settled changes: events for people
 
     # --- figures --------------------------------------------------------------------
@@ -345,16 +345,15 @@ class Runner:
                         ts=now,
                     )
                 )
-            if change.release:
-                self._release.append(state.bot_id)
+            if change.release:  # the commit let go of the lease
                 self._forget(state.bot_id)
+                self._released.append(state.bot_id)
 
     async def _after_commit(self) -> None:
-        """Let go of the leases of stopped bots and publish the events of settled changes."""
-        release, self._release = self._release, []
+        """Publish the events of settled changes."""
+        self.store.forget(self._released)
+        self._released = []
         events, self._events = self._events, []
-        if release:
-            await self.store.release(release)
         if events:
             async with self.redis.pipeline(transaction=False) as pipe:
                 for event in events:

@@ -99,6 +99,8 @@ return out
 #                                 bot:{id}:pending; its ``intent`` field is the intent's
 #                                 data when the payload carries the intent
 #   intent: {type=.., data=..}    XADD stream:order-intents (no MAXLEN: consumer group)
+#   release: "1"                  let go of the lease and clear ``owner`` (a stopped bot:
+#                                 never ``stopped`` while still leased)
 # Returns per bot 1, or 0 (nothing written) when its lease or epoch is no longer ours.
 COMMIT = """
 local owner = ARGV[1]
@@ -134,6 +136,9 @@ for i = 1, (#ARGV - 3) / 2 do
     end
     if p.bot and next(p.bot) then redis.call('HSET', KEYS[k + 2], unpack(flat(p.bot))) end
     if p.intent then redis.call('XADD', KEYS[1], '*', 'type', p.intent.type, 'data', p.intent.data) end
+    if p.release then
+      redis.call('DEL', KEYS[k + 1]); redis.call('HSET', KEYS[k + 2], 'owner', '')
+    end
     out[i] = 1
   else
     out[i] = 0
@@ -243,7 +248,18 @@ class Script:
             written.set()
             raise
         try:
-            await conn.send_command("EVALSHA", self.sha, len(keys_), *keys_, *args)
+            packed = conn.pack_command("EVALSHA", self.sha, len(keys_), *keys_, *args)
+            # With a socket timeout set, the client wraps the write in wait_for, a task
+            # of its own: several loop turns (~0.3 ms) before the request leaves. The
+            # same bound as a plain timeout scope instead; the pool has just checked the
+            # connection, so no health-check PING either.
+            timeout = conn.socket_timeout
+            conn.socket_timeout = None
+            try:
+                async with asyncio.timeout(timeout):
+                    await conn.send_packed_command(packed, check_health=False)
+            finally:
+                conn.socket_timeout = timeout
             written.set()
             try:
                 return await conn.read_response()

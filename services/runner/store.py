@@ -169,6 +169,10 @@ class BotStore:
     async def release(self, bot_ids: list[str]) -> None:
         for part in _chunks(bot_ids, CHUNK):
             await self.scripts.release([k for b in part for k in self.keys_of(b)[:2]], [self.owner])
+        self.forget(bot_ids)
+
+    def forget(self, bot_ids: list[str]) -> None:
+        """Drop cached key names of bots let go."""
         for bot_id in bot_ids:
             self._keys.pop(bot_id, None)
 
@@ -249,6 +253,8 @@ class BotStore:
             )
         if change.bot:
             body["bot"] = change.bot
+        if change.release:
+            body["release"] = "1"
         return _json(body)
 
     def encode(self, items: list[tuple[BotState, Change]]) -> tuple[list[bytes], list[Any]]:

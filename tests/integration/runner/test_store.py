@@ -107,3 +107,15 @@ async def test_a_bot_changed_again_after_its_chunk_left_lands_after_it(redis: An
     reasons = [f[b"reason"] for _, f in await redis.xrange(keys.bot_log("o0"))]
     assert reasons == [b"first", b"second"]
     assert settled == [("o0", True), ("o0", True)]
+
+
+async def test_a_chunk_sent_early_after_redis_lost_its_scripts_still_lands(redis: Any) -> None:
+    """A restarted Redis has no scripts (NOSCRIPT): nothing ran, the chunk is sent again."""
+    store = BotStore(redis, "r1")
+    [state] = await claimed(redis, store, ["n0"])
+    await redis.script_flush()
+    settled: list[bool] = []
+    batch = CommitBatch(store, lambda _, ok: settled.extend(ok))
+    await batch.add(state, state.on_signal(candle(60_000), BUY, 1, "0-0"))
+    await batch.drain()
+    assert settled == [True] and await redis.xlen(keys.ORDER_INTENTS) == 1
