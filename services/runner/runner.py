@@ -34,6 +34,7 @@ from services.runner.settings import RunnerSettings
 from services.runner.store import BotLoadError, BotStore
 from shared import keys
 from shared.bots import BotStatus, Desired
+from shared.exchange_clock import ExchangeClock, read_exchange_clock
 from shared.logging import get_logger
 from shared.messages import (
     BotCommand,
@@ -92,6 +93,7 @@ class Runner:
         self.reports_applied = 0
         self.grace_ms = int(settings.runner_stale_grace_s * 1000)
         self._excess_streak = 0
+        self.clock: ExchangeClock | None = None  # market:clock, read every second
         self.reads_idle = asyncio.Event()  # clear while a read round decides and writes
         self.reads_idle.set()
         self._strategies: dict[str, TradingStrategy[Any]] = {}  # by config digest
@@ -117,6 +119,7 @@ class Runner:
 
     async def start(self) -> None:
         """Read executions from here on (adoption scans back from each pending intent)."""
+        self.clock = await read_exchange_clock(self.redis)
         last = await self.redis.xrevrange(keys.EXECUTIONS, count=1)
         self.market.last_ids[keys.EXECUTIONS] = _text(last[0][0]) if last else "0-0"
 
@@ -269,7 +272,7 @@ class Runner:
             last is None
             or last.open_time <= state.last_open_time
             or group.evaluator.last_open_time != last.open_time
-            or now - last.close_time > series.interval_ms + self.grace_ms
+            or self.market_now(now) - last.close_time > series.interval_ms + self.grace_ms
         ):
             return Change()
         exec_from = self.market.last_ids[keys.EXECUTIONS]
@@ -551,17 +554,24 @@ class Runner:
             return ""
         return self._series_stale(ref[0], now)
 
+    def market_now(self, now: int) -> int:
+        """The exchange's time at local time ``now``: data ages are measured on the
+        clock that stamped the data (``market:clock``, sampled by ingestion; a sped-up
+        simulator runs ahead of the wall clock). The local clock when none is known."""
+        return self.clock.now(now) if self.clock is not None else now
+
     def _series_stale(self, series: Series, now: int | None = None) -> str:
         return stale_reason(
             series.symbol,
             series.interval_ms,
             series.last_close_time,
             self.market.last_price_at.get(series.symbol),
-            now if now is not None else now_ms(),
+            self.market_now(now if now is not None else now_ms()),
             self.grace_ms,
         )
 
     async def housekeeping_once(self) -> None:
+        self.clock = await read_exchange_clock(self.redis)
         symbols = sorted(self.market.symbol_bots)
         if symbols:
             updated = await self.redis.hmget(keys.MARKET_LAST_UPDATE, symbols)

@@ -11,6 +11,7 @@ from pathlib import Path
 import redis as sync_redis
 
 from shared import keys
+from shared.exchange_clock import ExchangeClock
 from shared.messages import Candle, Event, Side, decode_as
 from tests.integration.runner import support as s
 from tests.integration.runner.test_runner_lifecycle import runner
@@ -104,3 +105,30 @@ def test_stale_data_pauses_entries_but_not_exits_and_trading_resumes_with_fresh_
     s.wait(lambda: bot_field(r, "stale") == "", 3, "fresh again")
     assert bot_field(r, "status_reason") == ""
     assert any(e["kind"] == "fresh" for e in log_entries(r))
+
+
+def test_data_age_is_measured_on_the_exchange_clock_of_market_clock(
+    sync_redis_client: sync_redis.Redis,
+    clean_redis_url: str,
+    tmp_path: Path,
+    processes: list[BotfleetProcess],
+) -> None:
+    """The exchange (a simulator, say) runs an hour ahead of this machine: its candles
+    are stamped an hour in the future. A frozen feed is still seen as stale, because
+    the age is taken on the exchange's clock as ingestion samples it."""
+    r = sync_redis_client
+    local = int(time.time() * 1000)
+    exchange_now = local + 3_600_000
+    r.hset(
+        keys.MARKET_CLOCK,
+        mapping=ExchangeClock(exchange_ms=exchange_now, local_ms=local).to_fields(),
+    )
+    closes, _ = s.falling_then_up()
+    s.seed_candles(
+        r, s.history(SYMBOL, closes, interval="1s", interval_ms=SECOND, end=exchange_now)
+    )
+    s.create_bot(r, "b1", s.config(SYMBOL, "1s"))
+    processes.append(proc := runner(tmp_path, clean_redis_url, "r1", "--stale-grace", str(GRACE_S)))
+    proc.wait_for(lambda: bot_field(r, "status") == "running", 15, "bot running")
+    assert bot_field(r, "stale") == ""  # fresh on the exchange's clock
+    s.wait(lambda: bot_field(r, "stale") == SYMBOL, 1 + GRACE_S + 3, "stale on the exchange clock")
