@@ -167,12 +167,18 @@ def main() -> None:
                 totals = [sum(c[i] for c in counts) / args.seconds for i in range(args.runs)]
                 slowest = [min(c[i] for c in counts) / args.seconds for i in range(args.runs)]
                 events = sum(map(sum, counts))
+                capped = statistics.median(slowest) >= 0.95 * demand
                 print(
                     f"  {n} connection(s): {statistics.median(totals):,.0f} events/s total "
                     f"({min(totals):,.0f} - {max(totals):,.0f}), "
                     f"{statistics.median(totals) / n:,.0f} per connection "
                     f"(slowest connection {statistics.median(slowest):,.0f}); simulator CPU "
                     f"{cpu:.1f} s -> {events / max(cpu, 1e-9):,.0f} events per CPU-second"
+                    + (
+                        " [all the market produces: raise --speed for the ceiling]"
+                        if capped
+                        else ""
+                    )
                 )
         finally:
             sim.stop()
