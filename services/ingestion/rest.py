@@ -33,6 +33,7 @@ class MarketRest:
         self.http = http
         self.budget = budget
         self.requests = 0
+        self.kline_requests = 0  # backfill's share of ``requests``
         self.rate_limited = 0
 
     async def _get(self, endpoint: Endpoint, params: Mapping[str, Any]) -> bytes:
@@ -64,6 +65,7 @@ class MarketRest:
         params: dict[str, Any] = {"symbol": symbol, "interval": interval, "limit": limit}
         if start_time is not None:
             params["startTime"] = start_time
+        self.kline_requests += 1
         body = await self._get(KLINES, params)
         try:
             return decode_rest_klines(body)

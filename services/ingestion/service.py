@@ -416,6 +416,7 @@ class IngestionService:
             "dead_letters": self.dead_letters,
             "stale_symbols": self.feed.stale_symbols(stale_after, now),
             "rest_requests": self.rest.requests,
+            "kline_requests": self.rest.kline_requests,
             "rest_rate_limited": self.rest.rate_limited,
             "exchange_time": self.feed.exchange_now,
             "ts_local": now_ms(),

@@ -56,13 +56,21 @@ def test_killed_gateway_is_taken_over_and_every_intent_ends_once(
     processes.append(first)
     first.wait_for(lambda: r.exists(keys.health("gateway", "gw-a")) == 1, 30, "heartbeat")
     intents = [intent(n, bot=f"bot{n % 20}", qty="0.001") for n in range(N)]
-    pipe = r.pipeline(transaction=False)
-    for item in intents:
-        pipe.xadd(keys.ORDER_INTENTS, encode(item))
-    pipe.execute()
+
+    def produce(batch: list) -> None:
+        pipe = r.pipeline(transaction=False)
+        for item in batch:
+            pipe.xadd(keys.ORDER_INTENTS, encode(item))
+        pipe.execute()
+
+    # Half the stream goes to the first instance, which is killed -9 as soon as it has
+    # reported some (a paper gateway is fast enough to finish 400 before a poll sees
+    # it otherwise); the rest arrives while no gateway runs.
+    produce(intents[: N // 2])
     first.wait_for(lambda: r.xlen(keys.EXECUTIONS) > 20, 20, "some reports")
     first.kill()  # kill -9 mid-stream
     done_by_first = r.xlen(keys.EXECUTIONS)
+    produce(intents[N // 2 :])
 
     second = BotfleetProcess(["gateway"], tmp_path / "b.log", _env(clean_redis_url, "gw-b")).start()
     processes.append(second)

@@ -232,7 +232,7 @@ def test_a_connection_near_its_age_limit_is_replaced_before_it_is_closed_with_no
         m.wait_caught_up(m.active, "closes after the rollovers", ahead=1)
         m.assert_exactly_once_in_order_no_gap_equal_to_the_sim()
         after = m.fresh_health("ing-age")
-        for figure in ("reconnects", "rest_requests", "backfilled_candles"):
+        for figure in ("reconnects", "kline_requests", "backfilled_candles"):
             assert after[figure] == before[figure], figure
     except BaseException:
         print(m.logs())
@@ -262,7 +262,7 @@ def test_server_shutdown_opens_the_replacement_before_the_old_connection_closes(
     relayed.assert_exactly_once_in_order_no_gap_equal_to_the_sim()
     after = relayed.fresh_health(name)
     # No gap to fill: no reconnect, no REST call, nothing backfilled.
-    for figure in ("reconnects", "rest_requests", "backfilled_candles"):
+    for figure in ("reconnects", "kline_requests", "backfilled_candles"):
         assert after[figure] == before[figure], figure
 
 
