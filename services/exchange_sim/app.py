@@ -88,6 +88,10 @@ def build_exchange(opts: SimOptions) -> Exchange:
     else:
         sources = {s: SyntheticSource(spec_for(s), opts.seed) for s in opts.symbols}
         start_ms = opts.start_ms or int(time.time() * 1000)
+    # The clock starts now, with start_ms read just above: building the markets below
+    # takes a while, and a clock started after it would run behind the wall clock (at
+    # --speed 1 the exchange's minutes must be the real minutes clients budget against).
+    clock = ExchangeClock(start_ms, opts.speed)
     history_start = (start_ms - opts.history_days * DAY_MS) // 1000
     markets = {
         s: SymbolMarket(src, first_second=history_start if opts.replay is None else None)
@@ -100,7 +104,6 @@ def build_exchange(opts: SimOptions) -> Exchange:
         pub = load_ed25519_public_key(read_public_key(opts.ed25519_public_key))
         name = opts.ed25519_api_key or "ed25519-" + opts.api_key
         keys[name] = ApiKey(name, ACCOUNT, public_key=pub)
-    clock = ExchangeClock(start_ms, opts.speed)
     limits = Limits(
         weight_per_minute=opts.weight_limit,
         orders_per_10s=opts.orders_per_10s,

@@ -150,3 +150,14 @@ async def test_a_client_that_never_answers_pings_is_disconnected(sim_factory: Si
     writer.close()
     assert b"\x89" in data  # ping frames were sent
     assert b"Pong timeout" in data  # the close frame says why
+
+
+def test_at_speed_one_the_exchange_clock_is_the_wall_clock(sim_factory: SimFactory) -> None:
+    """Clients budget weight per real minute; the simulator's minutes must be those
+    minutes, however long it took to build its market before serving."""
+    sim = sim_factory(speed=1.0, symbols=["BTCUSDT", "ETHUSDT", "BNBUSDT"])
+    for _ in range(3):
+        before = time.time() * 1000
+        server = httpx.get(f"{sim.rest_url}/api/v3/time", timeout=5).json()["serverTime"]
+        after = time.time() * 1000
+        assert before - 50 <= server <= after + 50
