@@ -205,6 +205,9 @@ def _filled_entries(fleet: GuardFleet, bot_id: str, after_ms: int = 0) -> list[s
     ]
 
 
+# The timeouts below are generous on purpose: the weight test before them spends whole
+# exchange minutes of the budget, so a new subscription's backfill and the first orders
+# may wait for the next minute before the strategies have data and orders can go out.
 def test_frozen_market_pauses_its_bots_entries_visibly_and_they_trade_again_after_it_resumes(
     fleet: GuardFleet,
 ) -> None:
@@ -212,7 +215,7 @@ def test_frozen_market_pauses_its_bots_entries_visibly_and_they_trade_again_afte
     eth = _create_and_start(fleet, _bot_body("gate-eth", "ETHUSDT"))
     # both trade through the Ed25519 gateways first (a bot's order on the simulator)
     fleet.wait_for(
-        lambda: _filled_entries(fleet, btc) and _filled_entries(fleet, eth), 40, "first fills"
+        lambda: _filled_entries(fleet, btc) and _filled_entries(fleet, eth), 120, "first fills"
     )
     placed = fleet.sim_order_counts()
     assert all(placed.get(client_order_id(i)) == 1 for i in _filled_entries(fleet, btc))
@@ -251,7 +254,7 @@ def test_frozen_market_pauses_its_bots_entries_visibly_and_they_trade_again_afte
         bot = fleet.api.get(f"/api/v1/bots/{btc}").json()
         return _stale_of(bot) == "" and bool(_filled_entries(fleet, btc, thawed_ms))
 
-    fleet.wait_for(btc_fresh_and_trading, 45, "the BTCUSDT bot fresh and entering again")
+    fleet.wait_for(btc_fresh_and_trading, 90, "the BTCUSDT bot fresh and entering again")
     assert any(e.kind == "bot_fresh" and e.bot_id == btc for e in fleet.events())
     eth_after = fleet.api.get(f"/api/v1/bots/{eth}").json()
     assert eth_after["status"] == "running"
@@ -281,7 +284,7 @@ def test_each_rail_refuses_on_a_live_gateway_counts_it_announces_it_and_sends_no
         fleet.send(intent)
         time.sleep(0.02)
     wanted = {big.intent_id, *(i.intent_id for i in burst)}
-    fleet.wait_for(lambda: set(fleet.final_reports(wanted)) == wanted, 30, "reports")
+    fleet.wait_for(lambda: set(fleet.final_reports(wanted)) == wanted, 90, "reports")
     fleet.wait_for(
         lambda: any(
             reps[0].status is ExecutionStatus.REJECTED
@@ -289,7 +292,9 @@ def test_each_rail_refuses_on_a_live_gateway_counts_it_announces_it_and_sends_no
                 {i.intent_id for i in _entries(fleet, outside)}
             ).values()
         ),
-        40,
+        # the new symbol's backfill may wait for the next minute's weight (the test
+        # before spends it on purpose), then the strategy needs its candles
+        120,
         "an entry of the bot outside the allowed symbols refused",
     )
     finals = fleet.final_reports(wanted)
