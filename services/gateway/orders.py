@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import enum
 from decimal import Decimal
+from typing import Any
 
 from shared.binance.schemas import OrderFill, OrderFull, QueryOrder
 from shared.messages import ExecutionReport, ExecutionStatus, Fill, OrderIntent
@@ -114,6 +115,33 @@ def _fills(fills: list[OrderFill]) -> tuple[Fill, ...]:
     )
 
 
+def report_for(
+    intent: OrderIntent,
+    client_order_id: str,
+    *,
+    status: ExecutionStatus,
+    final: bool,
+    mode: str,
+    now_ms: int,
+    **fields: Any,
+) -> ExecutionReport:
+    """An execution report of ``intent``: the intent's identity, plus what happened."""
+    return ExecutionReport(
+        intent_id=intent.intent_id,
+        client_order_id=client_order_id,
+        bot_id=intent.bot_id,
+        symbol=intent.symbol,
+        side=intent.side,
+        status=status,
+        final=final,
+        mode=mode,
+        is_exit=intent.is_exit,
+        epoch=intent.epoch,
+        ts=now_ms,
+        **fields,
+    )
+
+
 def report_from_venue(
     intent: OrderIntent,
     client_order_id: str,
@@ -139,14 +167,13 @@ def report_from_venue(
     assets = {f.commission_asset for f in fills}
     if terminal and status in (ExecutionStatus.CANCELED, ExecutionStatus.EXPIRED) and executed > 0:
         status = ExecutionStatus.PARTIALLY_FILLED
-    return ExecutionReport(
-        intent_id=intent.intent_id,
-        client_order_id=client_order_id,
-        bot_id=intent.bot_id,
-        symbol=intent.symbol,
-        side=intent.side,
+    return report_for(
+        intent,
+        client_order_id,
         status=status,
         final=terminal,
+        mode=mode,
+        now_ms=now_ms,
         executed_qty=executed,
         cumulative_quote=quote,
         avg_price=(quote / executed) if executed > 0 else Decimal(0),
@@ -155,27 +182,18 @@ def report_from_venue(
         fills=fills,
         exchange_order_id=order.orderId,
         reason="" if terminal or status is not ExecutionStatus.NEW else "resting",
-        mode=mode,
-        is_exit=intent.is_exit,
-        epoch=intent.epoch,
-        ts=now_ms,
     )
 
 
 def rejection(
     intent: OrderIntent, client_order_id: str, reason: str, *, mode: str, now_ms: int
 ) -> ExecutionReport:
-    return ExecutionReport(
-        intent_id=intent.intent_id,
-        client_order_id=client_order_id,
-        bot_id=intent.bot_id,
-        symbol=intent.symbol,
-        side=intent.side,
+    return report_for(
+        intent,
+        client_order_id,
         status=ExecutionStatus.REJECTED,
         final=True,
-        reason=reason,
         mode=mode,
-        is_exit=intent.is_exit,
-        epoch=intent.epoch,
-        ts=now_ms,
+        now_ms=now_ms,
+        reason=reason,
     )

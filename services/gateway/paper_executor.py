@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import msgspec
 
-from services.gateway.orders import rejection
+from services.gateway.orders import rejection, report_for
 from services.gateway.paper import PaperCosts, PaperFill, balance_effect, match, rests
 from services.gateway.processor import Job, Outcome
 from services.gateway.sizing import PreparedOrder
@@ -26,14 +26,13 @@ def fill_report(
     now: int,
     trade_id: int = 0,
 ) -> ExecutionReport:
-    return ExecutionReport(
-        intent_id=intent.intent_id,
-        client_order_id=cid,
-        bot_id=intent.bot_id,
-        symbol=intent.symbol,
-        side=intent.side,
+    return report_for(
+        intent,
+        cid,
         status=ExecutionStatus.FILLED,
         final=True,
+        mode=MODE,
+        now_ms=now,
         executed_qty=fill.qty,
         cumulative_quote=fill.quote,
         avg_price=fill.price,
@@ -48,10 +47,6 @@ def fill_report(
                 trade_id=trade_id,
             ),
         ),
-        mode=MODE,
-        is_exit=intent.is_exit,
-        epoch=intent.epoch,
-        ts=now,
     )
 
 
@@ -112,17 +107,12 @@ class PaperExecutor:
 
 
 def _resting_report(intent: OrderIntent, cid: str, now: int) -> ExecutionReport:
-    return ExecutionReport(
-        intent_id=intent.intent_id,
-        client_order_id=cid,
-        bot_id=intent.bot_id,
-        symbol=intent.symbol,
-        side=intent.side,
+    return report_for(
+        intent,
+        cid,
         status=ExecutionStatus.NEW,
         final=False,
-        reason="resting",
         mode=MODE,
-        is_exit=intent.is_exit,
-        epoch=intent.epoch,
-        ts=now,
+        now_ms=now,
+        reason="resting",
     )
