@@ -43,11 +43,10 @@ from shared.messages import (
     Event,
     ExecutionReport,
     Tick,
-    encode,
 )
 from shared.redis import REDIS_ERRORS, now_ms
 from shared.strategies.base import SignalAction, TradingStrategy
-from shared.streams import dead_letter, decode_entry, emit_event
+from shared.streams import EVENTS_MAXLEN, dead_letter, decode_entry, emit_event, publish_nowait
 
 log = get_logger(__name__)
 
@@ -360,7 +359,7 @@ class Runner:
         if events:
             async with self.redis.pipeline(transaction=False) as pipe:
                 for event in events:
-                    pipe.xadd(keys.EVENTS, encode(event), maxlen=10_000, approximate=True)
+                    publish_nowait(pipe, keys.EVENTS, event, maxlen=EVENTS_MAXLEN)
                 await pipe.execute()
 
     async def _decided(
