@@ -25,6 +25,9 @@ from shared.logging import get_logger
 log = get_logger(__name__)
 
 MINUTE_MS = 60_000
+# The share of each minute a background caller (backfill) may fill; the rest is kept
+# for orders and order queries.
+BACKGROUND_SHARE = 0.7
 
 # KEYS[1] weight counter of the minute, KEYS[2] fleet-wide ban
 # ARGV: weight, budget, now_ms, window_end_ms
@@ -159,7 +162,7 @@ class WeightBudget:
         clock: Callable[[], int] | None = None,
         max_wait_s: float = 90.0,
         background: bool = False,
-        background_share: float = 0.7,
+        background_share: float = BACKGROUND_SHARE,
     ) -> None:
         if not 0 < background_share <= 1:
             raise ValueError("background_share must be in (0, 1]")

@@ -27,6 +27,7 @@ import pytest
 from shared import keys
 from shared.bots import BotField, client_order_id, intent_id
 from shared.messages import ExecutionStatus, OrderIntent, Side
+from shared.ratelimit import BACKGROUND_SHARE
 from tests.e2e.guard_rails_fleet import (
     BOT_ORDERS_PER_MIN,
     BUDGET,
@@ -88,8 +89,12 @@ def test_two_ingestions_and_two_gateways_never_pass_the_exchange_weight_limit(
     if second > 40:
         time.sleep(60.3 - second)
     minute = int(time.time() * 1000) // 60_000
-    remaining = BUDGET - int(r.get(keys.ratelimit_weight(minute)) or 0)
-    n_streams = max(10, min(len(ALL_BACKFILL), (remaining - ORDERS + SPILL) // 2))
+    used = int(r.get(keys.ratelimit_weight(minute)) or 0)
+    remaining = BUDGET - used
+    # Backfill may fill only its background share of a minute (orders keep the rest):
+    # size it to spill SPILL beyond what that share has left.
+    backfill_left = int(BUDGET * BACKGROUND_SHARE) - used
+    n_streams = max(10, min(len(ALL_BACKFILL), (backfill_left + SPILL) // 2))
     members = ALL_BACKFILL[:n_streams]
     tag = time.time_ns()
     intents = []
@@ -124,7 +129,7 @@ def test_two_ingestions_and_two_gateways_never_pass_the_exchange_weight_limit(
         )
 
     try:
-        fleet.wait_for(done, 100, "every backfill and a final report for every intent")
+        fleet.wait_for(done, 150, "every backfill and a final report for every intent")
     except TimeoutError as exc:
         raise TimeoutError(f"{exc}: {state()}") from None
     time.sleep(0.5)  # a second report, if one were coming, would show now
