@@ -2,7 +2,8 @@
 atomically per bot through the fenced scripts of :mod:`.scripts`, a chunk of bots per
 call.
 
-A :class:`~services.runner.core.Change` becomes one JSON payload: position and stats
+A :class:`~services.runner.core.Change` becomes the bot's operations of one COMMIT call
+(flat arguments, :meth:`BotStore.operations`): position and stats
 hashes (written together, so BotBook's remembered intent ids never part from the state
 they produced), round trips to ``bot:{id}:trades``, decisions to ``bot:{id}:log``
 (capped), the pending intent, status fields and the intent itself.
@@ -226,36 +227,41 @@ class BotStore:
             )
         return out
 
-    def payload(self, state: BotState, change: Change) -> bytes:
-        body: dict[str, Any] = {}
+    def operations(self, state: BotState, change: Change) -> list[str]:
+        """The bot's part of a :data:`~services.runner.scripts.COMMIT` call: its
+        operations as ``tag, count, values`` (see the script)."""
+        ops: list[str] = []
+        intent = change.intent
+        if intent is not None:
+            # str, not bytes: Redis' cmsgpack predates MessagePack's bin type
+            ops += ("I", "2", intent.TYPE, encode_json(intent).decode())
         if change.book:
-            body["position"] = state.book.to_position_hash() if state.book.is_open else "del"
+            if state.book.is_open:
+                _put(ops, "P", state.book.to_position_hash())
+            else:
+                ops += ("P", "0")
             stats = state.book.to_stats_hash()
             stats["last_exit_at"] = str(state.last_exit_at)
             stats["last_candle"] = str(state.last_open_time)
-            body["stats"] = stats
+            _put(ops, "S", stats)
         elif change.candle:
-            body["stats"] = {"last_candle": str(state.last_open_time)}
-        if change.trades:
-            body["trades"] = [
-                {k: str(v) for k, v in msgspec.to_builtins(t).items()} for t in change.trades
-            ]
-        if change.log:
-            body["log"] = change.log
-        intent = change.intent
-        if intent is not None:
-            body["intent"] = {"type": intent.TYPE, "data": encode_json(intent).decode()}
+            ops += ("S", "2", "last_candle", str(state.last_open_time))
+        for trip in change.trades:
+            _put(ops, "T", {k: str(v) for k, v in msgspec.to_builtins(trip).items()})
+        for entry in change.log:
+            _put(ops, "L", entry)
         if change.pending is DELETE:
-            body["pending"] = "del"
+            ops += ("Q", "0")
         elif isinstance(change.pending, Pending):
-            body["pending"] = change.pending.to_hash(
-                with_intent=change.pending.intent is not intent
-            )
+            if change.pending.intent is intent:  # the script copies the intent's data
+                _put(ops, "q", change.pending.to_hash(with_intent=False))
+            else:
+                _put(ops, "Q", change.pending.to_hash())
         if change.bot:
-            body["bot"] = change.bot
+            _put(ops, "B", change.bot)
         if change.release:
-            body["release"] = "1"
-        return _json(body)
+            ops += ("R", "0")
+        return ops
 
     def encode(self, items: list[tuple[BotState, Change]]) -> tuple[list[bytes], list[Any]]:
         """KEYS and ARGV of one COMMIT call for ``items`` (distinct bots)."""
@@ -264,7 +270,7 @@ class BotStore:
         for state, change in items:
             flat.extend(self.keys_of(state.bot_id))
             args.append(state.epoch)
-            args.append(self.payload(state, change))
+            args.append(_msgpack(self.operations(state, change)))
         return flat, args
 
     async def send(
@@ -272,9 +278,7 @@ class BotStore:
     ) -> list[bool]:
         """One COMMIT call: per bot True, or False where the lease or epoch was lost.
         With ``written``, that event is set once the request has left."""
-        if written is None:
-            return [bool(r) for r in await self.scripts.commit(*encoded)]
-        return [bool(r) for r in await self.scripts.commit.call_early(*encoded, written)]
+        return [bool(r) for r in await self.scripts.commit(*encoded, written)]
 
     async def commit(self, items: list[tuple[BotState, Change]]) -> list[bool]:
         """Write each change atomically (fenced); False where the lease or epoch was lost."""
@@ -301,12 +305,12 @@ class BotStore:
         return out
 
 
+_msgpack = msgspec.msgpack.Encoder().encode
 _KEY_CACHE = 200_000
 _CONFIG_CACHE = 50_000
 CHUNK = 500  # bots per script call
 RENEW_CHUNK = 500
 RECONCILE_CHUNK = 500
-_json = msgspec.json.Encoder().encode
 _INTENTS = keys.ORDER_INTENTS.encode()
 
 T = TypeVar("T")
@@ -315,6 +319,14 @@ Pause = Callable[[], Awaitable[None]]
 
 def _chunks(items: list[T], size: int) -> list[list[T]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def _put(ops: list[str], tag: str, fields: dict[str, str]) -> None:
+    ops.append(tag)
+    ops.append(str(2 * len(fields)))
+    for field, value in fields.items():
+        ops.append(field)
+        ops.append(value)
 
 
 def _pairs(flat: list[Any]) -> dict[str, str]:
