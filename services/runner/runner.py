@@ -838,3 +838,4 @@ class Runner:
                 await self.store.release(ids)
             except REDIS_ERRORS as exc:
                 log.warning("shutdown.release_failed", error=str(exc))
+        await self.store.close()

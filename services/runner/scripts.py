@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import hiredis
-from redis.exceptions import NoScriptError
+from redis.exceptions import NoScriptError, ResponseError
 
 from shared import keys
 
@@ -231,15 +231,58 @@ def pack_command(args: Sequence[bytes | str | int]) -> bytes:
     return hiredis.pack_command(tuple(args))  # type: ignore[arg-type]  # stub: a 1-tuple
 
 
+class Lanes:
+    """The connections scripts are called on: the runner's own, taken and given back
+    without the client pool's lock, its probe of every checked-out connection (a loop
+    turn each) and its release event. A connection is reused only after a call on it
+    read its whole reply."""
+
+    def __init__(self, redis: Any, keep: int = 16) -> None:
+        self.pool = redis.connection_pool
+        self.keep = keep
+        self.idle: list[Any] = []
+        self.busy: set[Any] = set()
+
+    async def take(self) -> Any:
+        while self.idle:
+            conn = self.idle.pop()
+            if conn.is_connected:
+                self.busy.add(conn)
+                return conn
+        conn = self.pool.make_connection()
+        self.busy.add(conn)
+        try:
+            await conn.connect()
+        except BaseException:
+            self.busy.discard(conn)
+            raise
+        return conn
+
+    async def give_back(self, conn: Any, *, broken: bool = False) -> None:
+        """Return ``conn``; ``broken`` (a call failed midway: a half-read reply must
+        never reach the next user) or one too many closes it."""
+        self.busy.discard(conn)
+        if broken or len(self.idle) >= self.keep:
+            await conn.disconnect()
+        else:
+            self.idle.append(conn)
+
+    async def close(self) -> None:
+        conns = [*self.idle, *self.busy]
+        self.idle, self.busy = [], set()
+        for conn in conns:
+            await conn.disconnect()
+
+
 class Script:
     """One script called by EVALSHA (loaded once, and again after a NOSCRIPT, e.g. when
-    Redis restarted) on a pooled connection of its own, without the client's SCRIPT
-    EXISTS round trip or its packer. No retry here: a call may have run before its
+    Redis restarted) on a lane of its own (:class:`Lanes`), packed in C and without the
+    client's SCRIPT EXISTS round trip. No retry here: a call may have run before its
     connection broke, so the caller's loop decides (every script is fenced and safe to
     run again, and an intent id is placed once)."""
 
-    def __init__(self, redis: Any, text: str) -> None:
-        self.redis = redis
+    def __init__(self, lanes: Lanes, text: str) -> None:
+        self.lanes = lanes
         self.text = text
         self.sha = hashlib.sha1(text.encode()).hexdigest()
 
@@ -251,39 +294,40 @@ class Script:
     ) -> Any:
         """The script's reply. With ``written``, that event is set as soon as the request
         is on its way, so that the caller goes on working while Redis runs it."""
-        pool = self.redis.connection_pool
         try:
-            conn = await pool.get_connection()
+            conn = await self.lanes.take()
         except BaseException:
             if written is not None:
                 written.set()
             raise
+        broken = True
         try:
             request = pack_command(("EVALSHA", self.sha, len(keys_), *keys_, *args))
             await _send(conn, request)
             if written is not None:
                 written.set()
             try:
-                return await conn.read_response()
+                reply = await conn.read_response()
             except NoScriptError:  # nothing ran: load and call again
                 await _send(conn, pack_command(("SCRIPT", "LOAD", self.text)))
                 await conn.read_response()
                 await _send(conn, request)
-                return await conn.read_response()
-        except BaseException:
-            await conn.disconnect()  # a half-read reply must never reach the next user
+                reply = await conn.read_response()
+            broken = False
+            return reply
+        except ResponseError:
+            broken = False  # a whole error reply was read: the connection is fine
             raise
         finally:
             if written is not None:
                 written.set()
-            await pool.release(conn)
+            await self.lanes.give_back(conn, broken=broken)
 
 
 async def _send(conn: Any, request: bytes) -> None:
     # With a socket timeout set, the client wraps the write in wait_for, a task of its
     # own: several loop turns (~0.3 ms) before the request leaves. The same bound as a
-    # plain timeout scope instead; the pool has just checked the connection, so no
-    # health-check PING either.
+    # plain timeout scope instead, and no health-check PING.
     timeout = conn.socket_timeout
     conn.socket_timeout = None
     try:
@@ -297,10 +341,14 @@ class Scripts:
     """The runner's scripts on one client."""
 
     def __init__(self, redis: Any) -> None:
-        self.claim = Script(redis, CLAIM)
-        self.renew = Script(redis, RENEW)
-        self.release = Script(redis, RELEASE)
-        self.load = Script(redis, LOAD)
-        self.commit = Script(redis, COMMIT)
-        self.decided = Script(redis, DECIDED)
-        self.reconcile = Script(redis, RECONCILE)
+        self.lanes = lanes = Lanes(redis)
+        self.claim = Script(lanes, CLAIM)
+        self.renew = Script(lanes, RENEW)
+        self.release = Script(lanes, RELEASE)
+        self.load = Script(lanes, LOAD)
+        self.commit = Script(lanes, COMMIT)
+        self.decided = Script(lanes, DECIDED)
+        self.reconcile = Script(lanes, RECONCILE)
+
+    async def close(self) -> None:
+        await self.lanes.close()

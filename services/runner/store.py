@@ -123,6 +123,10 @@ class BotStore:
         self._keys: dict[str, tuple[bytes, ...]] = {}
         self._configs: dict[str, BotConfig] = {}
 
+    async def close(self) -> None:
+        """Close the connections the scripts were called on."""
+        await self.scripts.close()
+
     def keys_of(self, bot_id: str) -> tuple[bytes, ...]:
         """The bot's seven commit keys (lease, bot, position, stats, trades, log,
         pending), built and encoded once per bot id."""

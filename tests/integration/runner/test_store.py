@@ -4,10 +4,12 @@ call carries many bots, and the fence still holds for each bot on its own."""
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Any
 
 import msgspec
+import pytest
 
 from services.runner.batch import CommitBatch
 from services.runner.core import BotState, Change, hold_entry, log_entry
@@ -45,6 +47,13 @@ def candle(open_time: int) -> Candle:
     )
 
 
+@pytest.fixture
+async def store(redis: Any) -> AsyncIterator[BotStore]:
+    books = BotStore(redis, "r1")
+    yield books
+    await books.close()
+
+
 async def claimed(redis: Any, store: BotStore, ids: list[str]) -> list[BotState]:
     for bot_id in ids:
         await redis.hset(keys.bot(bot_id), mapping={"config": CFG, "desired": "running"})
@@ -57,9 +66,8 @@ async def claimed(redis: Any, store: BotStore, ids: list[str]) -> list[BotState]
 
 
 async def test_a_chunk_commit_writes_every_fenced_bot_and_nothing_for_a_bot_taken_over(
-    redis: Any,
+    redis: Any, store: BotStore
 ) -> None:
-    store = BotStore(redis, "r1")
     states = await claimed(redis, store, [f"b{i}" for i in range(5)])
     # b2 was adopted by another runner (lease lapsed, new epoch): r1 is a zombie for it.
     await redis.set(keys.bot_lease("b2"), "r2")
@@ -74,8 +82,7 @@ async def test_a_chunk_commit_writes_every_fenced_bot_and_nothing_for_a_bot_take
     assert pending[b"intent_id"] == b"b0:60000:buy"
 
 
-async def test_a_group_hold_is_logged_for_each_fenced_bot_once(redis: Any) -> None:
-    store = BotStore(redis, "r1")
+async def test_a_group_hold_is_logged_for_each_fenced_bot_once(redis: Any, store: BotStore) -> None:
     states = await claimed(redis, store, ["h0", "h1", "h2"])
     await redis.set(keys.bot_lease("h1"), "r2")
     assert all(st.on_hold(candle(120_000)) for st in states)
@@ -94,8 +101,9 @@ async def test_a_group_hold_is_logged_for_each_fenced_bot_once(redis: Any) -> No
     assert (await redis.xrange(keys.bot_log("h0")))[0][1][b"reason"] == b"RSI(14) 41.00"
 
 
-async def test_a_bot_changed_again_after_its_chunk_left_lands_after_it(redis: Any) -> None:
-    store = BotStore(redis, "r1")
+async def test_a_bot_changed_again_after_its_chunk_left_lands_after_it(
+    redis: Any, store: BotStore
+) -> None:
     [state] = await claimed(redis, store, ["o0"])
     settled: list[tuple[str, bool]] = []
     batch = CommitBatch(
@@ -109,9 +117,10 @@ async def test_a_bot_changed_again_after_its_chunk_left_lands_after_it(redis: An
     assert settled == [("o0", True), ("o0", True)]
 
 
-async def test_a_chunk_sent_early_after_redis_lost_its_scripts_still_lands(redis: Any) -> None:
+async def test_a_chunk_sent_early_after_redis_lost_its_scripts_still_lands(
+    redis: Any, store: BotStore
+) -> None:
     """A restarted Redis has no scripts (NOSCRIPT): nothing ran, the chunk is sent again."""
-    store = BotStore(redis, "r1")
     [state] = await claimed(redis, store, ["n0"])
     await redis.script_flush()
     settled: list[bool] = []
