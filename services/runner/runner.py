@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import random
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
@@ -132,6 +133,11 @@ class Runner:
         started = 0
         for i in range(0, len(ids), CLAIM_CHUNK):
             started += await self._claim_chunk(ids[i : i + CLAIM_CHUNK])
+        if started:
+            # Bots live for the whole run: keep the cyclic GC from rescanning them on
+            # the hot path (with 10,000 bots a full collection paused a burst ~70 ms).
+            # Only the cyclic collector skips frozen objects; freed ones still go.
+            gc.freeze()
         return started
 
     async def _claim_chunk(self, ids: list[str]) -> int:
