@@ -261,23 +261,22 @@ class BotState:
     ) -> Change:
         price = candle.close
         self.book.mark(price)
-        trigger = str(candle.open_time)
-        meta = {"signal": signal.action.value, "price": price}
         action = signal.action
         if action is SignalAction.HOLD:
             if not log_holds:
                 return Change()
             return Change(log=[hold_entry(now, signal, price)])
+        said = {"signal": action.value, "price": price}
         if self.stopping:
-            return Change(log=[log_entry(now, "skip", "stopping: " + signal.reason, **meta)])
+            return Change(log=[log_entry(now, "skip", "stopping: " + signal.reason, **said)])
         if self.pending is not None:
             why = f"intent {self.pending.intent_id} still pending; {signal.reason}"
-            return Change(log=[log_entry(now, "skip", why, **meta)])
+            return Change(log=[log_entry(now, "skip", why, **said)])
         if action is SignalAction.SELL:
             if not self.book.is_open:
-                return Change(log=[log_entry(now, "hold", "flat; " + signal.reason, **meta)])
+                return Change(log=[log_entry(now, "hold", "flat; " + signal.reason, **said)])
             intent = self._intent(
-                trigger,
+                str(candle.open_time),
                 "sell",
                 Side.SELL,
                 now,
@@ -285,34 +284,43 @@ class BotState:
                 quantity=self.book.qty,
                 is_exit=True,
             )
-            return self._send(intent, exec_from, now, log_entry(now, "exit", signal.reason, **meta))
+            return self._send(intent, exec_from, now, log_entry(now, "exit", signal.reason, **said))
         # BUY
         if self.book.is_open:
-            return Change(log=[log_entry(now, "hold", "in position; " + signal.reason, **meta)])
+            return Change(log=[log_entry(now, "hold", "in position; " + signal.reason, **said)])
         if self.stale:
             why = f"entry skipped: stale data for {self.stale}; {signal.reason}"
-            return Change(log=[log_entry(now, "skip", why, **meta)])
+            return Change(log=[log_entry(now, "skip", why, **said)])
         cooling = self.in_cooldown(candle.close_time, now)
         if cooling:
-            return Change(log=[log_entry(now, "skip", f"{cooling}; {signal.reason}", **meta)])
+            return Change(log=[log_entry(now, "skip", f"{cooling}; {signal.reason}", **said)])
         cfg = self.config
         distance = None
         if isinstance(cfg.sizing, RiskSizing) and cfg.stop_loss_pct is not None:
             distance = stop_distance(price, cfg.stop_loss_pct)
+        cash = self.book.cash
         size = size_entry(
             cfg.sizing,
             equity=self.book.equity,
             price=price,
             stop_distance=distance,
-            available=self.book.cash,
+            available=cash,
         )
         if size.quote <= 0:
-            why = f"entry skipped: nothing to spend (cash {self.book.cash}); {signal.reason}"
-            return Change(log=[log_entry(now, "skip", why, **meta)])
+            why = f"entry skipped: nothing to spend (cash {cash}); {signal.reason}"
+            return Change(log=[log_entry(now, "skip", why, **said)])
         intent = self._intent(
-            trigger, "buy", Side.BUY, now, signal.reason, quote_quantity=size.quote
+            str(candle.open_time), "buy", Side.BUY, now, signal.reason, quote_quantity=size.quote
         )
-        entry = log_entry(now, "entry", signal.reason, quote=size.quote, **meta)
+        # The hot path of a burst: the entry as log_entry() writes it, without its loop.
+        entry = {
+            "ts": str(now),
+            "kind": "entry",
+            "reason": signal.reason,
+            "quote": str(size.quote),
+            "signal": "BUY",
+            "price": str(price),
+        }
         return self._send(intent, exec_from, now, entry)
 
     def on_hold(self, candle: Candle) -> bool:

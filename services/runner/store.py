@@ -15,6 +15,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from decimal import Decimal
+from itertools import chain
 from typing import Any, TypeVar
 
 import msgspec
@@ -328,9 +329,7 @@ def _chunks(items: list[T], size: int) -> list[list[T]]:
 def _put(ops: list[str], tag: str, fields: dict[str, str]) -> None:
     ops.append(tag)
     ops.append(str(2 * len(fields)))
-    for field, value in fields.items():
-        ops.append(field)
-        ops.append(value)
+    ops.extend(chain.from_iterable(fields.items()))
 
 
 def _pairs(flat: list[Any]) -> dict[str, str]:

@@ -185,7 +185,8 @@ class BotBook:
     def mark(self, price: Decimal) -> None:
         """Take a new market price: unrealized PnL, equity, peak and drawdown follow."""
         self.mark_price = price
-        self._track_drawdown()
+        if self.qty > 0:  # flat, equity does not move with the price (reports track it)
+            self._track_drawdown()
 
     def check_exit(self, price: Decimal) -> ExitCheck:
         """Exit rules at ``price`` (also marks); keeps the raised trailing high."""
