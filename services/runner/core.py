@@ -73,12 +73,11 @@ class Pending:
 
     def to_hash(self, *, with_intent: bool = True) -> dict[str, str]:
         """The hash; without ``intent`` when the writer adds the intent's JSON itself
-        (the commit script copies it from the intent it appends)."""
+        (the commit script copies it from the intent it appends). Side, epoch and the
+        rest are in that JSON: copies of them in fields of their own cost Redis about
+        a tenth of a burst's writing."""
         h = {
             "intent_id": self.intent.intent_id,
-            "side": self.intent.side.value,
-            "is_exit": "1" if self.intent.is_exit else "0",
-            "epoch": str(self.intent.epoch),
             "exec_from": self.exec_from,
             "sent_at": str(self.sent_at),
         }
