@@ -143,8 +143,15 @@ def health(service: str, instance: str) -> str:
     return f"health:{service}:{instance}"
 
 
-def health_pattern(service: str = "*") -> str:
-    return f"health:{service}:*"
+# Sorted set of every instance that beat lately: member ``{service}:{instance}``, score
+# the time of its last beat (ms). Finding the live instances reads this instead of
+# SCANning the whole keyspace (tens of thousands of bot keys) for health keys.
+HEALTH_INDEX = "health:index"
+
+
+def health_member(service: str, instance: str) -> str:
+    """The :data:`HEALTH_INDEX` member of an instance (its health key minus the prefix)."""
+    return f"{service}:{instance}"
 
 
 def ratelimit_weight(minute: int) -> str:

@@ -26,6 +26,9 @@ from shared.logging import get_logger
 log = get_logger(__name__)
 
 Redis = aioredis.Redis
+# How long an instance stays in the health index after its last beat (its health key
+# expires within seconds; this only bounds the index's size).
+INDEX_KEEP_MS = 60_000
 REDIS_ERRORS = (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError)
 
 
@@ -102,6 +105,7 @@ class Heartbeat:
     ) -> None:
         self.redis = redis
         self.key = keys.health(service, instance)
+        self.member = keys.health_member(service, instance)
         self.figures = figures
         self.interval_s = interval_s
         self.ttl_ms = int(ttl_s * 1000)
@@ -120,6 +124,9 @@ class Heartbeat:
             pipe.delete(self.key)
             pipe.hset(self.key, mapping=mapping)
             pipe.pexpire(self.key, self.ttl_ms)
+            pipe.zadd(keys.HEALTH_INDEX, {self.member: values["ts"]})
+            # Instances gone for long leave the index (their health keys expired).
+            pipe.zremrangebyscore(keys.HEALTH_INDEX, "-inf", values["ts"] - INDEX_KEEP_MS)
             await pipe.execute()
 
     async def run(self) -> None:
@@ -133,9 +140,42 @@ class Heartbeat:
 
     async def clear(self) -> None:
         try:
-            await self.redis.delete(self.key)
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.delete(self.key)
+                pipe.zrem(keys.HEALTH_INDEX, self.member)
+                await pipe.execute()
         except REDIS_ERRORS:
             pass
+
+
+async def heartbeats(redis: aioredis.Redis, service: str = "*") -> list[dict[str, str]]:
+    """The health hashes of the live instances of ``service`` ("*": every service),
+    each with ``service`` and ``instance``; found through :data:`keys.HEALTH_INDEX`."""
+    since = now_ms() - INDEX_KEEP_MS
+    members = [_text(m) for m in await redis.zrangebyscore(keys.HEALTH_INDEX, since, "+inf")]
+    named: list[tuple[str, str]] = []
+    for member in members:
+        svc, sep, inst = member.partition(":")
+        if sep and service in ("*", svc):
+            named.append((svc, inst))
+    if not named:
+        return []
+    async with redis.pipeline(transaction=False) as pipe:
+        for svc, inst in named:
+            pipe.hgetall(keys.health(svc, inst))
+        raw = await pipe.execute()
+    beats = []
+    for (svc, inst), fields in zip(named, raw, strict=True):
+        if fields:  # expired: the instance is dead, whatever the index says
+            item = {_text(k): _text(v) for k, v in fields.items()}
+            item.setdefault("service", svc)
+            item.setdefault("instance", inst)
+            beats.append(item)
+    return beats
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def _field(value: Any) -> str:

@@ -33,7 +33,7 @@ from shared.messages import (
     decode,
     encode,
 )
-from shared.redis import Redis, now_ms
+from shared.redis import Redis, heartbeats, now_ms
 from shared.streams import EVENTS_MAXLEN
 
 COMMANDS_MAXLEN = 10_000
@@ -324,24 +324,7 @@ class Repository:
 
     # --- health and metrics --------------------------------------------------------------
     async def heartbeats(self, service: str = "*") -> list[dict[str, str]]:
-        found = [
-            k async for k in self.redis.scan_iter(match=keys.health_pattern(service), count=500)
-        ]
-        if not found:
-            return []
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for key in found:
-                pipe.hgetall(key)
-            raw = await pipe.execute()
-        beats = []
-        for key, fields in zip(found, raw, strict=True):
-            if fields:
-                item = text_map(fields)
-                _, svc, instance = text(key).split(":", 2)
-                item.setdefault("service", svc)
-                item.setdefault("instance", instance)
-                beats.append(item)
-        return beats
+        return await heartbeats(self.redis, service)
 
     async def stream_info(self, stream: str) -> dict[str, int]:
         """``length`` and ``entries_added`` of a stream (zeros when it does not exist)."""

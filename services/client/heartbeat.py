@@ -1,7 +1,8 @@
 """``botfleet health --service NAME``: is there a live heartbeat of NAME in Redis?
 
-Reads ``health:NAME:*`` directly (no API needed, so the API's own container check
-works too); a heartbeat is live when its key exists and its ``ts`` is recent."""
+Reads the heartbeats directly (the instances in ``health:index``, then each one's
+``health:NAME:INSTANCE``; no API needed, so the API's own container check works too);
+a heartbeat is live when its key exists and its ``ts`` is recent."""
 
 from __future__ import annotations
 
@@ -22,13 +23,16 @@ def service_alive(service: str) -> tuple[bool, str]:
         settings.redis_url, socket_timeout=3, socket_connect_timeout=3
     )
     try:
-        found = list(client.scan_iter(match=keys.health_pattern(service), count=500))
         now = int(time.time() * 1000)
+        members = client.zrangebyscore(keys.HEALTH_INDEX, now - MAX_AGE_MS, "+inf")
         live = []
-        for key in found:
-            ts = client.hget(key, "ts")
+        for member in members:
+            svc, _, instance = member.decode().partition(":")
+            if svc != service:
+                continue
+            ts = client.hget(keys.health(svc, instance), "ts")
             if ts is not None and now - int(ts) <= MAX_AGE_MS:
-                live.append(key.decode().split(":", 2)[2])
+                live.append(instance)
     except (sync_redis.RedisError, OSError, ValueError) as exc:
         return False, f"{service}: cannot read heartbeats: {exc}"
     finally:

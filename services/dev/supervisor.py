@@ -43,7 +43,7 @@ from services.dev.plan import (
 from services.dev.restart import RestartPolicy, on_exit
 from shared import keys
 from shared.redaction import redact_text, register_secret
-from shared.redis import REDIS_ERRORS, Redis, create_redis, redacted_url
+from shared.redis import REDIS_ERRORS, Redis, create_redis, heartbeats, redacted_url
 
 READY_TIMEOUT_S = 45.0
 DEMO_TIMEOUT_S = 120.0
@@ -320,7 +320,7 @@ class Supervisor:
                 return bool(await self._redis.ping())
             if await self._redis.exists(keys.health(spec.ready_target, spec.name)):
                 return True
-            async for _ in self._redis.scan_iter(match=keys.health_pattern(spec.ready_target)):
+            if await heartbeats(self._redis, spec.ready_target):
                 return True
         except REDIS_ERRORS:
             return False

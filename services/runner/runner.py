@@ -45,7 +45,7 @@ from shared.messages import (
     ExecutionReport,
     Tick,
 )
-from shared.redis import REDIS_ERRORS, now_ms
+from shared.redis import REDIS_ERRORS, heartbeats, now_ms
 from shared.strategies.base import SignalAction, TradingStrategy
 from shared.streams import EVENTS_MAXLEN, dead_letter, decode_entry, emit_event, publish_nowait
 
@@ -677,16 +677,14 @@ class Runner:
     async def _read_fleet(self) -> None:
         fleet: dict[str, tuple[int, int]] = {}
         now = now_ms()
-        async for raw in self.redis.scan_iter(match=keys.health_pattern("runner"), count=500):
-            bots, capacity, instance, ts = await self.redis.hmget(
-                raw, "bots", "capacity", "instance", "ts"
-            )
-            if instance is None:
-                continue
+        for beat in await heartbeats(self.redis, "runner"):
             try:
-                if now - int(ts or 0) > HEARTBEAT_FRESH_MS:
+                if now - int(beat.get("ts") or 0) > HEARTBEAT_FRESH_MS:
                     continue  # paused or dead: its key has not expired yet, but it is gone
-                fleet[_text(instance)] = (int(bots or 0), int(capacity or 0))
+                fleet[beat["instance"]] = (
+                    int(beat.get("bots") or 0),
+                    int(beat.get("capacity") or 0),
+                )
             except ValueError:
                 continue
         fleet[self.owner] = (len(self.bots), self.settings.runner_capacity)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from shared import keys
-from shared.redis import Heartbeat, connect, redacted_url
+from shared.redis import Heartbeat, connect, heartbeats, redacted_url
 from tests.support.redis_server import RedisServer, free_port
 
 
@@ -62,3 +62,20 @@ async def test_heartbeat_expires_when_beats_stop(redis) -> None:
     assert fields[b"streams"] == b"4" and fields[b"connected"] == b"1" and int(fields[b"ts"]) > 0
     await asyncio.sleep(0.5)
     assert await redis.exists(keys.health("ingestion", "node-1")) == 0
+
+
+async def test_live_instances_are_found_through_the_index_without_a_scan(redis) -> None:
+    runner_a = Heartbeat(redis, "runner", "a", lambda: {"bots": 3})
+    runner_b = Heartbeat(redis, "runner", "b", ttl_s=0.2)
+    gateway = Heartbeat(redis, "gateway", "g")
+    for beat in (runner_a, runner_b, gateway):
+        await beat.beat()
+    found = {b["instance"]: b for b in await heartbeats(redis, "runner")}
+    assert set(found) == {"a", "b"} and found["a"]["bots"] == "3"
+    assert {b["service"] for b in await heartbeats(redis)} == {"runner", "gateway"}
+    await asyncio.sleep(0.3)  # b stopped beating: its health key expired, the index lags
+    assert [b["instance"] for b in await heartbeats(redis, "runner")] == ["a"]
+    await runner_a.clear()  # a clean exit leaves the index at once
+    assert await heartbeats(redis, "runner") == []
+    assert await redis.zscore(keys.HEALTH_INDEX, keys.health_member("runner", "a")) is None
+    assert [b["instance"] for b in await heartbeats(redis, "gateway")] == ["g"]

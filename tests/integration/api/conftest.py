@@ -12,7 +12,7 @@ from services.api.app import create_app
 from services.api.settings import ApiSettings
 from shared import keys
 from shared.binance.rules import SymbolRules, rules_to_json
-from shared.redis import now_ms
+from shared.redis import Heartbeat
 
 TOKEN = "test-token-0123456789abcdef"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -53,9 +53,7 @@ async def put_symbols(redis: Any) -> None:
 
 async def beat(redis: Any, service: str, instance: str = "i1", **figures: str) -> None:
     """A live heartbeat, for tests whose promise is the API's own reaction to one."""
-    key = keys.health(service, instance)
-    await redis.hset(key, mapping={"ts": str(now_ms()), "started_at": str(now_ms()), **figures})
-    await redis.pexpire(key, 30_000)
+    await Heartbeat(redis, service, instance, lambda: figures, ttl_s=30).beat()
 
 
 def api_settings(redis_url: str, **overrides: Any) -> ApiSettings:
