@@ -32,7 +32,7 @@ from services.runner.batch import CommitBatch
 from services.runner.core import BotState, Change, Pending, hold_entry, stale_reason
 from services.runner.market import Group, Market, Series, decode_candles
 from services.runner.settings import RunnerSettings
-from services.runner.store import BotLoadError, BotStore
+from services.runner.store import BotLoadError, BotStore, Decided
 from shared import keys
 from shared.bots import BotStatus, Desired
 from shared.exchange_clock import ExchangeClock, read_exchange_clock
@@ -368,19 +368,21 @@ class Runner:
                     publish_nowait(pipe, keys.EVENTS, event, maxlen=EVENTS_MAXLEN)
                 await pipe.execute()
 
-    async def _decided(
-        self, holds: list[tuple[int, dict[str, str] | None, list[BotState]]]
-    ) -> None:
+    async def _decided(self, holds: list[Decided]) -> None:
         """Write the group-wide HOLD decisions (last decided candle, one log entry each)."""
-        for open_time, entry, states in holds:
-            states = [st for st in states if self.bots.get(st.bot_id) is st]
-            if not states:
-                continue
-            results = await self.store.decided(states, open_time, entry)
-            for state, ok in zip(states, results, strict=True):
-                if not ok:
-                    log.warning("bot.lease_lost", bot=state.bot_id, epoch=state.epoch)
-                    self._forget(state.bot_id)
+        groups = [
+            (t, entry, [st for st in states if self.bots.get(st.bot_id) is st])
+            for t, entry, states in holds
+        ]
+        groups = [g for g in groups if g[2]]
+        if not groups:
+            return
+        results = await self.store.decided(groups)
+        states = [st for _, _, group in groups for st in group]
+        for state, ok in zip(states, results, strict=True):
+            if not ok:
+                log.warning("bot.lease_lost", bot=state.bot_id, epoch=state.epoch)
+                self._forget(state.bot_id)
 
     # --- subscriptions -----------------------------------------------------------------
 
@@ -473,7 +475,7 @@ class Runner:
         exec_from = self.market.last_ids[keys.EXECUTIONS]
         urgent = self._batch()
         lazy: dict[str, tuple[BotState, Change]] = {}
-        holds: list[tuple[int, dict[str, str] | None, list[BotState]]] = []
+        holds: list[Decided] = []
         log_holds = self.settings.runner_log_holds
         try:
             for report in reports:

@@ -155,24 +155,29 @@ end
 return out
 """
 
-# The same decision for many bots (a HOLD of their shared strategy computation).
-# KEYS: per bot: lease, bot, stats, log. ARGV: owner, log_maxlen, last_candle, n, then
-# n field/value pairs of the log entry (n = 0: no log entry), then one epoch per bot.
+# The same decision for many bots, group by group (a HOLD of each group's shared strategy
+# computation). KEYS: per bot: lease, bot, stats, log. ARGV: owner, log_maxlen, then per
+# group: last_candle, its bot count b, n, n field/value pairs of the log entry (n = 0: no
+# log entry), then b epochs; the groups' bots' keys follow each other in KEYS.
 # Returns per bot 1, or 0 when its lease or epoch is no longer ours.
 DECIDED = """
-local owner, n = ARGV[1], tonumber(ARGV[4])
-local entry = {}
-for j = 1, 2 * n do entry[j] = ARGV[4 + j] end
-local first = 4 + 2 * n
+local owner, maxlen = ARGV[1], ARGV[2]
 local out = {}
-for i = 1, #KEYS / 4 do
-  local k = 4 * (i - 1)
-  if redis.call('GET', KEYS[k + 1]) == owner and redis.call('HGET', KEYS[k + 2], 'epoch') == ARGV[first + i] then
-    redis.call('HSET', KEYS[k + 3], 'last_candle', ARGV[3])
-    if n > 0 then redis.call('XADD', KEYS[k + 4], 'MAXLEN', '~', ARGV[2], '*', unpack(entry)) end
-    out[i] = 1
-  else
-    out[i] = 0
+local a, k = 3, 0
+while a <= #ARGV do
+  local last_candle, bots, n = ARGV[a], tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
+  local first, last = a + 3, a + 2 + 2 * n
+  a = last + 1
+  for _ = 1, bots do
+    if redis.call('GET', KEYS[k + 1]) == owner and redis.call('HGET', KEYS[k + 2], 'epoch') == ARGV[a] then
+      redis.call('HSET', KEYS[k + 3], 'last_candle', last_candle)
+      if n > 0 then redis.call('XADD', KEYS[k + 4], 'MAXLEN', '~', maxlen, '*', unpack(ARGV, first, last)) end
+      out[#out + 1] = 1
+    else
+      out[#out + 1] = 0
+    end
+    a = a + 1
+    k = k + 4
   end
 end
 return out

@@ -11,6 +11,7 @@ from typing import Any
 import msgspec
 import pytest
 
+from services.runner import store as store_module
 from services.runner.batch import CommitBatch
 from services.runner.core import BotState, Change, hold_entry, log_entry
 from services.runner.store import BotStore
@@ -91,7 +92,7 @@ async def test_a_group_hold_is_logged_for_each_fenced_bot_once(redis: Any, store
     assert entry == states[0].on_signal(candle(180_000), HOLD, 5, "0-0").log[0] | {
         "ts": "5"
     }  # the same entry as a bot's own HOLD
-    assert await store.decided(states, 120_000, entry) == [True, False, True]
+    assert await store.decided([(120_000, entry, states)]) == [True, False, True]
     for bot_id, logged in (("h0", True), ("h1", False), ("h2", True)):
         log = await redis.xrange(keys.bot_log(bot_id))
         assert len(log) == (1 if logged else 0)
@@ -99,6 +100,32 @@ async def test_a_group_hold_is_logged_for_each_fenced_bot_once(redis: Any, store
             b"120000" if logged else None
         )
     assert (await redis.xrange(keys.bot_log("h0")))[0][1][b"reason"] == b"RSI(14) 41.00"
+
+
+async def test_many_groups_holds_go_in_few_calls_each_bot_with_its_own_group(
+    redis: Any, store: BotStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(store_module, "CHUNK", 2)  # groups split across calls too
+    states = await claimed(redis, store, [f"g{i}" for i in range(6)])
+    await redis.set(keys.bot_lease("g4"), "r2")
+    first = hold_entry(7, HOLD, Decimal(100))
+    second = hold_entry(8, Signal(action=SignalAction.HOLD, reason="RSI(7) 55.00"), Decimal(101))
+    groups = [
+        (60_000, first, states[:3]),
+        (120_000, None, states[3:4]),
+        (180_000, second, states[4:]),
+    ]
+    assert await store.decided(groups) == [True, True, True, True, False, True]
+    for bot_id, candle_at, reason in (
+        ("g0", b"60000", b"RSI(14) 41.00"),
+        ("g2", b"60000", b"RSI(14) 41.00"),
+        ("g3", b"120000", None),
+        ("g5", b"180000", b"RSI(7) 55.00"),
+    ):
+        assert await redis.hget(keys.bot_stats(bot_id), "last_candle") == candle_at
+        log = await redis.xrange(keys.bot_log(bot_id))
+        assert [e[b"reason"] for _, e in log] == ([reason] if reason else [])
+    assert not await redis.exists(keys.bot_stats("g4"), keys.bot_log("g4"))
 
 
 async def test_a_bot_changed_again_after_its_chunk_left_lands_after_it(
