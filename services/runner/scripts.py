@@ -282,9 +282,9 @@ class Lanes:
 class Script:
     """One script called by EVALSHA (loaded once, and again after a NOSCRIPT, e.g. when
     Redis restarted) on a lane of its own (:class:`Lanes`), packed in C and without the
-    client's SCRIPT EXISTS round trip. No retry here: a call may have run before its
-    connection broke, so the caller's loop decides (every script is fenced and safe to
-    run again, and an intent id is placed once)."""
+    client's SCRIPT EXISTS round trip. A broken connection is retried as the client
+    retries its own commands (bounded, with backoff), on a new connection: every script
+    is fenced and safe to run twice (a second copy of an intent is placed once, by id)."""
 
     def __init__(self, lanes: Lanes, text: str) -> None:
         self.lanes = lanes
@@ -305,19 +305,26 @@ class Script:
             if written is not None:
                 written.set()
             raise
-        broken = True
-        try:
-            request = pack_command(("EVALSHA", self.sha, len(keys_), *keys_, *args))
+        request = pack_command(("EVALSHA", self.sha, len(keys_), *keys_, *args))
+
+        async def run() -> Any:
             await _send(conn, request)
             if written is not None:
                 written.set()
             try:
-                reply = await conn.read_response()
+                return await conn.read_response()
             except NoScriptError:  # nothing ran: load and call again
                 await _send(conn, pack_command(("SCRIPT", "LOAD", self.text)))
                 await conn.read_response()
                 await _send(conn, request)
-                reply = await conn.read_response()
+                return await conn.read_response()
+
+        async def drop(_: BaseException) -> None:
+            await conn.disconnect()  # a half-read reply must never reach the next call
+
+        broken = True
+        try:
+            reply = await conn.retry.call_with_retry(run, drop)
             broken = False
             return reply
         except ResponseError:

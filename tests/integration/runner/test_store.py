@@ -155,3 +155,28 @@ async def test_a_chunk_sent_early_after_redis_lost_its_scripts_still_lands(
     await batch.add(state, state.on_signal(candle(60_000), BUY, 1, "0-0"))
     await batch.drain()
     assert settled == [True] and await redis.xlen(keys.ORDER_INTENTS) == 1
+
+
+async def test_a_commit_on_a_connection_the_server_dropped_lands_on_a_new_one(
+    redis: Any, store: BotStore
+) -> None:
+    """Idle connections die (a Redis restart, an idle timeout, a proxy): the call is
+    made again on a new connection, as the client does for its own commands."""
+    states = await claimed(redis, store, ["k0", "k1"])
+    idle = list(store.scripts.lanes.idle)
+    assert idle  # the claim and load left their connections for reuse
+    for conn in idle:
+        client_id = await conn_client_id(redis, conn)
+        assert await redis.client_kill_filter(_id=client_id) == 1
+    items = [(st, st.on_signal(candle(60_000), BUY, 1, "0-0")) for st in states]
+    assert await store.commit(items) == [True, True]
+    assert await redis.xlen(keys.ORDER_INTENTS) == 2
+
+
+async def conn_client_id(redis: Any, conn: Any) -> int:
+    """The server's id of one of the store's connections (by its local port)."""
+    port = conn._writer.get_extra_info("sockname")[1]
+    for client in await redis.client_list():
+        if client["addr"].endswith(f":{port}"):
+            return int(client["id"])
+    raise AssertionError(f"no client on port {port}")
