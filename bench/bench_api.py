@@ -103,11 +103,10 @@ def main() -> None:
                     50,
                     lambda c: c.get("/api/v1/bots", params={"limit": 1000}).raise_for_status(),
                 )
+                beat_at = int(time.time() * 1000) + 3_600_000  # live for the whole run
                 for service in ("runner", "gateway"):
-                    r.hset(
-                        keys.health(service, "bench"),
-                        mapping={"ts": str(int(time.time() * 1000) + 3_600_000)},
-                    )
+                    r.hset(keys.health(service, "bench"), mapping={"ts": str(beat_at)})
+                    r.zadd(keys.HEALTH_INDEX, {keys.health_member(service, "bench"): beat_at})
                 bot = ids[0]
 
                 def round_trip(c: httpx.Client) -> None:
