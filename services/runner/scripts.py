@@ -283,8 +283,11 @@ class Script:
     """One script called by EVALSHA (loaded once, and again after a NOSCRIPT, e.g. when
     Redis restarted) on a lane of its own (:class:`Lanes`), packed in C and without the
     client's SCRIPT EXISTS round trip. A broken connection is retried as the client
-    retries its own commands (bounded, with backoff), on a new connection: every script
-    is fenced and safe to run twice (a second copy of an intent is placed once, by id)."""
+    retries its own commands (bounded, with backoff), on a new connection. A call whose
+    reply was lost may so run twice: every script is fenced, and the second run at
+    worst repeats a log entry or an intent (placed once, by its id), or has CLAIM
+    report a bot it had just won as taken (its lease then lapses and it is claimed
+    again)."""
 
     def __init__(self, lanes: Lanes, text: str) -> None:
         self.lanes = lanes
