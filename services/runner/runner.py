@@ -33,6 +33,7 @@ from services.runner.core import BotState, Change, Pending, hold_entry, stale_re
 from services.runner.market import Group, Market, Series, decode_candles
 from services.runner.settings import RunnerSettings
 from services.runner.store import BotLoadError, BotStore, Decided
+from services.runner.wire import read_streams
 from shared import keys
 from shared.bots import BotStatus, Desired
 from shared.exchange_clock import ExchangeClock, read_exchange_clock
@@ -400,8 +401,8 @@ class Runner:
     async def read_once(self) -> int:
         """One XREAD round; returns how many entries it handled."""
         streams = dict(self.market.last_ids)
-        reply = await self.redis.xread(
-            streams, count=XREAD_COUNT, block=self.settings.runner_block_ms
+        reply = await read_streams(
+            self.store.lanes, streams, XREAD_COUNT, self.settings.runner_block_ms
         )
         self.last_loop_ms = now_ms()
         if not reply:
@@ -410,8 +411,7 @@ class Runner:
         waves: list[list[tuple[Series, Candle]]] = []
         ticks: list[Tick] = []
         handled = 0
-        for raw_stream, entries in reply:
-            stream = _text(raw_stream)
+        for stream, entries in reply:
             if not entries:
                 continue
             if stream in self.market.last_ids:

@@ -21,9 +21,9 @@ import hashlib
 from collections.abc import Sequence
 from typing import Any
 
-import hiredis
 from redis.exceptions import NoScriptError, ResponseError
 
+from services.runner.wire import Lanes, pack_command, send_request
 from shared import keys
 
 # KEYS: per bot: lease, bot. ARGV: owner, lease_ms, now_ms.
@@ -230,55 +230,6 @@ def commit_keys(bot_id: str) -> tuple[str, ...]:
     )
 
 
-def pack_command(args: Sequence[bytes | str | int]) -> bytes:
-    """One RESP request, packed in C (hiredis). The client's own packer costs about a
-    microsecond per argument in Python, and a chunk of bots has thousands of them."""
-    return hiredis.pack_command(tuple(args))  # type: ignore[arg-type]  # stub: a 1-tuple
-
-
-class Lanes:
-    """The connections scripts are called on: the runner's own, taken and given back
-    without the client pool's lock, its probe of every checked-out connection (a loop
-    turn each) and its release event. A connection is reused only after a call on it
-    read its whole reply."""
-
-    def __init__(self, redis: Any, keep: int = 16) -> None:
-        self.pool = redis.connection_pool
-        self.keep = keep
-        self.idle: list[Any] = []
-        self.busy: set[Any] = set()
-
-    async def take(self) -> Any:
-        while self.idle:
-            conn = self.idle.pop()
-            if conn.is_connected:
-                self.busy.add(conn)
-                return conn
-        conn = self.pool.make_connection()
-        self.busy.add(conn)
-        try:
-            await conn.connect()
-        except BaseException:
-            self.busy.discard(conn)
-            raise
-        return conn
-
-    async def give_back(self, conn: Any, *, broken: bool = False) -> None:
-        """Return ``conn``; ``broken`` (a call failed midway: a half-read reply must
-        never reach the next user) or one too many closes it."""
-        self.busy.discard(conn)
-        if broken or len(self.idle) >= self.keep:
-            await conn.disconnect()
-        else:
-            self.idle.append(conn)
-
-    async def close(self) -> None:
-        conns = [*self.idle, *self.busy]
-        self.idle, self.busy = [], set()
-        for conn in conns:
-            await conn.disconnect()
-
-
 class Script:
     """One script called by EVALSHA (loaded once, and again after a NOSCRIPT, e.g. when
     Redis restarted) on a lane of its own (:class:`Lanes`), packed in C and without the
@@ -311,15 +262,15 @@ class Script:
         request = pack_command(("EVALSHA", self.sha, len(keys_), *keys_, *args))
 
         async def run() -> Any:
-            await _send(conn, request)
+            await send_request(conn, request)
             if written is not None:
                 written.set()
             try:
                 return await conn.read_response()
             except NoScriptError:  # nothing ran: load and call again
-                await _send(conn, pack_command(("SCRIPT", "LOAD", self.text)))
+                await send_request(conn, pack_command(("SCRIPT", "LOAD", self.text)))
                 await conn.read_response()
-                await _send(conn, request)
+                await send_request(conn, request)
                 return await conn.read_response()
 
         async def drop(_: BaseException) -> None:
@@ -337,19 +288,6 @@ class Script:
             if written is not None:
                 written.set()
             await self.lanes.give_back(conn, broken=broken)
-
-
-async def _send(conn: Any, request: bytes) -> None:
-    # With a socket timeout set, the client wraps the write in wait_for, a task of its
-    # own: several loop turns (~0.3 ms) before the request leaves. The same bound as a
-    # plain timeout scope instead, and no health-check PING.
-    timeout = conn.socket_timeout
-    conn.socket_timeout = None
-    try:
-        async with asyncio.timeout(timeout):
-            await conn.send_packed_command(request, check_health=False)
-    finally:
-        conn.socket_timeout = timeout
 
 
 class Scripts:

@@ -119,6 +119,7 @@ class BotStore:
         self.redis = redis
         self.owner = owner
         self.scripts = scripts.Scripts(redis)
+        self.lanes = self.scripts.lanes  # the runner's own connections (its XREAD too)
         self.log_maxlen = log_maxlen
         self.trades_maxlen = trades_maxlen
         self._keys: dict[str, tuple[bytes, ...]] = {}
