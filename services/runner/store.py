@@ -2,8 +2,8 @@
 atomically per bot through the fenced scripts of :mod:`.scripts`, a chunk of bots per
 call.
 
-A :class:`~services.runner.core.Change` becomes the bot's operations of one COMMIT call
-(flat arguments, :meth:`BotStore.operations`): position and stats
+A :class:`~services.runner.core.Change` becomes the bot's part of one COMMIT call (its
+operations as one MessagePack array, :meth:`BotStore.operations`): position and stats
 hashes (written together, so BotBook's remembered intent ids never part from the state
 they produced), round trips to ``bot:{id}:trades``, decisions to ``bot:{id}:log``
 (capped), the pending intent, status fields and the intent itself.
