@@ -144,6 +144,22 @@ async def test_a_bot_changed_again_after_its_chunk_left_lands_after_it(
     assert settled == [("o0", True), ("o0", True)]
 
 
+async def test_a_rounds_first_intent_has_landed_before_the_next_bot_is_decided(
+    redis: Any, store: BotStore
+) -> None:
+    """The first chunk is awaited to the end (the reader of the intent gets the CPU);
+    the later ones only until their request is on its way."""
+    states = await claimed(redis, store, [f"f{i}" for i in range(40)])
+    batch = CommitBatch(store, lambda items, ok: None)
+    await batch.add(states[0], states[0].on_signal(candle(60_000), BUY, 1, "0-0"))
+    assert [task.done() for _, task in batch.in_flight] == [True]  # its reply is read
+    assert await redis.xlen(keys.ORDER_INTENTS) == 1
+    for state in states[1:]:
+        await batch.add(state, state.on_signal(candle(60_000), BUY, 1, "0-0"))
+    await batch.drain()
+    assert await redis.xlen(keys.ORDER_INTENTS) == 40
+
+
 async def test_a_chunk_sent_early_after_redis_lost_its_scripts_still_lands(
     redis: Any, store: BotStore
 ) -> None:
