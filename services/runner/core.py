@@ -228,16 +228,22 @@ class BotState:
             events=[("bot_status", "info" if status != BotStatus.ERROR else "error", text)],
         )
 
-    def in_cooldown(self, candle_close_time: int, now: int) -> str:
-        """Why the bot is still cooling down after its last exit ("" when it is not)."""
+    def in_cooldown(self, candle_close_time: int) -> str:
+        """Why the bot is still cooling down after its last exit ("" when it is not).
+
+        Measured on the exchange's clock, from the exit report's time to the close of
+        the candle being decided, never on this host's clock: the verdict on a candle is
+        the same on whichever runner decides it, as its intent id is, and a sped-up
+        simulator cools down in market time."""
         if not self.last_exit_at:
             return ""
         cfg = self.config
-        if cfg.cooldown_seconds and now < self.last_exit_at + cfg.cooldown_seconds * 1000:
-            left = (self.last_exit_at + cfg.cooldown_seconds * 1000 - now) // 1000
+        since = candle_close_time - self.last_exit_at
+        if cfg.cooldown_seconds and since < cfg.cooldown_seconds * 1000:
+            left = (cfg.cooldown_seconds * 1000 - since) // 1000
             return f"cooldown: {left}s left of {cfg.cooldown_seconds}s after the last exit"
         if cfg.cooldown_candles:
-            seen = (candle_close_time - self.last_exit_at) // self.interval_ms
+            seen = since // self.interval_ms
             if seen < cfg.cooldown_candles:
                 return f"cooldown: {seen} of {cfg.cooldown_candles} candles since the last exit"
         return ""
@@ -290,7 +296,7 @@ class BotState:
         if self.stale:
             why = f"entry skipped: stale data for {self.stale}; {signal.reason}"
             return Change(log=[log_entry(now, "skip", why, **said)])
-        cooling = self.in_cooldown(candle.close_time, now)
+        cooling = self.in_cooldown(candle.close_time)
         if cooling:
             return Change(log=[log_entry(now, "skip", f"{cooling}; {signal.reason}", **said)])
         cfg = self.config

@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from services.runner.core import BotState, stale_reason
-from shared.messages import Candle, Side
+from shared.messages import Candle, ExecutionReport, ExecutionStatus, Side
 from shared.strategies.accounting import BotBook
 from shared.strategies.base import Signal, SignalAction
 from shared.strategies.config import BotConfig
@@ -73,3 +73,53 @@ def test_stop_with_a_flat_book_releases_and_with_a_position_closes_it_first() ->
     assert not closing.release and state.status == "stopping"
     assert closing.intent is not None and closing.intent.is_exit and closing.intent.quantity == 1
     assert closing.intent.intent_id == "b1:stop7:sell"
+
+
+def exited_at(config: BotConfig, ts: int) -> BotState:
+    """A bot that bought at 100 and sold everything at 110, the sale reported at ``ts``."""
+    book = BotBook(Decimal(1000), "BTC", "USDT", symbol="BTCUSDT", exit_plan=config.exit_plan())
+    state = BotState.create("b1", config, 3, book, status="running")
+    for side, intent_id, price, at in (
+        (Side.BUY, "b1:0:buy", "100", ts - 60_000),
+        (Side.SELL, "b1:t1:sell", "110", ts),
+    ):
+        report = ExecutionReport(
+            intent_id=intent_id,
+            client_order_id="c",
+            bot_id="b1",
+            symbol="BTCUSDT",
+            side=side,
+            status=ExecutionStatus.FILLED,
+            final=True,
+            executed_qty=Decimal(1),
+            cumulative_quote=Decimal(price),
+            avg_price=Decimal(price),
+            epoch=3,
+            ts=at,
+        )
+        assert state.on_report(report, now=1).book
+    assert not state.book.is_open and state.last_exit_at == ts
+    return state
+
+
+def test_cooldown_seconds_runs_on_the_exchange_clock_from_the_exit_report() -> None:
+    config = CFG.model_copy(update={"cooldown_seconds": 120})
+    exit_ts = 10_000_000
+    state = exited_at(config, exit_ts)
+    # The candle closing 60 s after the exit is still cooling down, whatever this host's
+    # clock says (here: an hour later), and says how long is left.
+    early = state.on_signal(candle(exit_ts + 1), BUY, exit_ts + 3_600_000, "0-0")
+    assert early.intent is None and "cooldown: 60s left of 120s" in early.log[0]["reason"]
+    # The candle closing 120 s after it may enter, even if this host's clock lags.
+    late = state.on_signal(candle(exit_ts + 60_001), BUY, 0, "0-0")
+    assert late.intent is not None and late.intent.side is Side.BUY
+
+
+def test_cooldown_candles_counts_candles_closed_since_the_exit() -> None:
+    config = CFG.model_copy(update={"cooldown_candles": 2})
+    exit_ts = 10_000_000
+    state = exited_at(config, exit_ts)
+    one = state.on_signal(candle(exit_ts + 1), BUY, 0, "0-0")  # closes 60 s after
+    assert one.intent is None and "1 of 2 candles" in one.log[0]["reason"]
+    two = state.on_signal(candle(exit_ts + 60_001), BUY, 0, "0-0")  # 120 s after
+    assert two.intent is not None
