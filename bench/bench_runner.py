@@ -36,7 +36,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from decimal import Decimal
 from pathlib import Path
 
 import redis as sync_redis
@@ -46,7 +45,6 @@ sys.path.insert(0, str(ROOT))
 
 from shared import keys  # noqa: E402
 from shared.messages import (  # noqa: E402
-    Candle,
     ExecutionReport,
     ExecutionStatus,
     OrderIntent,
@@ -56,6 +54,7 @@ from shared.messages import (  # noqa: E402
 )
 from shared.strategies.base import SignalAction  # noqa: E402
 from shared.strategies.registry import get_strategy_class  # noqa: E402
+from tests.support.messages import candle  # noqa: E402
 from tests.support.processes import base_env  # noqa: E402
 from tests.support.redis_server import RedisServer  # noqa: E402
 
@@ -65,21 +64,6 @@ BOTS_PER_SYMBOL = 50
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "8"))
 SINGLES = int(os.environ.get("BENCH_SINGLES", "40"))
 MINUTE = 60_000
-
-
-def candle(symbol: str, open_time: int, close: float) -> Candle:
-    c = Decimal(str(close))
-    return Candle(
-        symbol=symbol,
-        interval="1m",
-        open_time=open_time,
-        close_time=open_time + MINUTE - 1,
-        open=c,
-        high=c,
-        low=c,
-        close=c,
-        volume=Decimal(1),
-    )
 
 
 def config(symbol: str, period: int) -> str:
@@ -108,7 +92,8 @@ class Market:
         pipe = self.r.pipeline(transaction=False)
         for s in SYMBOLS:
             items = [
-                encode_json(candle(s, self.open_time + i * MINUTE, 1000.0 - i)) for i in range(100)
+                encode_json(candle(s, MINUTE, self.open_time + i * MINUTE, 1000.0 - i))
+                for i in range(100)
             ]
             pipe.rpush(keys.candles(s, "1m"), *items)
             self.price[s] = 1000.0 - 99
@@ -137,7 +122,7 @@ class Market:
         pipe = self.r.pipeline(transaction=False)
         for s in symbols:
             self.price[s] += delta
-            c = candle(s, self.open_time, self.price[s])
+            c = candle(s, MINUTE, self.open_time, self.price[s])
             pipe.rpush(keys.candles(s, "1m"), encode_json(c))
             pipe.xadd(keys.candle_stream(s, "1m"), encode(c))
         replies = pipe.execute()

@@ -26,6 +26,7 @@ from shared.messages import (
     encode,
     encode_json,
 )
+from tests.support.messages import candle
 
 MINUTE = 60_000
 
@@ -68,23 +69,6 @@ def command(r: sync_redis.Redis, bot_id: str, action: CommandAction) -> None:
         command_id=f"c-{time.monotonic_ns()}", bot_id=bot_id, action=action, issued_at=0
     )
     r.xadd(keys.BOT_COMMANDS, encode(msg))
-
-
-def candle(
-    symbol: str, interval_ms: int, open_time: int, close: float, interval: str = "1m"
-) -> Candle:
-    c = Decimal(str(close))
-    return Candle(
-        symbol=symbol,
-        interval=interval,
-        open_time=open_time,
-        close_time=open_time + interval_ms - 1,
-        open=c,
-        high=c,
-        low=c,
-        close=c,
-        volume=Decimal(1),
-    )
 
 
 def history(

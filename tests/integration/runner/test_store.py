@@ -18,6 +18,7 @@ from services.runner.store import BotStore
 from shared import keys
 from shared.messages import Candle, OrderIntent, decode_as
 from shared.strategies.base import Signal, SignalAction
+from tests.support.messages import candle as flat_candle
 
 CFG = json.dumps(
     {
@@ -34,18 +35,7 @@ HOLD = Signal(action=SignalAction.HOLD, reason="RSI(14) 41.00")
 
 
 def candle(open_time: int) -> Candle:
-    c = Decimal(100)
-    return Candle(
-        symbol="BTCUSDT",
-        interval="1m",
-        open_time=open_time,
-        close_time=open_time + 59_999,
-        open=c,
-        high=c,
-        low=c,
-        close=c,
-        volume=Decimal(1),
-    )
+    return flat_candle("BTCUSDT", 60_000, open_time, 100)
 
 
 @pytest.fixture

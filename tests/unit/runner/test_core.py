@@ -5,10 +5,12 @@ from __future__ import annotations
 from decimal import Decimal
 
 from services.runner.core import BotState, stale_reason
-from shared.messages import Candle, ExecutionReport, ExecutionStatus, Side
+from shared.messages import Candle, Side
 from shared.strategies.accounting import BotBook
 from shared.strategies.base import Signal, SignalAction
 from shared.strategies.config import BotConfig
+from tests.support.messages import candle as flat_candle
+from tests.support.messages import report
 
 CFG = BotConfig.model_validate(
     {
@@ -30,18 +32,7 @@ def bot() -> BotState:
 
 
 def candle(open_time: int, close: str = "100") -> Candle:
-    c = Decimal(close)
-    return Candle(
-        symbol="BTCUSDT",
-        interval="1m",
-        open_time=open_time,
-        close_time=open_time + 59_999,
-        open=c,
-        high=c,
-        low=c,
-        close=c,
-        volume=Decimal(1),
-    )
+    return flat_candle("BTCUSDT", 60_000, open_time, close)
 
 
 def test_buy_signal_emits_one_entry_with_a_decision_derived_id_and_blocks_a_second() -> None:
@@ -79,25 +70,10 @@ def exited_at(config: BotConfig, ts: int) -> BotState:
     """A bot that bought at 100 and sold everything at 110, the sale reported at ``ts``."""
     book = BotBook(Decimal(1000), "BTC", "USDT", symbol="BTCUSDT", exit_plan=config.exit_plan())
     state = BotState.create("b1", config, 3, book, status="running")
-    for side, intent_id, price, at in (
-        (Side.BUY, "b1:0:buy", "100", ts - 60_000),
-        (Side.SELL, "b1:t1:sell", "110", ts),
-    ):
-        report = ExecutionReport(
-            intent_id=intent_id,
-            client_order_id="c",
-            bot_id="b1",
-            symbol="BTCUSDT",
-            side=side,
-            status=ExecutionStatus.FILLED,
-            final=True,
-            executed_qty=Decimal(1),
-            cumulative_quote=Decimal(price),
-            avg_price=Decimal(price),
-            epoch=3,
-            ts=at,
-        )
-        assert state.on_report(report, now=1).book
+    bought = report(Side.BUY, ("100", "1", "0", "USDT"), intent_id="b1:0:buy", ts=ts - 60_000)
+    sold = report(Side.SELL, ("110", "1", "0", "USDT"), intent_id="b1:t1:sell", ts=ts)
+    for filled in (bought, sold):
+        assert state.on_report(filled, now=1).book
     assert not state.book.is_open and state.last_exit_at == ts
     return state
 

@@ -9,36 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shared.messages import ExecutionReport, ExecutionStatus, Fill, Side
+from shared.messages import ExecutionReport, ExecutionStatus, Side
 from shared.strategies.accounting import BotBook
 from shared.strategies.exits import ExitPlan, ExitReason
-
-_ids = itertools.count()
-
-
-def report(
-    side: Side,
-    *fills: tuple[str, str, str, str],
-    intent_id: str | None = None,
-    final: bool = True,
-    ts: int = 0,
-    reason: str = "",
-) -> ExecutionReport:
-    """fills: (price, qty, commission, commission asset)."""
-    return ExecutionReport(
-        intent_id=intent_id or f"bot:{next(_ids)}:{side}",
-        client_order_id="bf-x",
-        bot_id="bot",
-        symbol="BTCUSDT",
-        side=side,
-        status=ExecutionStatus.FILLED,
-        final=final,
-        fills=tuple(
-            Fill(price=D(p), qty=D(q), commission=D(c), commission_asset=a) for p, q, c, a in fills
-        ),
-        ts=ts,
-        reason=reason,
-    )
+from tests.support.messages import report
 
 
 def new_book(**kw: object) -> BotBook:
