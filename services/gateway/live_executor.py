@@ -26,7 +26,14 @@ from services.gateway.orders import (
     rejection,
     report_from_venue,
 )
-from services.gateway.processor import EVENTS_MAXLEN, Job, Outcome, Processor, halt_event
+from services.gateway.processor import (
+    EVENTS_MAXLEN,
+    Job,
+    Outcome,
+    Processor,
+    ending_of,
+    halt_event,
+)
 from services.gateway.store import GatewayStore
 from shared import keys
 from shared.binance.errors import (
@@ -266,17 +273,7 @@ class LiveExecutor:
 
     async def complete(self, processor: Processor, job: Job, outcome: Outcome) -> None:
         now = now_ms()
-        async with self.store.redis.pipeline(transaction=False) as pipe:
-            self.store.queue_finalize(
-                pipe,
-                job.cid,
-                outcome.report,
-                position_qty=outcome.position_qty,
-                quote_amount=outcome.quote_amount,
-                now_ms=now,
-            )
-            [reply] = await pipe.execute()
-        completion = self.store.parse_completion(reply)
+        [completion] = await self.store.finalize_many([ending_of(job.cid, outcome)], now)
         if completion.outcome == "done":
             processor.figures.reports += 1
         if completion.halt_reason:

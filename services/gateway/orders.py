@@ -9,14 +9,21 @@ status           ACCEPTED -> SENDING -> (OPEN | UNKNOWN) -> final
                  (FILLED, CANCELED, EXPIRED, REJECTED)
 intent           the OrderIntent as JSON
 cid, mode        client order id; paper or live
-reserved         quote notional reserved in risk:state at admission
+reserved         quote notional reserved in risk:state at admission (integer
+                 units of 1e-8, :mod:`shared.money`)
 opened           1 if admission counted a new open position
+reason           the reason of a refusal before admission (status REJECTED)
+instance         the gateway instance that admitted it
+adopted          1 if reconciliation recreated it from the exchange
+created_at       epoch ms of admission; updated_at: of the last change
 sent_at          exchange-clock timestamp of the last order request
 recv_window      its recvWindow (ms)
 exchange_order_id  the venue's orderId once known
 report           the terminal ExecutionReport as JSON (written with the report)
 report_id        its stream:executions entry id
 ===============  ===========================================================
+
+The field names are :class:`RecordField`; the scripts receive them from it.
 
 ACCEPTED means "never sent": resuming it sends. SENDING and UNKNOWN mean "may be on the
 exchange": resuming them queries by client order id first (DESIGN "Traps"), and "no
@@ -43,6 +50,27 @@ class RecordStatus(enum.StrEnum):
     CANCELED = "CANCELED"
     EXPIRED = "EXPIRED"
     REJECTED = "REJECTED"
+
+
+class RecordField(enum.StrEnum):
+    """Fields of ``order:{client_order_id}`` (the table above)."""
+
+    STATUS = "status"
+    INTENT = "intent"
+    CID = "cid"
+    MODE = "mode"
+    RESERVED = "reserved"
+    OPENED = "opened"
+    SENT_AT = "sent_at"
+    RECV_WINDOW = "recv_window"
+    EXCHANGE_ORDER_ID = "exchange_order_id"
+    REPORT = "report"
+    REPORT_ID = "report_id"
+    REASON = "reason"
+    INSTANCE = "instance"
+    ADOPTED = "adopted"
+    CREATED_AT = "created_at"
+    UPDATED_AT = "updated_at"
 
 
 FINAL = frozenset(

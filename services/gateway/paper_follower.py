@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from services.gateway.paper import PaperCosts, match
 from services.gateway.paper_executor import fill_outcome
-from services.gateway.processor import EVENTS_MAXLEN, Processor, halt_event
+from services.gateway.processor import EVENTS_MAXLEN, Processor, ending_of, halt_event
 from services.gateway.sizing import IntentRejected, prepare
+from services.gateway.store import Ending
 from shared import keys
 from shared.logging import get_logger
 from shared.messages import OrderIntent, decode_as
@@ -40,36 +41,24 @@ class PaperFollower:
         now = now_ms()
         filled = 0
         queued: list[tuple[str, OrderIntent]] = []
-        async with self.store.redis.pipeline(transaction=False) as pipe:
-            for cid, intent in intents:
-                price, symbol_rules = prices.get(intent.symbol), rules.get(intent.symbol)
-                if price is None or symbol_rules is None:
-                    continue
-                try:
-                    order = prepare(intent, symbol_rules, price)
-                except IntentRejected:
-                    continue
-                fill = match(order, price, self.costs, symbol_rules.step_size, resting=True)
-                if fill is None:
-                    continue
-                outcome = fill_outcome(intent, cid, order, fill, now)
-                self.store.queue_finalize(
-                    pipe,
-                    cid,
-                    outcome.report,
-                    position_qty=outcome.position_qty,
-                    quote_amount=outcome.quote_amount,
-                    now_ms=now,
-                    balance_check=outcome.balance_check,
-                    balance_deltas=outcome.balance_deltas,
-                    rejection=outcome.rejection,
-                )
-                queued.append((cid, intent))
-                filled += 1
-            replies = await pipe.execute() if filled else []
+        endings: list[Ending] = []
+        for cid, intent in intents:
+            price, symbol_rules = prices.get(intent.symbol), rules.get(intent.symbol)
+            if price is None or symbol_rules is None:
+                continue
+            try:
+                order = prepare(intent, symbol_rules, price)
+            except IntentRejected:
+                continue
+            fill = match(order, price, self.costs, symbol_rules.step_size, resting=True)
+            if fill is None:
+                continue
+            endings.append(ending_of(cid, fill_outcome(intent, cid, order, fill, now)))
+            queued.append((cid, intent))
+        completions = await self.store.finalize_many(endings, now)
+        filled = len(queued)
         halts = []
-        for (_cid, intent), reply in zip(queued, replies, strict=True):
-            completion = self.store.parse_completion(reply)
+        for (_cid, intent), completion in zip(queued, completions, strict=True):
             if completion.outcome == "done":
                 self.processor.figures.reports += 1
             if completion.halt_reason:

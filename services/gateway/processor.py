@@ -24,11 +24,12 @@ from decimal import Decimal
 from typing import Any, Protocol
 
 from services.gateway import rails as rails_mod
-from services.gateway.orders import FINAL, RecordStatus, rejection
+from services.gateway.orders import FINAL, RecordField, RecordStatus, rejection
 from services.gateway.rails import Rails, static_rail_violation
+from services.gateway.risk_state import Position
 from services.gateway.rules_cache import RulesCache
 from services.gateway.sizing import IntentRejected, PreparedOrder, prepare
-from services.gateway.store import GatewayStore
+from services.gateway.store import Ending, GatewayStore, TradeEntry
 from shared import keys
 from shared.binance.rules import SymbolRules
 from shared.bots import client_order_id
@@ -38,9 +39,11 @@ from shared.messages import (
     ExecutionReport,
     MessageDecodeError,
     OrderIntent,
+    Side,
     decode_as,
     encode_json,
 )
+from shared.money import AmountOutOfRange, to_units, to_units_ceiling
 from shared.redis import now_ms
 from shared.streams import dead_letter, publish_nowait
 
@@ -143,7 +146,10 @@ class Processor:
 
         cids = list(batch)
         symbols = {batch[cid][0].symbol for cid in cids}
-        records, prices = await self.store.records_and_prices(cids, sorted(symbols))
+        sells = [(i.bot_id, i.symbol) for i, _d, _e in batch.values() if i.side is Side.SELL]
+        records, prices, positions = await self.store.records_and_prices(
+            cids, sorted(symbols), sells
+        )
         rules = await self.rules.get_many(symbols)
         now = now_ms()
 
@@ -162,7 +168,7 @@ class Processor:
             symbol_rules = rules.get(intent.symbol)
             price = prices.get(intent.symbol)
             try:
-                order: PreparedOrder | None = prepare(intent, symbol_rules, price)
+                order: PreparedOrder | None = check_range(prepare(intent, symbol_rules, price))
             except IntentRejected as exc:
                 if not status:
                     refused.append((cid, exc.reason, "invalid"))
@@ -178,7 +184,8 @@ class Processor:
 
         immediate = getattr(self.executor, "immediate", None)
         if new and immediate is not None:
-            new = await self._trade(new, batch, rules, prices, immediate, now)
+            new, moved = await self._trade(new, batch, rules, prices, positions, immediate, now)
+            jobs += moved
         if new:
             async with self.redis.pipeline(transaction=False) as pipe:
                 for cid, order, verdict in new:
@@ -269,16 +276,20 @@ class Processor:
         batch: dict[str, tuple[OrderIntent, bytes, list[Any]]],
         rules: dict[str, SymbolRules | None],
         prices: dict[str, Decimal | None],
+        positions: dict[tuple[str, str], Position],
         immediate: Any,
         now: int,
-    ) -> list[tuple[str, PreparedOrder, str]]:
+    ) -> tuple[list[tuple[str, PreparedOrder, str]], list[Job]]:
         """The fast path for outcomes known before admission (paper fills, expiries):
         one ``trade.lua`` call for the whole batch admits, completes and acknowledges each
-        intent (atomically for the batch). Returns
-        the intents that still need the two-step path (orders that will rest)."""
+        intent (atomically for the batch). Returns the intents that still need the
+        two-step path (orders that will rest), and the admitted sells whose position moved
+        before their completion (they complete as jobs, with the position read again)."""
         rest: list[tuple[str, PreparedOrder, str]] = []
+        moved: list[Job] = []
         traded: list[tuple[str, Outcome]] = []
-        items: list[tuple[list[str], list[Any]]] = []
+        items: list[TradeEntry] = []
+        by_cid: dict[str, Job] = {}
         for cid, order, verdict in new:
             intent, raw, entry_ids = batch[cid]
             job = Job(intent, cid, order, rules.get(intent.symbol), prices.get(intent.symbol))
@@ -307,9 +318,10 @@ class Processor:
                 )
             )
             traded.append((cid, outcome))
+            by_cid[cid] = job
         if not traded:
-            return rest
-        replies = await self.store.trade_many(items, now)
+            return rest, moved
+        replies = await self.store.trade_many(items, now, positions)
         events: list[Event] = []
         async with self.redis.pipeline(transaction=False) as pipe:
             for (cid, outcome), reply in zip(traded, replies, strict=True):
@@ -324,6 +336,10 @@ class Processor:
                         events.append(halt_event(detail, intent, self.service, now))
                 elif what == "rejected":
                     self._note_refusal(pipe, intent, cid, detail, status, now)
+                elif what == "conflict":  # admitted; its figures are computed again
+                    job = by_cid[cid]
+                    job.record = {RecordField.STATUS.value: RecordStatus.ACCEPTED.value}
+                    moved.append(job)
                 else:
                     self.figures.duplicates += 1
                     if detail != "1":  # another instance holds it: our copy is redundant
@@ -332,43 +348,37 @@ class Processor:
                 publish_nowait(pipe, keys.EVENTS, event, maxlen=EVENTS_MAXLEN)
             if len(pipe):
                 await pipe.execute()
-        return rest
+        return rest, moved
 
     async def _execute(self, jobs: list[Job]) -> list[str]:
         """Run the jobs through the executor and record their outcomes; returns the
         client order ids whose entries may be acknowledged."""
         outcomes = await self.executor.execute_many(jobs)
         now = now_ms()
-        finished: list[tuple[Job, Outcome]] = []
+        resting: list[Job] = []
+        ending: list[tuple[Job, Outcome]] = []
         async with self.redis.pipeline(transaction=False) as pipe:
             for job, outcome in zip(jobs, outcomes, strict=True):
                 if outcome is None:
                     continue  # outcome unknown: the entry stays pending
                 if outcome.report.final:
-                    self.store.queue_finalize(
-                        pipe,
-                        job.cid,
-                        outcome.report,
-                        position_qty=outcome.position_qty,
-                        quote_amount=outcome.quote_amount,
-                        now_ms=now,
-                        balance_check=outcome.balance_check,
-                        balance_deltas=outcome.balance_deltas,
-                        rejection=outcome.rejection,
-                    )
+                    ending.append((job, outcome))
                 else:
                     self.store.queue_rest(pipe, job.cid, outcome.report, now)
-                finished.append((job, outcome))
-            replies = await pipe.execute() if finished else []
+                    resting.append(job)
+            if resting:
+                await pipe.execute()
+        for job in resting:
+            log.info("order.resting", cid=job.cid, intent_id=job.intent.intent_id)
+        completions = await self.store.finalize_many(
+            [ending_of(job.cid, outcome) for job, outcome in ending], now
+        )
         events: list[Event] = []
-        index = 0
-        for job, outcome in finished:
-            if not outcome.report.final:
-                index += 3  # hset, sadd, xadd
-                log.info("order.resting", cid=job.cid, intent_id=job.intent.intent_id)
-                continue
-            completion = self.store.parse_completion(replies[index])
-            index += 1
+        finished = [job.cid for job in resting]
+        for (job, outcome), completion in zip(ending, completions, strict=True):
+            if completion.outcome == "conflict":
+                continue  # its position kept moving: the entry stays pending
+            finished.append(job.cid)
             if completion.outcome == "done":
                 self.figures.reports += 1
                 if completion.status == RecordStatus.REJECTED:
@@ -387,7 +397,31 @@ class Processor:
                 for event in events:
                     publish_nowait(pipe, keys.EVENTS, event, maxlen=EVENTS_MAXLEN)
                 await pipe.execute()
-        return [job.cid for job, _outcome in finished]
+        return finished
+
+
+def ending_of(cid: str, outcome: Outcome) -> Ending:
+    """What ``finalize.lua`` records for an outcome."""
+    return Ending(
+        cid,
+        outcome.report,
+        position_qty=outcome.position_qty,
+        quote_amount=outcome.quote_amount,
+        balance_check=outcome.balance_check,
+        balance_deltas=outcome.balance_deltas,
+        rejection=outcome.rejection,
+    )
+
+
+def check_range(order: PreparedOrder) -> PreparedOrder:
+    """Refuse an order whose amounts the scripts cannot hold (shared/money.py)."""
+    try:
+        if order.quantity is not None:
+            to_units(order.quantity)
+        to_units_ceiling(order.notional)
+    except AmountOutOfRange as exc:
+        raise IntentRejected(str(exc)) from exc
+    return order
 
 
 def halt_event(reason: str, intent: OrderIntent | None, service: str, now: int) -> Event:

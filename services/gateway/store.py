@@ -3,52 +3,52 @@ and completion of an order atomic across gateway instances, and the reads around
 
 Every method takes a pipeline-able client; batch variants queue one script call per
 intent on one pipeline, so a batch costs one round trip per step, not per intent. The
-paper hot path goes further: ``records.lua`` reads a batch's records and prices and
-``trade.lua`` admits and completes a whole batch, each in one call (the per-call cost of
-EVALSHA in Redis and in redis-py was most of the CPU an intent cost).
+paper hot path goes further: ``records.lua`` reads a batch's records, prices and the
+positions its sells change, and ``trade.lua`` admits and completes a whole batch, each
+in one call (the per-call cost of EVALSHA in Redis and in redis-py was most of the CPU
+an intent cost).
+
+The scripts' constants and argument layouts come from :mod:`services.gateway.scripts`;
+money crosses into them as integer units (:mod:`shared.money`). A sell's cost and PnL
+are computed here (:func:`risk_state.sell_split`) from the position as read, and
+``finalize.lua`` refuses them if the position moved meanwhile (another instance, or an
+earlier intent of the batch that did not go as predicted): the position is read again
+and the figures recomputed, a bounded number of times.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
-import hashlib
 import time
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from decimal import Decimal
-from importlib import resources
 from typing import Any
 
 import msgspec
 
-from services.gateway.orders import record_status_for
+from services.gateway import risk_state, scripts
+from services.gateway.orders import RecordField, RecordStatus, record_status_for
 from services.gateway.paper import PaperFill
 from services.gateway.rails import RATE_WINDOW_S, Rails, rate_window
+from services.gateway.risk_state import EMPTY, Position, SellSplit
 from services.gateway.sizing import PreparedOrder
 from shared import keys
-from shared.bots import BotField
-from shared.messages import ExecutionReport, ExecutionStatus, OrderIntent, encode_json
+from shared.logging import get_logger
+from shared.messages import ExecutionReport, ExecutionStatus, OrderIntent, Side, encode_json
+from shared.money import to_units, to_units_ceiling
 from shared.streams import ensure_group
 
+log = get_logger(__name__)
 EXECUTIONS_MAXLEN = 100_000
 TRADE_CHUNK = 64  # intents per trade.lua call: amortises the call, bounds its duration
-# KEYS: order:{cid}, active set; ARGV: cid, intent json, mode, now ms, instance (rare path)
-_ADOPT = """
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], 'status', 'UNKNOWN', 'cid', ARGV[1], 'intent', ARGV[2],
-  'mode', ARGV[3], 'reserved', '0', 'opened', '0', 'created_at', ARGV[4],
-  'updated_at', ARGV[4], 'instance', ARGV[5], 'adopted', '1')
-redis.call('SADD', KEYS[2], ARGV[1])
-return 1
-"""
+CONFLICT_ATTEMPTS = 5  # reads and recomputations of a sell whose position keeps moving
 REASON_MARK = "@@REASON@@"
 _QUOTED_MARK = b'"@@REASON@@"'  # replaced in trade.lua by the refusal's reason
 _json = msgspec.json.Encoder()
-_msgpack = msgspec.msgpack.Encoder()  # trade.lua's batch: no escaping of the JSON inside
 ZERO = Decimal(0)
-
-
-def _lua(name: str) -> str:
-    return resources.files("services.gateway").joinpath("lua", name).read_text()
+PositionKey = tuple[str, str]  # (bot, symbol)
 
 
 def _text(value: Any) -> str:
@@ -77,9 +77,45 @@ class Admission:
 
 @dataclass(frozen=True, slots=True)
 class Completion:
-    outcome: str  # done | already | missing
+    outcome: str  # done | already | missing | conflict (the position kept moving)
     status: str = ""
     halt_reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Ending:
+    """What ``finalize.lua`` is asked to record for one order (amounts in Decimal)."""
+
+    cid: str
+    report: ExecutionReport
+    position_qty: Decimal = ZERO
+    quote_amount: Decimal = ZERO
+    balance_check: tuple[str, Decimal] | None = None
+    balance_deltas: dict[str, Decimal] | None = None
+    rejection: ExecutionReport | None = None
+    rejection_json: str = ""  # used instead of ``rejection`` when given (trade.lua)
+
+    @property
+    def position(self) -> PositionKey:
+        return self.report.bot_id, self.report.symbol
+
+    @property
+    def sells(self) -> bool:
+        """Takes base out of a position: its figures need the position as it is."""
+        return self.report.side is Side.SELL and self.position_qty > 0
+
+
+@dataclass(slots=True)
+class TradeEntry:
+    """One intent of a ``trade.lua`` batch, before its sell figures are computed."""
+
+    keys: list[str]
+    ids: list[str]
+    template: str
+    admit: scripts.AdmitArgs
+    ending: Ending
+    now_ms: int
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class GatewayStore:
@@ -95,16 +131,8 @@ class GatewayStore:
         self.active_key = keys.active_orders(mode)
         self.open_key = keys.open_orders(mode)
         self.balances_key = keys.balances(mode)
-        self._scripts = {
-            name: _lua(f"{name}.lua") for name in ("admit", "reject", "finalize", "records")
-        }
-        self._scripts["trade"] = "".join(
-            f"local function {name}(KEYS, ARGV)\n{self._scripts[name]}\nend\n"
-            for name in ("admit", "reject", "finalize")
-        ) + _lua("trade.lua")
-        self._sha = {
-            name: hashlib.sha1(text.encode()).hexdigest() for name, text in self._scripts.items()
-        }
+        self._scripts = scripts.build()
+        self._sha = {name: scripts.sha1(text) for name, text in self._scripts.items()}
 
     async def load_scripts(self) -> None:
         """SCRIPT LOAD every script (at start, and after NOSCRIPT: a restarted Redis).
@@ -115,8 +143,8 @@ class GatewayStore:
         for text in self._scripts.values():
             await self.redis.script_load(text)
 
-    def _call(self, pipe: Any, name: str, keys_: list[str], args: list[Any]) -> None:
-        pipe.evalsha(self._sha[name], len(keys_), *keys_, *args)
+    def _call(self, pipe: Any, name: str, keys_: list[str], args: scripts.Args) -> Any:
+        return pipe.evalsha(self._sha[name], len(keys_), *keys_, scripts.encode(args))
 
     # --- reads ------------------------------------------------------------------------
     async def records(self, cids: list[str]) -> list[dict[str, str]]:
@@ -127,18 +155,21 @@ class GatewayStore:
         return [{_text(k): _text(v) for k, v in row.items()} for row in rows]
 
     async def records_and_prices(
-        self, cids: list[str], symbols: list[str]
-    ) -> tuple[list[dict[str, str]], dict[str, Decimal | None]]:
-        """The order records (final and OPEN ones: only their status) and the symbols'
-        last prices, in one ``records.lua`` call."""
+        self, cids: list[str], symbols: list[str], positions: Sequence[PositionKey] = ()
+    ) -> tuple[list[dict[str, str]], dict[str, Decimal | None], dict[PositionKey, Position]]:
+        """The order records (final and OPEN ones: only their status), the symbols' last
+        prices and the given positions, in one ``records.lua`` call."""
+        wanted = list(dict.fromkeys(positions))
+        fields = [f for bot, symbol in wanted for f in risk_state.position_fields(bot, symbol)]
         reply = await self.redis.evalsha(
             self._sha["records"],
-            len(cids) + len(symbols),
+            len(cids) + len(symbols) + 1,
             *[keys.order(cid) for cid in cids],
             *[keys.price(s) for s in symbols],
-            len(cids),
+            keys.RISK_STATE,
+            scripts.encode(scripts.RecordsArgs(len(cids), len(symbols), fields)),
         )
-        rows, values = reply
+        rows, values, held = reply
         records: list[dict[str, str]] = []
         for row in rows:
             if not row:
@@ -146,7 +177,8 @@ class GatewayStore:
                 continue
             it = iter(row)
             records.append({_text(k): _text(v) for k, v in zip(it, it, strict=True)})
-        return records, _prices(symbols, values)
+        found = {pos: Position.parse(held[2 * i], held[2 * i + 1]) for i, pos in enumerate(wanted)}
+        return records, _prices(symbols, values), found
 
     async def record(self, cid: str) -> dict[str, str]:
         return (await self.records([cid]))[0]
@@ -155,6 +187,17 @@ class GatewayStore:
         if not symbols:
             return {}
         return _prices(symbols, await self.redis.mget([keys.price(s) for s in symbols]))
+
+    async def positions(self, wanted: Sequence[PositionKey]) -> dict[PositionKey, Position]:
+        """The positions as stored (one HMGET)."""
+        unique = list(dict.fromkeys(wanted))
+        if not unique:
+            return {}
+        fields = [f for bot, symbol in unique for f in risk_state.position_fields(bot, symbol)]
+        values = await self.redis.hmget(keys.RISK_STATE, fields)
+        return {
+            pos: Position.parse(values[2 * i], values[2 * i + 1]) for i, pos in enumerate(unique)
+        }
 
     # --- script calls, queued on a pipeline ----------------------------------------------
     def queue_admit(
@@ -168,11 +211,8 @@ class GatewayStore:
         rails: Rails,
         now_ms: int,
     ) -> None:
-        self._call(
-            pipe,
-            "admit",
-            *self._admit_call(intent, intent_json, cid, order, rail_verdict, rails, now_ms),
-        )
+        keys_, args = self._admit_call(intent, intent_json, cid, order, rail_verdict, rails, now_ms)
+        self._call(pipe, "admit", keys_, args)
 
     def _admit_call(
         self,
@@ -183,39 +223,41 @@ class GatewayStore:
         rail_verdict: str,
         rails: Rails,
         now_ms: int,
-    ) -> tuple[list[str], list[Any]]:
+    ) -> tuple[list[str], scripts.AdmitArgs]:
         window = rate_window(now_ms)
+        qty_field, _cost_field = risk_state.position_fields(intent.bot_id, intent.symbol)
         return (
-            [
-                keys.order(cid),
-                keys.bot(intent.bot_id),
-                keys.RISK_LIMITS,
-                keys.RISK_HALT,
-                keys.RISK_STATE,
-                keys.bot_rate(intent.bot_id, window),
-                keys.fleet_rate(window),
-                self.active_key,
-            ],
-            [  # all text: trade.lua receives them inside one JSON array
-                cid,
-                intent_json.decode(),
-                str(intent.epoch),
-                intent.side.value,
-                "1" if intent.is_exit else "0",
-                intent.symbol,
-                intent.bot_id,
-                str(order.quantity) if order.quantity is not None else "",
-                str(order.notional),
-                rail_verdict,
-                str(rails.bot_orders_per_window),
-                str(rails.fleet_orders_per_window),
-                str(RATE_WINDOW_S * 2),
-                str(now_ms),
-                self.mode,
-                self.instance,
-                BotField.EPOCH.value,
-                utc_day(now_ms),
-            ],
+            scripts.keys_of(
+                scripts.ADMIT_KEYS,
+                order=keys.order(cid),
+                bot=keys.bot(intent.bot_id),
+                risk_limits=keys.RISK_LIMITS,
+                risk_halt=keys.RISK_HALT,
+                risk_state=keys.RISK_STATE,
+                bot_rate=keys.bot_rate(intent.bot_id, window),
+                fleet_rate=keys.fleet_rate(window),
+                active=self.active_key,
+            ),
+            scripts.AdmitArgs(
+                cid=cid,
+                intent=intent_json.decode(),
+                epoch=intent.epoch,
+                side=intent.side.value,
+                is_exit=intent.is_exit,
+                symbol=intent.symbol,
+                qty=str(to_units(order.quantity)) if order.quantity is not None else "",
+                notional=str(to_units_ceiling(order.notional)),
+                rail_verdict=rail_verdict,
+                bot_limit=rails.bot_orders_per_window,
+                fleet_limit=rails.fleet_orders_per_window,
+                counter_ttl=RATE_WINDOW_S * 2,
+                now=str(now_ms),
+                mode=self.mode,
+                instance=self.instance,
+                pos_qty_field=qty_field,
+                symbol_exposure_field=risk_state.symbol_exposure_field(intent.symbol),
+                day_field=risk_state.day_field(utc_day(now_ms)),
+            ),
         )
 
     @staticmethod
@@ -238,98 +280,148 @@ class GatewayStore:
         self._call(
             pipe,
             "reject",
-            [keys.order(cid), keys.EXECUTIONS],
-            args=[
-                cid,
-                intent_json,
-                report.TYPE,
-                encode_json(report),
-                now_ms,
-                self.mode,
-                self.instance,
-                report.reason,
-                EXECUTIONS_MAXLEN,
-            ],
-        )
-
-    def queue_finalize(
-        self,
-        pipe: Any,
-        cid: str,
-        report: ExecutionReport,
-        *,
-        position_qty: Decimal,
-        quote_amount: Decimal,
-        now_ms: int,
-        balance_check: tuple[str, Decimal] | None = None,
-        balance_deltas: dict[str, Decimal] | None = None,
-        rejection: ExecutionReport | None = None,
-    ) -> None:
-        """Queue ``finalize.lua``: report + final record + risk figures (+ paper balances)."""
-        self._call(
-            pipe,
-            "finalize",
-            *self._finalize_call(
-                cid,
-                report,
-                position_qty=position_qty,
-                quote_amount=quote_amount,
-                now_ms=now_ms,
-                balance_check=balance_check,
-                balance_deltas=balance_deltas,
-                rejection=rejection,
+            scripts.keys_of(scripts.REJECT_KEYS, order=keys.order(cid), executions=keys.EXECUTIONS),
+            scripts.RejectArgs(
+                cid=cid,
+                intent=intent_json.decode(),
+                report_type=report.TYPE,
+                report=encode_json(report).decode(),
+                now=str(now_ms),
+                mode=self.mode,
+                instance=self.instance,
+                reason=report.reason,
+                maxlen=EXECUTIONS_MAXLEN,
             ),
         )
 
-    def _finalize_call(
-        self,
-        cid: str,
-        report: ExecutionReport,
-        *,
-        position_qty: Decimal,
-        quote_amount: Decimal,
-        now_ms: int,
-        balance_check: tuple[str, Decimal] | None = None,
-        balance_deltas: dict[str, Decimal] | None = None,
-        rejection: ExecutionReport | None = None,
-    ) -> tuple[list[str], list[Any]]:
-        deltas = balance_deltas or {}
-        flat: list[str] = []
-        for asset, delta in deltas.items():
-            flat += [asset, str(delta)]
-        return (
-            [
-                keys.order(cid),
-                keys.RISK_LIMITS,
-                keys.RISK_HALT,
-                keys.RISK_STATE,
-                keys.EXECUTIONS,
-                self.active_key,
-                self.open_key,
-                self.balances_key,
-            ],
-            [
-                _record_final_status(report),
-                report.TYPE,
-                encode_json(report).decode(),
-                report.side.value,
-                report.symbol,
-                report.bot_id,
-                str(position_qty),
-                str(quote_amount),
-                utc_day(now_ms),
-                str(now_ms),
-                str(EXECUTIONS_MAXLEN),
-                cid,
-                balance_check[0] if balance_check else "",
-                str(balance_check[1]) if balance_check else "0",
-                encode_json(rejection).decode() if rejection is not None else "",
-                str(len(deltas)),
-                str(self.equity_base),
-                *flat,
-            ],
+    # --- completion ------------------------------------------------------------------------
+    def _finalize_keys(self, cid: str) -> list[str]:
+        return scripts.keys_of(
+            scripts.FINALIZE_KEYS,
+            order=keys.order(cid),
+            risk_limits=keys.RISK_LIMITS,
+            risk_halt=keys.RISK_HALT,
+            risk_state=keys.RISK_STATE,
+            executions=keys.EXECUTIONS,
+            active=self.active_key,
+            open=self.open_key,
+            balances=self.balances_key,
         )
 
+    def _finalize_args(
+        self, ending: Ending, now_ms: int, position: Position, split: SellSplit | None
+    ) -> scripts.FinalizeArgs:
+        report = ending.report
+        qty_field, cost_field = risk_state.position_fields(report.bot_id, report.symbol)
+        check = ending.balance_check
+        expect_qty, expect_cost = position.expect() if split is not None else ("", "")
+        rejection = ending.rejection_json or (
+            encode_json(ending.rejection).decode() if ending.rejection is not None else ""
+        )
+        return scripts.FinalizeArgs(
+            status=record_status_for(report).value,
+            report_type=report.TYPE,
+            report=encode_json(report).decode(),
+            side=report.side.value,
+            qty=str(to_units(ending.position_qty)),
+            quote=str(to_units(ending.quote_amount)),
+            now=str(now_ms),
+            maxlen=EXECUTIONS_MAXLEN,
+            cid=ending.cid,
+            check_field=_free(check[0]) if check else "",
+            check_needed=str(to_units(check[1])) if check else "0",
+            rejection=rejection,
+            deltas=[(_free(a), str(to_units(d))) for a, d in (ending.balance_deltas or {}).items()],
+            symbol_exposure_field=risk_state.symbol_exposure_field(report.symbol),
+            pos_qty_field=qty_field,
+            pos_cost_field=cost_field,
+            day_field=risk_state.day_field(utc_day(now_ms)),
+            sell=split is not None,
+            expect_qty=expect_qty,
+            expect_cost=expect_cost,
+            sold=str(split.sold) if split else "0",
+            cost_out=str(split.cost_out) if split else "0",
+            realized=str(split.realized) if split else "0",
+            closes=split.closes if split else False,
+        )
+
+    @staticmethod
+    def _predict(
+        positions: dict[PositionKey, Position], ending: Ending
+    ) -> tuple[Position, SellSplit | None]:
+        """The position ``ending`` starts from (as predicted from the read and the endings
+        before it) and its sell figures; advances the prediction past it."""
+        key = ending.position
+        before = positions.get(key, EMPTY)
+        split = None
+        qty = to_units(ending.position_qty)
+        if ending.sells:
+            split = risk_state.sell_split(before, qty, to_units(ending.quote_amount))
+            positions[key] = split.after(before)
+        elif ending.report.side is Side.BUY and qty > 0:
+            quote = to_units(ending.quote_amount)
+            positions[key] = Position((before.qty or 0) + qty, (before.cost or 0) + quote)
+        return before, split
+
+    async def finalize_many(self, endings: Sequence[Ending], now_ms: int) -> list[Completion]:
+        """Run ``finalize.lua`` for each ending (one round trip; sells whose position
+        moved are read again and recomputed, at most ``CONFLICT_ATTEMPTS`` times)."""
+        if not endings:
+            return []
+        results: list[Completion | None] = [None] * len(endings)
+        todo = list(range(len(endings)))
+        for attempt in range(CONFLICT_ATTEMPTS):
+            positions = await self.positions(
+                [endings[i].position for i in todo if endings[i].sells]
+            )
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for i in todo:
+                    before, split = self._predict(positions, endings[i])
+                    self._call(
+                        pipe,
+                        "finalize",
+                        self._finalize_keys(endings[i].cid),
+                        self._finalize_args(endings[i], now_ms, before, split),
+                    )
+                replies = await pipe.execute()
+            retry: list[int] = []
+            for i, reply in zip(todo, replies, strict=True):
+                parts = [_text(p) for p in reply]
+                if parts[0] == "conflict":
+                    retry.append(i)
+                    continue
+                results[i] = await self._completion(parts)
+            if not retry:
+                break
+            todo = retry
+            log.info(
+                "finalize.position_moved", cids=[endings[i].cid for i in retry], attempt=attempt
+            )
+            await asyncio.sleep(0.002 * 2**attempt)
+        return [r if r is not None else Completion("conflict") for r in results]
+
+    async def _completion(self, parts: list[str]) -> Completion:
+        if parts[0] == "done":
+            halt = parts[2] or await self._drawdown_halt(parts[3], parts[4], parts[5])
+            return Completion("done", status=parts[1], halt_reason=halt)
+        if parts[0] == "already":
+            return Completion("already", status=parts[1])
+        return Completion("missing")
+
+    async def _drawdown_halt(self, total: str, peak: str, limit: str) -> str:
+        """Set ``risk:halt`` if the drawdown is past its limit and no halt is set; returns
+        the reason when this call set it (the caller emits the event).
+
+        Judged after the figures are written (a quotient has no exact Lua form); the
+        figures stay, so a crash in between is caught by the next sell's check."""
+        if not total:
+            return ""
+        reason = risk_state.drawdown_breach(total, peak, limit, self.equity_base)
+        if reason is None:
+            return ""
+        return reason if await self.redis.set(keys.RISK_HALT, reason, nx=True) else ""
+
+    # --- the paper fast path -----------------------------------------------------------
     def trade_item(
         self,
         entry_ids: list[Any],
@@ -347,24 +439,14 @@ class GatewayStore:
         balance_check: tuple[str, Decimal] | None,
         balance_deltas: dict[str, Decimal] | None,
         rejection_reason: str | None,
-    ) -> tuple[list[str], list[Any]]:
-        """One intent of a ``trade.lua`` batch: its 3 own keys and its item.
+    ) -> TradeEntry:
+        """One intent of a ``trade.lua`` batch: its own keys and arguments.
 
         The refusal template is this intent's REJECTED report with the reason left as a
         mark (Lua quotes a refusal's reason into it); a failed balance check's report is
         the same template with ``rejection_reason``, so one report is encoded, not two."""
         akeys, aargs = self._admit_call(
             intent, intent_json, cid, order, rail_verdict, rails, now_ms
-        )
-        _fkeys, fargs = self._finalize_call(
-            cid,
-            report,
-            position_qty=position_qty,
-            quote_amount=quote_amount,
-            now_ms=now_ms,
-            balance_check=balance_check,
-            balance_deltas=balance_deltas,
-            rejection=None,
         )
         template = encode_json(
             msgspec.structs.replace(
@@ -379,65 +461,95 @@ class GatewayStore:
                 fills=(),
             )
         )
-        if rejection_reason is not None:
-            fargs[14] = template.replace(_QUOTED_MARK, _json.encode(rejection_reason)).decode()
-        return (
-            [akeys[0], akeys[1], akeys[5]],
-            [
-                [_text(i) for i in entry_ids],
-                template.decode(),
-                aargs,
-                fargs,
-            ],
+        rejection_json = (
+            template.replace(_QUOTED_MARK, _json.encode(rejection_reason)).decode()
+            if rejection_reason is not None
+            else ""
+        )
+        return TradeEntry(
+            keys=[akeys[scripts.ADMIT_KEYS.index(name)] for name in scripts.TRADE_ITEM_KEYS],
+            ids=[_text(i) for i in entry_ids],
+            template=template.decode(),
+            admit=aargs,
+            ending=Ending(
+                cid,
+                report,
+                position_qty=position_qty,
+                quote_amount=quote_amount,
+                balance_check=balance_check,
+                balance_deltas=balance_deltas,
+                rejection_json=rejection_json,
+            ),
+            now_ms=now_ms,
         )
 
     async def trade_many(
-        self, items: list[tuple[list[str], list[Any]]], now_ms: int
+        self,
+        entries: list[TradeEntry],
+        now_ms: int,
+        positions: dict[PositionKey, Position],
     ) -> list[tuple[str, str, str]]:
         """Run ``trade.lua`` for a batch of :meth:`trade_item` results, one call per
         ``TRADE_CHUNK`` intents (each call atomic; all calls in one round trip): per intent
-        (``done`` | ``rejected`` | ``exists``, status or kind, halt reason or reason or
-        acked flag). Chunks bound how long one call holds Redis (~5 ms for 64)."""
-        if not items:
+        (``done`` | ``rejected`` | ``exists`` | ``conflict``, status or kind, halt reason or
+        reason or acked flag). ``positions``: the batch's sell positions as read; each
+        sell's figures are computed from them and the intents before it. Chunks bound how
+        long one call holds Redis (~5 ms for 64)."""
+        if not entries:
             return []
-        shared = [
-            keys.RISK_LIMITS,
-            keys.RISK_HALT,
-            keys.RISK_STATE,
-            keys.fleet_rate(rate_window(now_ms)),
-            self.active_key,
-            keys.EXECUTIONS,
-            self.open_key,
-            self.balances_key,
-            keys.ORDER_INTENTS,
-        ]
+        predicted = dict(positions)
+        shared = scripts.keys_of(
+            scripts.TRADE_KEYS,
+            risk_limits=keys.RISK_LIMITS,
+            risk_halt=keys.RISK_HALT,
+            risk_state=keys.RISK_STATE,
+            fleet_rate=keys.fleet_rate(rate_window(now_ms)),
+            active=self.active_key,
+            executions=keys.EXECUTIONS,
+            open=self.open_key,
+            balances=self.balances_key,
+            intents=keys.ORDER_INTENTS,
+        )
         async with self.redis.pipeline(transaction=False) as pipe:
-            for start in range(0, len(items), TRADE_CHUNK):
-                chunk = items[start : start + TRADE_CHUNK]
+            for start in range(0, len(entries), TRADE_CHUNK):
+                chunk = entries[start : start + TRADE_CHUNK]
                 own: list[str] = []
-                for item_keys, _item in chunk:
-                    own += item_keys
-                payload = _msgpack.encode(
-                    [keys.GATEWAY_GROUP, ExecutionReport.TYPE, [item for _keys, item in chunk]]
+                items: list[scripts.TradeItem] = []
+                for entry in chunk:
+                    own += entry.keys
+                    before, split = self._predict(predicted, entry.ending)
+                    items.append(
+                        scripts.TradeItem(
+                            ids=entry.ids,
+                            template=entry.template,
+                            admit=entry.admit,
+                            finalize=self._finalize_args(entry.ending, entry.now_ms, before, split),
+                        )
+                    )
+                payload = scripts.TradeArgs(
+                    group=keys.GATEWAY_GROUP,
+                    report_type=ExecutionReport.TYPE,
+                    reason_mark=_QUOTED_MARK.decode(),
+                    items=items,
                 )
-                pipe.evalsha(self._sha["trade"], len(shared) + len(own), *shared, *own, payload)
+                self._call(pipe, "trade", shared + own, payload)
             replies = await pipe.execute()
-        return [self.parse_trade(reply) for chunk in replies for reply in chunk]
-
-    @staticmethod
-    def parse_trade(reply: Any) -> tuple[str, str, str]:
-        """(``done`` | ``rejected`` | ``exists``, status or kind, halt reason or reason)."""
-        parts = [_text(p) for p in reply]
-        return parts[0], parts[1], parts[2] if len(parts) > 2 else ""
-
-    @staticmethod
-    def parse_completion(reply: Any) -> Completion:
-        parts = [_text(p) for p in reply]
-        if parts[0] == "done":
-            return Completion("done", status=parts[1], halt_reason=parts[2])
-        if parts[0] == "already":
-            return Completion("already", status=parts[1])
-        return Completion("missing")
+        out: list[tuple[str, str, str]] = []
+        for chunk_reply in replies:
+            for reply in chunk_reply:
+                parts = [_text(p) for p in reply]
+                if parts[0] == "done":
+                    completion = await self._completion(parts)
+                    out.append(("done", completion.status, completion.halt_reason))
+                else:
+                    out.append(
+                        (
+                            parts[0],
+                            parts[1] if len(parts) > 1 else "",
+                            parts[2] if len(parts) > 2 else "",
+                        )
+                    )
+        return out
 
     # --- simple transitions (one gateway works on an admitted order at a time) -----------
     def queue_rest(self, pipe: Any, cid: str, report: ExecutionReport, now_ms: int) -> None:
@@ -445,10 +557,10 @@ class GatewayStore:
         pipe.hset(
             keys.order(cid),
             mapping={
-                "status": "OPEN",
-                "updated_at": now_ms,
+                RecordField.STATUS: RecordStatus.OPEN,
+                RecordField.UPDATED_AT: now_ms,
                 **(
-                    {"exchange_order_id": report.exchange_order_id}
+                    {RecordField.EXCHANGE_ORDER_ID: report.exchange_order_id}
                     if report.exchange_order_id is not None
                     else {}
                 ),
@@ -486,16 +598,19 @@ class GatewayStore:
     async def adopt(self, cid: str, intent_json: bytes, now_ms: int) -> bool:
         """Recreate a lost record for an order found on the exchange (status UNKNOWN, no
         reservation); False if a record exists after all."""
-        created = await self.redis.eval(
-            _ADOPT,
-            2,
-            keys.order(cid),
-            self.active_key,
-            cid,
-            intent_json,
-            self.mode,
-            now_ms,
-            self.instance,
+        created = await self.redis.evalsha(
+            self._sha["adopt"],
+            len(scripts.ADOPT_KEYS),
+            *scripts.keys_of(scripts.ADOPT_KEYS, order=keys.order(cid), active=self.active_key),
+            scripts.encode(
+                scripts.AdoptArgs(
+                    cid=cid,
+                    intent=intent_json.decode(),
+                    mode=self.mode,
+                    now=str(now_ms),
+                    instance=self.instance,
+                )
+            ),
         )
         return bool(created)
 
@@ -509,11 +624,12 @@ class GatewayStore:
         return sorted(_text(m) for m in await self.redis.smembers(self.open_key))
 
     async def seed_paper_balances(self, balances: dict[str, Decimal]) -> None:
-        """Initial paper balances, only for assets that have none yet."""
+        """Initial paper balances (integer units, as ``finalize.lua`` changes them), only
+        for assets that have none yet."""
         async with self.redis.pipeline(transaction=False) as pipe:
             for asset, amount in balances.items():
-                pipe.hsetnx(self.balances_key, f"{asset}:free", str(amount))
-                pipe.hsetnx(self.balances_key, f"{asset}:locked", "0")
+                pipe.hsetnx(self.balances_key, _free(asset), str(to_units(amount)))
+                pipe.hsetnx(self.balances_key, _locked(asset), "0")
             await pipe.execute()
 
 
@@ -527,8 +643,13 @@ def _prices(symbols: list[str], values: list[Any]) -> dict[str, Decimal | None]:
     return result
 
 
-def _record_final_status(report: ExecutionReport) -> str:
-    return record_status_for(report).value
+def _free(asset: str) -> str:
+    """The ``balances:{mode}`` field of an asset's free amount (as the venue names it)."""
+    return f"{asset}:free"
+
+
+def _locked(asset: str) -> str:
+    return f"{asset}:locked"
 
 
 def fill_amounts(side_is_buy: bool, fill: PaperFill) -> tuple[Decimal, Decimal]:

@@ -2,18 +2,16 @@
 -- Only for an intent that was never admitted: if a record exists (final, or admitted by
 -- another instance) nothing is written.
 --
--- KEYS: 1 order:{cid}  2 stream:executions
--- ARGV: 1 cid  2 intent json  3 report type  4 report json  5 now ms  6 mode  7 instance
---       8 reason  9 executions maxlen
+-- Keys (k_*) and arguments: REJECT_KEYS and RejectArgs in services/gateway/scripts.py.
 -- Returns {'rejected'} | {'exists', status}
 
-local status = redis.call('HGET', KEYS[1], 'status')
+local status = redis.call('HGET', k_order, REC.STATUS)
 if status then
   return {'exists', status}
 end
-local entry = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[9], '*', 'type', ARGV[3],
-  'data', ARGV[4])
-redis.call('HSET', KEYS[1], 'status', 'REJECTED', 'cid', ARGV[1], 'intent', ARGV[2],
-  'mode', ARGV[6], 'reason', ARGV[8], 'report', ARGV[4], 'report_id', entry,
-  'created_at', ARGV[5], 'updated_at', ARGV[5], 'instance', ARGV[7])
+local entry = redis.call('XADD', k_executions, 'MAXLEN', '~', maxlen, '*', 'type',
+  report_type, 'data', report)
+redis.call('HSET', k_order, REC.STATUS, ST.REJECTED, REC.CID, cid, REC.INTENT, intent,
+  REC.MODE, mode, REC.REASON, reason, REC.REPORT, report, REC.REPORT_ID, entry,
+  REC.CREATED_AT, now, REC.UPDATED_AT, now, REC.INSTANCE, instance)
 return {'rejected'}

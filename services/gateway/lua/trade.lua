@@ -2,21 +2,15 @@
 -- (a paper fill, expiry or refusal): admit, then refuse or complete; then one XACK for
 -- the batch. One atomic call per batch (not per intent): the per-call cost of EVALSHA,
 -- argument parsing and the reply, in Redis and in the gateway, is paid once.
--- The bodies of admit.lua, reject.lua and finalize.lua are prepended by store.py as
--- local functions admit(KEYS, ARGV), reject(KEYS, ARGV), finalize(KEYS, ARGV).
 --
--- KEYS: 1 risk:limits  2 risk:halt  3 risk:state  4 fleet rate counter  5 active set
---       6 stream:executions  7 open set  8 balances  9 stream:order-intents
---       then per intent i (from 10 + 3 * (i - 1)): order:{cid}, bot:{id}, bot rate counter
--- ARGV: 1 one MessagePack array (cheaper to send than ~40 arguments per intent, and
---       cheaper than JSON to encode and decode: the report JSON inside needs no escaping):
---       [group, report type, [per intent: [[entry ids], refusal report template
---        (reason "@@REASON@@"), [admit.lua's 18 args], [finalize.lua's args]]]]
--- Returns per intent {'done', status, halt} | {'rejected', kind, reason}
---   | {'exists', status, acked}
+-- services/gateway/scripts.py puts above this body: admit(K, A), reject(K, A) and
+-- finalize(K, A) (the bodies of admit.lua, reject.lua, finalize.lua), K (the keys by
+-- name: TRADE_KEYS, and per intent TRADE_ITEM_KEYS set by item_keys(base)), P (the
+-- TradeArgs: group, report_type, reason_mark, items), and named_*/array_* converters of the Structs.
+-- Returns per intent {'done', status, halt, realized_total, realized_peak, drawdown limit}
+--   | {'rejected', kind, reason} | {'exists', status, acked} | {'conflict'} (a sell whose
+--   position changed since its figures were computed: admitted, left for the caller)
 
-local p = cmsgpack.unpack(ARGV[1])
-local group, report_type, items = p[1], p[2], p[3]
 local to_ack = {}
 
 local function ack(ids)
@@ -24,15 +18,12 @@ local function ack(ids)
 end
 
 local function one(i, item)
-  local ids, template, aargv, fargv = item[1], item[2], item[3], item[4]
-  local base = 9 + 3 * (i - 1)
-  local order, bot, bot_rate = KEYS[base + 1], KEYS[base + 2], KEYS[base + 3]
-  local akeys = {order, bot, KEYS[1], KEYS[2], KEYS[3], bot_rate, KEYS[4], KEYS[5]}
-  local a = admit(akeys, aargv)
+  item_keys(SHARED_KEYS + ITEM_KEYS * (i - 1))
+  local a = admit(K, item.admit)
   if a[1] == 'exists' then
     local st = a[2]
-    if st == 'FILLED' or st == 'CANCELED' or st == 'EXPIRED' or st == 'REJECTED' or st == 'OPEN' then
-      ack(ids)
+    if FINAL[st] or st == ST.OPEN then
+      ack(item.ids)
       return {'exists', st, '1'}
     end
     return {'exists', st, '0'}
@@ -40,21 +31,24 @@ local function one(i, item)
   if a[1] == 'reject' then
     local reason = a[3]
     local quoted = string.gsub(cjson.encode(reason), '%%', '%%%%')
-    local report = string.gsub(template, '"@@REASON@@"', quoted)
-    reject({order, KEYS[6]}, {aargv[1], aargv[2], report_type, report, aargv[14], aargv[15],
-      aargv[16], reason, fargv[11]})
-    ack(ids)
+    local report = string.gsub(item.template, string.gsub(P.reason_mark, '%p', '%%%0'), quoted)
+    local adm = named_AdmitArgs(item.admit)
+    reject(K, array_RejectArgs({cid = adm.cid, intent = adm.intent,
+      report_type = P.report_type, report = report, now = adm.now, mode = adm.mode,
+      instance = adm.instance, reason = reason, maxlen = named_FinalizeArgs(item.finalize).maxlen}))
+    ack(item.ids)
     return {'rejected', a[2], reason}
   end
-  local f = finalize({order, KEYS[1], KEYS[2], KEYS[3], KEYS[6], KEYS[5], KEYS[7], KEYS[8]},
-    fargv)
-  ack(ids)
-  return {'done', f[2] or '', f[3] or ''}
+  local f = finalize(K, item.finalize)
+  if f[1] == 'conflict' then return f end
+  ack(item.ids)
+  f[1] = 'done'
+  return f
 end
 
 local results = {}
-for i, item in ipairs(items) do results[i] = one(i, item) end
+for i, item in ipairs(P.items) do results[i] = one(i, named_TradeItem(item)) end
 for start = 1, #to_ack, 1000 do
-  redis.call('XACK', KEYS[9], group, unpack(to_ack, start, math.min(start + 999, #to_ack)))
+  redis.call('XACK', K.intents, P.group, unpack(to_ack, start, math.min(start + 999, #to_ack)))
 end
 return results

@@ -13,6 +13,7 @@ import redis as sync_redis
 from shared import keys
 from shared.binance.rules import rules_to_json
 from shared.messages import ExecutionReport, ExecutionStatus, decode, encode
+from shared.money import from_units
 from tests.integration.gateway.helpers import BTC, ETH, intent
 from tests.support.processes import BotfleetProcess
 
@@ -80,7 +81,7 @@ def test_killed_gateway_is_taken_over_and_every_intent_ends_once(
     assert all(len(v) == 1 for v in finals.values()), "an intent was reported twice"
     filled = sum(1 for v in finals.values() if v[0].status is ExecutionStatus.FILLED)
     assert filled == N
-    btc = Decimal(r.hget(keys.balances("paper"), "BTC:free").decode())
+    btc = from_units(r.hget(keys.balances("paper"), "BTC:free"))
     assert btc == Decimal("0.001") * N  # one fill per intent, no more
     assert r.xpending(keys.ORDER_INTENTS, keys.GATEWAY_GROUP)["pending"] == 0
     assert done_by_first < N  # the second instance really took over work

@@ -11,6 +11,7 @@ from services.gateway.rails import Rails
 from shared import keys
 from shared.bots import BotField, client_order_id
 from shared.messages import ExecutionStatus, OrderType, Side
+from shared.money import from_units
 from shared.streams import ensure_group
 from tests.integration.gateway.helpers import (
     events,
@@ -33,10 +34,10 @@ async def test_market_buy_fills_with_slippage_and_fee_and_moves_paper_balances(r
     assert report.executed_qty == Decimal("0.01000")
     assert report.commission == Decimal("0.50050000")  # 0.1 % taker fee in USDT
     balances = await redis.hgetall(keys.balances("paper"))
-    assert Decimal(balances[b"BTC:free"].decode()) == Decimal("0.01")
-    assert Decimal(balances[b"USDT:free"].decode()) == Decimal(100_000) - Decimal(
-        "500.5"
-    ) - Decimal("0.5005")
+    assert from_units(balances[b"BTC:free"]) == Decimal("0.01")
+    assert from_units(balances[b"USDT:free"]) == Decimal(100_000) - Decimal("500.5") - Decimal(
+        "0.5005"
+    )
     record = await redis.hgetall(keys.order(client_order_id(report.intent_id)))
     assert record[b"status"] == b"FILLED"
 
@@ -50,7 +51,7 @@ async def test_redelivered_intent_places_one_order_and_publishes_one_report(redi
     finals = await final_reports(redis)
     assert [len(v) for v in finals.values()] == [1]
     balances = await redis.hgetall(keys.balances("paper"))
-    assert Decimal(balances[b"BTC:free"].decode()) == Decimal("0.01")
+    assert from_units(balances[b"BTC:free"]) == Decimal("0.01")
 
 
 async def test_two_instances_racing_on_one_intent_place_it_once(redis: Any) -> None:
@@ -65,7 +66,7 @@ async def test_two_instances_racing_on_one_intent_place_it_once(redis: Any) -> N
     finals = await final_reports(redis)
     assert len(finals) == 50 and all(len(v) == 1 for v in finals.values())
     balances = await redis.hgetall(keys.balances("paper"))
-    assert Decimal(balances[b"BTC:free"].decode()) == Decimal("0.5")
+    assert from_units(balances[b"BTC:free"]) == Decimal("0.5")
 
 
 async def test_quantity_is_rounded_down_to_step_and_lot_size_failure_names_the_filter(
@@ -203,8 +204,8 @@ async def test_drawdown_of_fleet_equity_past_its_limit_halts_trading(redis: Any)
     halt = await redis.get(keys.RISK_HALT)
     assert halt is not None and halt.startswith(b"max_drawdown_pct")
     state = await redis.hgetall(keys.RISK_STATE)
-    assert Decimal(state[b"realized_peak"].decode()) > 0
-    assert Decimal(state[b"exposure"].decode()) == 0 and state[b"open_positions"] == b"0"
+    assert from_units(state[b"realized_peak"]) > 0
+    assert from_units(state[b"exposure"]) == 0 and state[b"open_positions"] == b"0"
 
 
 async def test_a_loss_limit_lowered_below_todays_loss_halts_at_the_next_entry(redis: Any) -> None:
@@ -248,8 +249,8 @@ async def test_insufficient_paper_balance_is_refused_without_moving_balances(red
     await run(processor, intent("poor", qty="0.01"))
     [report] = await reports(redis)
     assert report.status is ExecutionStatus.REJECTED and "insufficient balance" in report.reason
-    assert (await redis.hget(keys.balances("paper"), "USDT:free")) == b"100"
-    assert (await redis.hget(keys.RISK_STATE, "exposure")) in (None, b"0.00000000")
+    assert from_units(await redis.hget(keys.balances("paper"), "USDT:free")) == 100
+    assert from_units(await redis.hget(keys.RISK_STATE, "exposure")) == 0
 
 
 async def test_malformed_intent_is_dead_lettered_and_acknowledged(redis: Any) -> None:
@@ -301,7 +302,7 @@ async def test_one_batch_mixing_fills_refusals_and_duplicates_gives_each_intent_
         and poor.client_order_id == client_order_id("bot1:poor:buy")
     )
     btc = await redis.hget(keys.balances("paper"), "BTC:free")
-    assert Decimal(btc.decode()) == Decimal("0.021")  # early + a + b, nothing for poor
+    assert from_units(btc) == Decimal("0.021")  # early + a + b, nothing for poor
 
 
 async def test_a_batch_larger_than_one_trade_call_fills_every_intent_once(redis: Any) -> None:
@@ -315,4 +316,4 @@ async def test_a_batch_larger_than_one_trade_call_fills_every_intent_once(redis:
     assert len(finals) == count and all(len(v) == 1 for v in finals.values())
     assert all(v[0].status is ExecutionStatus.FILLED for v in finals.values())
     btc = await redis.hget(keys.balances("paper"), "BTC:free")
-    assert Decimal(btc.decode()) == Decimal("0.01") * count
+    assert from_units(btc) == Decimal("0.01") * count
