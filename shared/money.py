@@ -29,14 +29,15 @@ class AmountOutOfRange(ValueError):
     """An amount whose units do not fit the scripts' range (or is not finite)."""
 
 
-def to_units(amount: Decimal, *, rounding: str = ROUND_HALF_EVEN) -> int:
+def to_units(amount: Decimal, *, rounding: str = ROUND_HALF_EVEN, limit: int = AMOUNT_LIMIT) -> int:
     """``amount`` in integer units of 1e-8 (venue amounts have at most 8 places, so this
-    is exact for them; an estimate with more places is rounded with ``rounding``)."""
+    is exact for them; an estimate with more places is rounded with ``rounding``).
+    ``limit``: the bound on its units (an amount of one change, or a whole figure)."""
     if not amount.is_finite():
         raise AmountOutOfRange(f"amount {amount} is not finite")
     units = int(amount.scaleb(PLACES).to_integral_value(rounding=rounding))
-    if abs(units) >= AMOUNT_LIMIT:
-        raise AmountOutOfRange(f"amount {amount} is out of range (|x| < 1e10)")
+    if abs(units) >= limit:
+        raise AmountOutOfRange(f"amount {amount} is out of range (|x| < {limit}e-{PLACES})")
     return units
 
 

@@ -33,6 +33,7 @@ from shared.messages import (
     decode,
     encode,
 )
+from shared.money import units_text
 from shared.redis import Redis, heartbeats, now_ms
 from shared.streams import EVENTS_MAXLEN
 
@@ -261,7 +262,13 @@ class Repository:
         return text_map(await self.redis.hgetall(keys.order(client_order_id)))
 
     async def balances(self, mode: str) -> dict[str, str]:
-        return text_map(await self.redis.hgetall(keys.balances(mode)))
+        """Asset field -> decimal string. Paper balances are kept in integer units of 1e-8
+        (the gateway's scripts add them exactly, shared/money.py); live ones as the venue
+        sends them."""
+        found = text_map(await self.redis.hgetall(keys.balances(mode)))
+        if mode == "paper":
+            return {field: units_text(value) for field, value in found.items()}
+        return found
 
     # --- market ----------------------------------------------------------------------------
     async def symbol_rules_json(self, symbol: str) -> str | None:

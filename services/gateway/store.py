@@ -37,7 +37,7 @@ from services.gateway.sizing import PreparedOrder
 from shared import keys
 from shared.logging import get_logger
 from shared.messages import ExecutionReport, ExecutionStatus, OrderIntent, Side, encode_json
-from shared.money import to_units, to_units_ceiling
+from shared.money import FIGURE_LIMIT, to_units, to_units_ceiling
 from shared.streams import ensure_group
 
 log = get_logger(__name__)
@@ -628,7 +628,9 @@ class GatewayStore:
         for assets that have none yet."""
         async with self.redis.pipeline(transaction=False) as pipe:
             for asset, amount in balances.items():
-                pipe.hsetnx(self.balances_key, _free(asset), str(to_units(amount)))
+                pipe.hsetnx(
+                    self.balances_key, _free(asset), str(to_units(amount, limit=FIGURE_LIMIT))
+                )
                 pipe.hsetnx(self.balances_key, _locked(asset), "0")
             await pipe.execute()
 

@@ -50,10 +50,6 @@ class OrderController(Controller):
         mode: Annotated[Literal["paper", "live"] | None, Parameter()] = None,
     ) -> Balances:
         chosen = mode or trading_mode
-        assets: dict[str, Any] = {}
-        for asset, raw in (await repo.balances(chosen)).items():
-            try:
-                assets[asset] = msgspec.json.decode(raw)
-            except msgspec.DecodeError:
-                assets[asset] = raw
+        # decimal strings as stored (never through a float)
+        assets: dict[str, Any] = dict(await repo.balances(chosen))
         return Balances(mode=chosen, assets=assets)
