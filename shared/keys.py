@@ -27,7 +27,8 @@ MARKET_CLOCK = "market:clock"
 BOTS = "bots"
 RISK_LIMITS = "risk:limits"
 RISK_HALT = "risk:halt"
-# Portfolio figures the gateway keeps for risk checks (exposure, realized PnL, peak).
+# Portfolio figures the gateway keeps for risk checks (exposure, realized PnL, peak), in
+# integer units of 1e-8 (shared/money.py; fields: services/gateway/risk_state.py).
 RISK_STATE = "risk:state"
 # Consumer group of the gateway on ORDER_INTENTS.
 GATEWAY_GROUP = "gateway"
@@ -115,6 +116,8 @@ def order(client_order_id: str) -> str:
 
 
 def balances(mode: str) -> str:
+    """``{ASSET}:free`` / ``:locked``: live as the venue sends them (decimal strings),
+    paper in integer units of 1e-8 (shared/money.py: the gateway's scripts add them)."""
     if mode not in ("paper", "live"):
         raise ValueError(f"invalid trading mode {mode!r}")
     return f"balances:{mode}"
