@@ -30,6 +30,10 @@ RISK_HALT = "risk:halt"
 # Portfolio figures the gateway keeps for risk checks (exposure, realized PnL, peak), in
 # integer units of 1e-8 (shared/money.py; fields: services/gateway/risk_state.py).
 RISK_STATE = "risk:state"
+# Set (to the number of places, 8) once risk:state, balances:paper and the records'
+# reservations hold integer units; absent: an older gateway wrote decimal strings, and
+# the gateway converts them once at start (services/gateway/lua/units.lua).
+MONEY_UNITS = "gateway:money-units"
 # Consumer group of the gateway on ORDER_INTENTS.
 GATEWAY_GROUP = "gateway"
 

@@ -58,6 +58,7 @@ async def main(settings: GatewaySettings, stop: asyncio.Event) -> None:
         redis, mode=mode, instance=settings.instance, equity_base=equity_base(settings)
     )
     await store.load_scripts()
+    await store.upgrade_money()  # before anything adds to an amount
     rules = RulesCache(redis)
     loops: dict[str, Any] = {}
     closers: list[Any] = []

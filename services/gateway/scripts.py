@@ -107,6 +107,10 @@ class AdoptArgs(Args):
     instance: str
 
 
+class UnitsArgs(Args):
+    first_record: int  # KEYS position of the first active order record
+
+
 class TradeItem(Args):
     ids: list[str]  # stream entries carrying the intent
     template: str  # its REJECTED report with the reason as REASON_MARK
@@ -149,6 +153,7 @@ FINALIZE_KEYS = (
     "balances",
 )
 ADOPT_KEYS = ("order", "active")
+UNITS_KEYS = ("marker", "risk_state", "paper_balances")
 TRADE_KEYS = (
     "risk_limits",
     "risk_halt",
@@ -167,6 +172,7 @@ _SPECS: dict[str, tuple[tuple[str, ...], type[Args]]] = {
     "reject": (REJECT_KEYS, RejectArgs),
     "finalize": (FINALIZE_KEYS, FinalizeArgs),
     "adopt": (ADOPT_KEYS, AdoptArgs),
+    "units": (UNITS_KEYS, UnitsArgs),
     "trade": (TRADE_KEYS, TradeArgs),
 }
 
@@ -255,7 +261,7 @@ def build() -> dict[str, str]:
     top = prelude() + _body("money.lua")
     scripts = {
         name: top + _header(*_SPECS[name], standalone=True) + _body(f"{name}.lua")
-        for name in ("admit", "reject", "finalize", "adopt")
+        for name in ("admit", "reject", "finalize", "adopt", "units")
     }
     scripts["records"] = top + _converters(RecordsArgs) + _body("records.lua")
     functions = "".join(

@@ -623,6 +623,36 @@ class GatewayStore:
     async def open(self) -> list[str]:
         return sorted(_text(m) for m in await self.redis.smembers(self.open_key))
 
+    async def upgrade_money(self) -> int:
+        """Convert amounts an older gateway stored as decimal strings to integer units,
+        once per Redis (``lua/units.lua``); returns how many (-1: done before)."""
+        if await self.redis.exists(keys.MONEY_UNITS):
+            return -1
+        cids = [
+            _text(c)
+            for mode in ("paper", "live")
+            for c in await self.redis.smembers(keys.active_orders(mode))
+        ]
+        order_keys = [keys.order(cid) for cid in cids]
+        fixed = scripts.keys_of(
+            scripts.UNITS_KEYS,
+            marker=keys.MONEY_UNITS,
+            risk_state=keys.RISK_STATE,
+            paper_balances=keys.balances("paper"),
+        )
+        converted = int(
+            await self.redis.evalsha(
+                self._sha["units"],
+                len(fixed) + len(order_keys),
+                *fixed,
+                *order_keys,
+                scripts.encode(scripts.UnitsArgs(first_record=len(fixed) + 1)),
+            )
+        )
+        if converted > 0:
+            log.warning("money.converted_to_units", values=converted)
+        return converted
+
     async def seed_paper_balances(self, balances: dict[str, Decimal]) -> None:
         """Initial paper balances (integer units, as ``finalize.lua`` changes them), only
         for assets that have none yet."""

@@ -210,3 +210,33 @@ async def test_a_sell_whose_position_moved_under_it_is_recomputed_not_misbooked(
         book.apply(report)
     assert book.qty == QTY * 2 - part
     assert await _figures(redis) == _expected(book)
+
+
+async def test_amounts_an_older_gateway_stored_as_decimals_become_units_once(redis: Any) -> None:
+    await redis.hset(
+        keys.RISK_STATE,
+        mapping={
+            "exposure": "1000000000.00000001",
+            "open_positions": "2",
+            "realized_total": "-0.50000000",
+        },
+    )
+    await redis.hset(
+        keys.balances("paper"), mapping={"USDT:free": "100000", "BTC:free": "0.01000000"}
+    )
+    await redis.hset(keys.order("c1"), mapping={"status": "ACCEPTED", "reserved": "500.25000000"})
+    await redis.sadd(keys.active_orders("paper"), "c1")
+    store = GatewayStore(redis, mode="paper", instance="t1")
+    await store.load_scripts()
+    assert await store.upgrade_money() == 5
+    state = await redis.hgetall(keys.RISK_STATE)
+    assert state == {
+        b"exposure": b"100000000000000001",
+        b"open_positions": b"2",
+        b"realized_total": b"-50000000",
+    }
+    balances = await redis.hgetall(keys.balances("paper"))
+    assert balances == {b"USDT:free": b"10000000000000", b"BTC:free": b"1000000"}
+    assert await redis.hget(keys.order("c1"), "reserved") == b"50025000000"
+    assert await store.upgrade_money() == -1  # never twice: units are not scaled again
+    assert await redis.hget(keys.RISK_STATE, "exposure") == b"100000000000000001"
