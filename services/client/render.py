@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from rich.console import Console
@@ -12,10 +13,18 @@ STATUS_STYLE = {"running": "green", "error": "red", "starting": "yellow", "stopp
 
 
 def _num(value: Any, digits: int = 2) -> str:
+    """A money figure (a decimal string from the API) for display, never via a float."""
     try:
-        return f"{float(value):,.{digits}f}"
-    except (TypeError, ValueError):
+        return f"{Decimal(str(value)):,.{digits}f}"
+    except (InvalidOperation, TypeError, ValueError):
         return "-"
+
+
+def _nonzero(value: Any) -> bool:
+    try:
+        return bool(value) and Decimal(str(value)) != 0
+    except InvalidOperation:
+        return False
 
 
 def _win_rate(stats: dict[str, str]) -> str:
@@ -38,7 +47,7 @@ def bots_table(page: dict[str, Any]) -> None:
             bot["symbol"],
             f"{bot['strategy']} {bot['interval']}",
             f"[{STATUS_STYLE.get(bot['status'], 'white')}]{status}[/]",
-            qty if qty and float(qty) else "flat",
+            qty if _nonzero(qty) else "flat",
             _num(bot["stats"].get("total_pnl", bot["stats"].get("realized_pnl"))),
             _win_rate(bot["stats"]),
         )
