@@ -55,7 +55,11 @@ async def main(settings: GatewaySettings, stop: asyncio.Event) -> None:
     mode = settings.trading_mode.value
     redis = await connect(settings.redis_url)
     store = GatewayStore(
-        redis, mode=mode, instance=settings.instance, equity_base=equity_base(settings)
+        redis,
+        mode=mode,
+        instance=settings.instance,
+        equity_base=equity_base(settings),
+        retention_s=settings.gateway_record_retention_s,
     )
     await store.load_scripts()
     rules = RulesCache(redis)
@@ -95,8 +99,9 @@ async def main(settings: GatewaySettings, stop: asyncio.Event) -> None:
         settings.instance,
         batch=settings.gateway_batch,
         claim_idle_ms=settings.gateway_claim_idle_ms,
-        # longer than one request can take, so a loop never retries a sibling's entry
-        retry_idle_ms=int((settings.gateway_http_timeout_s + 1) * 1000),
+        retry_idle_ms=settings.gateway_retry_idle_ms
+        or int((settings.gateway_http_timeout_s + 1) * 1000),
+        max_deliveries=settings.gateway_max_deliveries,
     )
 
     def figures() -> dict[str, Any]:

@@ -30,6 +30,8 @@ from shared.messages import ExecutionReport, ExecutionStatus, OrderIntent, encod
 from shared.streams import ensure_group
 
 EXECUTIONS_MAXLEN = 100_000
+RECORD_RETENTION_S = 7 * 86_400  # default life of a final order record
+WAITING_PAGE = 500  # entries per XPENDING / XRANGE page of waiting_intents
 TRADE_CHUNK = 64  # intents per trade.lua call: amortises the call, bounds its duration
 # KEYS: order:{cid}, active set; ARGV: cid, intent json, mode, now ms, instance (rare path)
 _ADOPT = """
@@ -76,6 +78,20 @@ class Admission:
 
 
 @dataclass(frozen=True, slots=True)
+class Transition:
+    """Outcome of ``transition.lua``: ``ok`` (with the new rev), ``final``, ``stale``
+    (the record moved since it was read: status and rev now) or ``missing``."""
+
+    outcome: str
+    status: str = ""
+    rev: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome == "ok"
+
+
+@dataclass(frozen=True, slots=True)
 class Completion:
     outcome: str  # done | already | missing
     status: str = ""
@@ -86,9 +102,16 @@ class GatewayStore:
     """Redis operations of one gateway instance (``mode`` is paper or live)."""
 
     def __init__(
-        self, redis: Any, *, mode: str, instance: str, equity_base: Decimal = Decimal(0)
+        self,
+        redis: Any,
+        *,
+        mode: str,
+        instance: str,
+        equity_base: Decimal = Decimal(0),
+        retention_s: int = RECORD_RETENTION_S,
     ) -> None:
         self.redis = redis
+        self.retention_s = retention_s
         self.equity_base = equity_base
         self.mode = mode
         self.instance = instance
@@ -96,7 +119,8 @@ class GatewayStore:
         self.open_key = keys.open_orders(mode)
         self.balances_key = keys.balances(mode)
         self._scripts = {
-            name: _lua(f"{name}.lua") for name in ("admit", "reject", "finalize", "records")
+            name: _lua(f"{name}.lua")
+            for name in ("admit", "reject", "finalize", "records", "transition", "republish")
         }
         self._scripts["trade"] = "".join(
             f"local function {name}(KEYS, ARGV)\n{self._scripts[name]}\nend\n"
@@ -167,11 +191,14 @@ class GatewayStore:
         rail_verdict: str,
         rails: Rails,
         now_ms: int,
+        entry_id: Any = "",
     ) -> None:
         self._call(
             pipe,
             "admit",
-            *self._admit_call(intent, intent_json, cid, order, rail_verdict, rails, now_ms),
+            *self._admit_call(
+                intent, intent_json, cid, order, rail_verdict, rails, now_ms, entry_id
+            ),
         )
 
     def _admit_call(
@@ -183,6 +210,7 @@ class GatewayStore:
         rail_verdict: str,
         rails: Rails,
         now_ms: int,
+        entry_id: Any = "",
     ) -> tuple[list[str], list[Any]]:
         window = rate_window(now_ms)
         return (
@@ -215,6 +243,7 @@ class GatewayStore:
                 self.instance,
                 BotField.EPOCH.value,
                 utc_day(now_ms),
+                _text(entry_id),
             ],
         )
 
@@ -234,6 +263,7 @@ class GatewayStore:
         cid: str,
         report: ExecutionReport,
         now_ms: int,
+        entry_id: Any = "",
     ) -> None:
         self._call(
             pipe,
@@ -249,7 +279,28 @@ class GatewayStore:
                 self.instance,
                 report.reason,
                 EXECUTIONS_MAXLEN,
+                self.retention_s,
+                _text(entry_id),
             ],
+        )
+
+    def queue_notice(self, pipe: Any, report: ExecutionReport) -> None:
+        """Publish a non-final report that changes no record (a stale-epoch copy)."""
+        pipe.xadd(
+            keys.EXECUTIONS,
+            {"type": report.TYPE, "data": encode_json(report)},
+            maxlen=EXECUTIONS_MAXLEN,
+            approximate=True,
+        )
+
+    def queue_republish(self, pipe: Any, cid: str, entry_id: Any) -> None:
+        """A repeated intent whose record is final: its stored report again, once per
+        new stream entry (``republish.lua``)."""
+        self._call(
+            pipe,
+            "republish",
+            [keys.order(cid), keys.EXECUTIONS],
+            [_text(entry_id), ExecutionReport.TYPE, EXECUTIONS_MAXLEN],
         )
 
     def queue_finalize(
@@ -327,6 +378,7 @@ class GatewayStore:
                 str(len(deltas)),
                 str(self.equity_base),
                 *flat,
+                str(self.retention_s),
             ],
         )
 
@@ -354,7 +406,7 @@ class GatewayStore:
         mark (Lua quotes a refusal's reason into it); a failed balance check's report is
         the same template with ``rejection_reason``, so one report is encoded, not two."""
         akeys, aargs = self._admit_call(
-            intent, intent_json, cid, order, rail_verdict, rails, now_ms
+            intent, intent_json, cid, order, rail_verdict, rails, now_ms, entry_ids[0]
         )
         _fkeys, fargs = self._finalize_call(
             cid,
@@ -439,49 +491,112 @@ class GatewayStore:
             return Completion("already", status=parts[1])
         return Completion("missing")
 
-    # --- simple transitions (one gateway works on an admitted order at a time) -----------
-    def queue_rest(self, pipe: Any, cid: str, report: ExecutionReport, now_ms: int) -> None:
-        """The order rests on the book: record OPEN, follow it, tell the bot (not final)."""
-        pipe.hset(
-            keys.order(cid),
-            mapping={
-                "status": "OPEN",
-                "updated_at": now_ms,
-                **(
-                    {"exchange_order_id": report.exchange_order_id}
-                    if report.exchange_order_id is not None
-                    else {}
-                ),
-            },
-        )
-        pipe.sadd(self.open_key, cid)
-        pipe.xadd(
-            keys.EXECUTIONS,
-            {"type": report.TYPE, "data": encode_json(report)},
-            maxlen=EXECUTIONS_MAXLEN,
-            approximate=True,
-        )
+    # --- transitions: compare-and-set on (status, rev) --------------------------------
+    def _transition_call(
+        self,
+        cid: str,
+        expected: dict[str, str] | None,
+        new_status: str,
+        now_ms: int,
+        fields: dict[str, Any],
+        report: ExecutionReport | None = None,
+    ) -> tuple[list[str], list[Any]]:
+        keys_ = [keys.order(cid)]
+        if new_status == "OPEN":
+            keys_ += [self.open_key, keys.EXECUTIONS]
+        flat: list[Any] = []
+        for name, value in fields.items():
+            flat += [name, str(value)]
+        return keys_, [
+            expected.get("status", "") if expected is not None else "*",
+            expected.get("rev", "0") if expected is not None else "0",
+            new_status,
+            now_ms,
+            cid,
+            ExecutionReport.TYPE,
+            encode_json(report) if report is not None else "",
+            EXECUTIONS_MAXLEN,
+            *flat,
+        ]
 
-    async def waiting_intents(self, limit: int = 200) -> list[tuple[bytes, dict[Any, Any]]]:
-        """Up to ``limit`` intent entries not yet acknowledged by the group (pending with
-        any consumer, or never delivered), newest last: what a restart will process."""
+    async def transition(
+        self, cid: str, expected: dict[str, str], new_status: str, now_ms: int, **fields: Any
+    ) -> Transition:
+        """Move ``order:{cid}`` to ``new_status`` only if it is still at the status and
+        rev of ``expected`` (the record as the caller read it); on success ``expected``
+        is updated to the new status and rev, so the caller's next step starts from it."""
+        keys_, args = self._transition_call(cid, expected, new_status, now_ms, fields)
+        reply = await self.redis.evalsha(self._sha["transition"], len(keys_), *keys_, *args)
+        result = self.parse_transition(reply)
+        if result.ok:
+            expected["status"] = new_status
+            expected["rev"] = result.rev
+            expected.update({name: str(value) for name, value in fields.items()})
+        return result
+
+    @staticmethod
+    def parse_transition(reply: Any) -> Transition:
+        parts = [_text(p) for p in reply]
+        if parts[0] == "ok":
+            return Transition("ok", rev=parts[1])
+        if parts[0] == "final":
+            return Transition("final", status=parts[1])
+        if parts[0] == "stale":
+            return Transition("stale", status=parts[1], rev=parts[2])
+        return Transition("missing")
+
+    def queue_rest(
+        self,
+        pipe: Any,
+        cid: str,
+        report: ExecutionReport,
+        now_ms: int,
+        expected: dict[str, str] | None = None,
+    ) -> None:
+        """The order rests on the book: record OPEN, follow it, tell the bot (not final);
+        a compare-and-set from ``expected`` (status and rev as read; None: from any state
+        that is not final). Reply: see :meth:`parse_transition`."""
+        fields: dict[str, Any] = {}
+        if report.exchange_order_id is not None:
+            fields["exchange_order_id"] = report.exchange_order_id
+        keys_, args = self._transition_call(cid, expected, "OPEN", now_ms, fields, report)
+        self._call(pipe, "transition", keys_, args)
+
+    async def waiting_intents(
+        self, limit: int = 100_000, page: int = WAITING_PAGE
+    ) -> list[tuple[bytes, dict[Any, Any]]]:
+        """Every intent entry not yet acknowledged by the group (pending with any
+        consumer, or never delivered), oldest first: what a restart will process.
+        Read a page at a time (``page`` entries per call); ``limit`` bounds the total."""
         stream, group = keys.ORDER_INTENTS, keys.GATEWAY_GROUP
         await ensure_group(self.redis, stream, group)
         groups = await self.redis.xinfo_groups(stream)
         info = next((g for g in groups if _text(g.get("name")) == group), None)
         if info is None:
             return []
-        rows = await self.redis.xpending_range(stream, group, min="-", max="+", count=limit)
         entries: list[tuple[bytes, dict[Any, Any]]] = []
-        if rows:
+        start = "-"
+        while len(entries) < limit:
+            rows = await self.redis.xpending_range(stream, group, min=start, max="+", count=page)
+            if not rows:
+                break
             async with self.redis.pipeline(transaction=False) as pipe:
                 for row in rows:
                     pipe.xrange(stream, min=row["message_id"], max=row["message_id"])
                 for found in await pipe.execute():
-                    entries.extend(found)
+                    entries.extend(found)  # an entry trimmed while pending is gone
+            if len(rows) < page:
+                break
+            start = f"({_text(rows[-1]['message_id'])}"
         last = _text(info.get("last-delivered-id"))
-        entries.extend(await self.redis.xrange(stream, min=f"({last}", max="+", count=limit))
-        return entries[-limit:]
+        start = f"({last}"
+        while len(entries) < limit:
+            found = await self.redis.xrange(stream, min=start, max="+", count=page)
+            entries.extend(found)
+            if len(found) < page:
+                break
+            start = f"({_text(found[-1][0])}"
+        return entries[:limit]
 
     async def adopt(self, cid: str, intent_json: bytes, now_ms: int) -> bool:
         """Recreate a lost record for an order found on the exchange (status UNKNOWN, no
@@ -498,9 +613,6 @@ class GatewayStore:
             self.instance,
         )
         return bool(created)
-
-    async def mark(self, cid: str, **fields: Any) -> None:
-        await self.redis.hset(keys.order(cid), mapping={k: str(v) for k, v in fields.items()})
 
     async def active(self) -> list[str]:
         return sorted(_text(m) for m in await self.redis.smembers(self.active_key))

@@ -11,6 +11,7 @@
 --       8 quantity ('' if quote-sized)  9 notional  10 static rail verdict ('' = ok)
 --       11 bot orders/window (0 = none)  12 fleet orders/window  13 counter ttl s
 --       14 now ms  15 mode  16 instance  17 epoch field name  18 day (YYYYMMDD)
+--       19 the admitted stream entry id (optional)
 -- Returns {'exists', status} | {'reject', kind, reason} | {'ok', verified_exit, reserved}
 -- (kind: fence | rail | risk | halt | halt-set, the last when this call set the halt)
 
@@ -99,5 +100,6 @@ end
 redis.call('HSET', KEYS[1], 'status', 'ACCEPTED', 'cid', ARGV[1], 'intent', ARGV[2],
   'mode', ARGV[15], 'reserved', tostring(reserved == 0 and '0' or ARGV[9]), 'opened', opened,
   'created_at', ARGV[14], 'updated_at', ARGV[14], 'instance', ARGV[16])
+if (ARGV[19] or '') ~= '' then redis.call('HSET', KEYS[1], 'entry', ARGV[19]) end
 redis.call('SADD', KEYS[8], ARGV[1])
 return {'ok', verified and '1' or '0', tostring(reserved == 0 and '0' or ARGV[9])}

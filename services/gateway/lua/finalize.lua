@@ -12,7 +12,7 @@
 --       12 cid  13 balance check asset ('' = none)  14 amount needed
 --       15 rejection report json (used when the balance check fails)
 --       16 number of balance deltas  17 equity base (quote; drawdown, 0 = none)
---       then asset, delta pairs from ARGV 18
+--       then asset, delta pairs from ARGV 18, then the record retention s (0 = keep)
 -- Returns {'done', status, halt_reason} | {'already', status} | {'missing'}
 
 local FINAL = {FILLED = true, CANCELED = true, EXPIRED = true, REJECTED = true}
@@ -142,6 +142,8 @@ local entry = redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[11], '*', 'type', 
   'data', report)
 redis.call('HSET', KEYS[1], 'status', final_status, 'report', report, 'report_id', entry,
   'updated_at', ARGV[10])
+local retention = tonumber(ARGV[18 + 2 * n] or '0') or 0
+if retention > 0 then redis.call('EXPIRE', KEYS[1], retention) end
 redis.call('SREM', KEYS[6], ARGV[12])
 if status == 'OPEN' then redis.call('SREM', KEYS[7], ARGV[12]) end
 return {'done', final_status, halt_reason}

@@ -5,7 +5,8 @@
 --
 -- KEYS: the order:{cid} keys, then the price:{SYMBOL} keys
 -- ARGV: 1 number of order keys
--- Returns {records, prices}: records[i] is '' (no record), {status} or the flat
+-- Returns {records, prices}: records[i] is '' (no record), {status} (OPEN),
+-- {status, entry} (final: the admitted stream entry) or the flat
 -- HGETALL of the record; prices[j] is the price or false
 
 local n = tonumber(ARGV[1])
@@ -15,8 +16,10 @@ for i = 1, n do
   local status = redis.call('HGET', KEYS[i], 'status')
   if not status then
     records[i] = ''
-  elseif DONE[status] then
+  elseif status == 'OPEN' then
     records[i] = {'status', status}
+  elseif DONE[status] then
+    records[i] = {'status', status, 'entry', redis.call('HGET', KEYS[i], 'entry') or ''}
   else
     records[i] = redis.call('HGETALL', KEYS[i])
   end

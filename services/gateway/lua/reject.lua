@@ -4,7 +4,7 @@
 --
 -- KEYS: 1 order:{cid}  2 stream:executions
 -- ARGV: 1 cid  2 intent json  3 report type  4 report json  5 now ms  6 mode  7 instance
---       8 reason  9 executions maxlen
+--       8 reason  9 executions maxlen  10 record retention s (0 = keep)  11 entry id
 -- Returns {'rejected'} | {'exists', status}
 
 local status = redis.call('HGET', KEYS[1], 'status')
@@ -15,5 +15,7 @@ local entry = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[9], '*', 'type', A
   'data', ARGV[4])
 redis.call('HSET', KEYS[1], 'status', 'REJECTED', 'cid', ARGV[1], 'intent', ARGV[2],
   'mode', ARGV[6], 'reason', ARGV[8], 'report', ARGV[4], 'report_id', entry,
-  'created_at', ARGV[5], 'updated_at', ARGV[5], 'instance', ARGV[7])
+  'created_at', ARGV[5], 'updated_at', ARGV[5], 'instance', ARGV[7], 'entry', ARGV[11] or '')
+local retention = tonumber(ARGV[10] or '0') or 0
+if retention > 0 then redis.call('EXPIRE', KEYS[1], retention) end
 return {'rejected'}

@@ -11,7 +11,8 @@
 -- ARGV: 1 one MessagePack array (cheaper to send than ~40 arguments per intent, and
 --       cheaper than JSON to encode and decode: the report JSON inside needs no escaping):
 --       [group, report type, [per intent: [[entry ids], refusal report template
---        (reason "@@REASON@@"), [admit.lua's 18 args], [finalize.lua's args]]]]
+--        (reason "@@REASON@@"), [admit.lua's 19 args], [finalize.lua's args]]]]
+--   (a stale-epoch refusal is published as a non-final notice and writes no record)
 -- Returns per intent {'done', status, halt} | {'rejected', kind, reason}
 --   | {'exists', status, acked}
 
@@ -41,8 +42,15 @@ local function one(i, item)
     local reason = a[3]
     local quoted = string.gsub(cjson.encode(reason), '%%', '%%%%')
     local report = string.gsub(template, '"@@REASON@@"', quoted)
-    reject({order, KEYS[6]}, {aargv[1], aargv[2], report_type, report, aargv[14], aargv[15],
-      aargv[16], reason, fargv[11]})
+    if a[2] == 'fence' then
+      -- a stale-epoch copy is a notice, not the intent's end: no record, not final, so
+      -- the adopting runner's re-send under the new epoch is placed normally
+      report = string.gsub(report, '"final":true', '"final":false', 1)
+      redis.call('XADD', KEYS[6], 'MAXLEN', '~', fargv[11], '*', 'type', report_type, 'data', report)
+    else
+      reject({order, KEYS[6]}, {aargv[1], aargv[2], report_type, report, aargv[14], aargv[15],
+        aargv[16], reason, fargv[11], fargv[#fargv], ids[1]})
+    end
     ack(ids)
     return {'rejected', a[2], reason}
   end
