@@ -633,9 +633,10 @@ def _prices(symbols: list[str], values: list[Any]) -> dict[str, Decimal | None]:
     result: dict[str, Decimal | None] = {}
     for symbol, value in zip(symbols, values, strict=True):
         try:
-            result[symbol] = Decimal(_text(value)) if value is not None else None
+            price = Decimal(_text(value)) if value is not None else None
         except ArithmeticError:
-            result[symbol] = None
+            price = None
+        result[symbol] = price if price is not None and price.is_finite() else None
     return result
 
 
