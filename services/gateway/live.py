@@ -78,7 +78,10 @@ class LiveRuntime:
         return self.watch.hold()
 
     def interval(self) -> float:
-        """REST polling is the fallback: frequent while the user stream is down."""
+        """REST polling is the fallback: frequent while the user stream is down, and
+        while reconciliation still has records to settle (no stream event wakes those)."""
+        if self.reconciler.orphans:
+            return self.poll_interval_s
         if self.user_stream is not None and self.user_stream.connected:
             return self.stream_poll_interval_s
         return self.poll_interval_s
