@@ -196,7 +196,11 @@ class Runner:
             ),
         )
 
-    async def _warm(self, state: BotState) -> tuple[Series, Group]:
+    async def _warm(
+        self, state: BotState, lists: dict[tuple[str, str], list[Candle]]
+    ) -> tuple[Series, Group]:
+        """The bot's series and group, created and seeded when new (``lists``: candle
+        lists already read by this claim, reused while no newer candle came)."""
         cfg = state.config
         key = (cfg.symbol, cfg.interval)
         strategy = self._strategies.get(state.config_digest)
@@ -209,19 +213,21 @@ class Runner:
         list_key = keys.candles(cfg.symbol, cfg.interval)
         n = self.settings.runner_warmup_candles
         group = series.groups.get(strategy.key) if series is not None else None
-        candles: list[Candle] = []
         if new_series or group is None:
-            async with self.redis.pipeline(transaction=True) as pipe:
-                pipe.lrange(list_key, -n, -1)
-                pipe.xrevrange(keys.candle_stream(cfg.symbol, cfg.interval), count=1)
-                raw, last = await pipe.execute()
-            candles = decode_candles(raw)
-            if series is None:
-                series = self.market.add_series(cfg.symbol, cfg.interval)
-                self.market.last_ids[series.stream] = _text(last[0][0]) if last else "0-0"
-                if candles:
-                    series.last_close_time = candles[-1].close_time
-                    series.last_candle = candles[-1]
+            candles = lists.get(key)
+            if series is None or not candles or candles[-1].close_time != series.last_close_time:
+                async with self.redis.pipeline(transaction=True) as pipe:
+                    pipe.lrange(list_key, -n, -1)
+                    pipe.xrevrange(keys.candle_stream(cfg.symbol, cfg.interval), count=1)
+                    raw, last = await pipe.execute()
+                candles = lists[key] = decode_candles(raw)
+                if series is None:
+                    series = self.market.add_series(cfg.symbol, cfg.interval)
+                    self.market.last_ids[series.stream] = _text(last[0][0]) if last else "0-0"
+                    if candles:
+                        series.last_close_time = candles[-1].close_time
+                        series.last_candle = candles[-1]
+            # else: a new group on a series whose list this claim has just read
             if group is None:
                 group = Group((cfg.symbol, cfg.interval, strategy.key), strategy.evaluator())
                 group.seed(candles)
@@ -251,7 +257,8 @@ class Runner:
         return series, group
 
     async def _start_bots(self, ready: list[tuple[BotState, str, str]]) -> None:
-        refs = [await self._warm(state) for state, _, _ in ready]
+        lists: dict[tuple[str, str], list[Candle]] = {}
+        refs = [await self._warm(state, lists) for state, _, _ in ready]
         # A bot left active by its previous owner (not a fresh start) decides the candles
         # that closed while it had none; computed before the lock (reads Redis).
         active = {
@@ -294,9 +301,9 @@ class Runner:
                     change.merge(self._catch_up(state, series, missed.get(state.bot_id), now))
                 change.book = True
                 items.append((state, change))
-                log.info(
-                    "bot.claimed", bot=state.bot_id, epoch=state.epoch, previous=previous or None
-                )
+                if previous and previous != self.owner:
+                    log.info("bot.adopted", bot=state.bot_id, epoch=state.epoch, previous=previous)
+            log.info("bots.claimed", count=len(items))
             await self._commit(items)
 
     async def _missed_candles(
