@@ -19,6 +19,9 @@ Figures:
   Redis' own per-command figures (INFO commandstats): where the time goes.
 - single: one symbol's "up" candle appended -> first intent read by a blocking XREAD
   (perf_counter, includes one Redis round trip); p50 / p90.
+- start: 10,000 START commands (desired ``running`` and a command per bot, as the API
+  writes them) -> all 10,000 bots ``running``, on a runner whose reconcile pass does not
+  come meanwhile; that runner then stops and the bench's runner adopts the bots.
 - the machine's load average, since the runner, redis-server and the bench share it.
 
 Knobs (environment): ``BENCH_ROUNDS`` (8), ``BENCH_SINGLES`` (40), ``BENCH_SYMBOLS``
@@ -37,6 +40,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import redis as sync_redis
 
@@ -45,6 +49,8 @@ sys.path.insert(0, str(ROOT))
 
 from shared import keys  # noqa: E402
 from shared.messages import (  # noqa: E402
+    BotCommand,
+    CommandAction,
     ExecutionReport,
     ExecutionStatus,
     OrderIntent,
@@ -217,6 +223,70 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
+def start_by_commands(r: sync_redis.Redis, ids: list[str], env: dict[str, str], log: Any) -> None:
+    """10,000 START commands -> all running: the API's way (desired ``running``, then a
+    START command per bot) to a runner whose reconcile pass comes only every 50 s, so
+    the commands alone start them. That runner then stops (releasing every lease) and
+    the bench runner adopts the bots."""
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "services",
+            "runner",
+            "--capacity",
+            "10000",
+            "--instance",
+            "starter",
+            "--lease-ms",
+            "60000",
+            "--reconcile-interval",
+            "50",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+        cwd=ROOT,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while r.hget(keys.health("runner", "starter"), "ts") is None:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("the starter runner did not come up")
+            time.sleep(0.05)
+        time.sleep(2.0)  # past its first reconcile pass (1 s after start), which finds nothing
+        t0 = time.monotonic()
+        pipe = r.pipeline(transaction=False)
+        for n, bot_id in enumerate(ids):
+            pipe.hset(keys.bot(bot_id), "desired", "running")
+            command = BotCommand(
+                command_id=f"start-{n}", bot_id=bot_id, action=CommandAction.START, issued_at=0
+            )
+            pipe.xadd(keys.BOT_COMMANDS, encode(command))
+        pipe.execute()
+        sent = time.monotonic() - t0
+        while True:
+            pipe = r.pipeline(transaction=False)
+            for bot_id in ids:
+                pipe.hget(keys.bot(bot_id), "status")
+            running = sum(v == b"running" for v in pipe.execute())
+            if running == len(ids):
+                break
+            if proc.poll() is not None or time.monotonic() - t0 > 45:
+                raise RuntimeError(f"START commands: {running} of {len(ids)} running")
+            time.sleep(0.1)
+        print(
+            f"{len(ids)} START commands -> all running in {time.monotonic() - t0:.1f}s "
+            f"(commands written in {sent:.1f}s; no reconcile pass meanwhile)"
+        )
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         server = RedisServer(Path(tmp)).start()
@@ -234,7 +304,7 @@ def main() -> None:
                     keys.bot(bot_id),
                     mapping={
                         "config": config(s, PERIODS[j % len(PERIODS)]),
-                        "desired": "running",
+                        "desired": "stopped",  # started by commands, below
                         "status": "stopped",
                         "created_at": now,
                     },
@@ -244,6 +314,13 @@ def main() -> None:
         pipe.execute()
         env = base_env({"BOTFLEET_REDIS_URL": url, "BOTFLEET_LOG_LEVEL": "warning"})
         log = open(Path(tmp) / "runner.log", "wb")  # noqa: SIM115
+        ids = [f"{s}-{j}" for s in SYMBOLS for j in range(BOTS_PER_SYMBOL)]
+        try:
+            start_by_commands(r, ids, env, log)
+        except BaseException:
+            log.flush()
+            print((Path(tmp) / "runner.log").read_text()[-3000:])
+            raise
         proc = subprocess.Popen(
             [
                 sys.executable,

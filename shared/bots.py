@@ -10,7 +10,8 @@ field           writer     meaning
 config          API        BotConfig as JSON
 desired         API        ``running`` or ``stopped``: what should be
 status          runner     :class:`BotStatus` (API writes ``stopped`` on create)
-status_reason   runner     why, in words ("closing position before stop", "stale: ...")
+status_reason   runner     why, in words ("closing position before stop", "stale: ...",
+                           which intent's outcome is unknown when ``needs_attention``)
 stale           runner     comma-separated symbols whose data is stale ("" when fresh)
 owner           runner     instance holding the lease ("" when none)
 epoch           runner     incremented on every claim (HINCRBY); intents carry it
@@ -36,6 +37,10 @@ class BotStatus(enum.StrEnum):
     STARTING = "starting"  # claimed, warming up (history, subscriptions)
     RUNNING = "running"
     STOPPING = "stopping"  # closing its position before it stops (close-on-stop)
+    # An intent's outcome is unknown past the bound (no final report despite re-sends):
+    # no new entries, exits still fire, ``status_reason`` says which intent; back to
+    # ``running`` by itself when its final report arrives.
+    NEEDS_ATTENTION = "needs_attention"
     ERROR = "error"  # stopped by a fault; ``error`` says which
 
 

@@ -4,7 +4,8 @@
 consumer group, see DESIGN "Traps"); ``decode_entry`` turns an entry into a Struct or,
 when it does not decode, moves it to ``stream:dead-letter`` with the reason and the
 original fields and returns None, so no loop ever dies on a bad entry.
-``ensure_group`` creates a consumer group, tolerating one that exists.
+``ensure_group`` creates a consumer group, tolerating one that exists;
+``is_group_lost`` recognises every way Redis says the stream or the group is gone.
 """
 
 from __future__ import annotations
@@ -104,9 +105,23 @@ async def ensure_group(redis: Any, stream: str, group: str, start_id: str = "0")
             raise
 
 
+# How Redis says a consumer group is gone: NOGROUP (the stream key was deleted, or Redis
+# restarted empty), and a blocked XREADGROUP woken by the deletion of its stream
+# ("UNBLOCKED the stream key no longer exists").
+_GROUP_LOST = ("NOGROUP", "no longer exists")
+
+
+def is_group_lost(exc: BaseException) -> bool:
+    """The stream or its consumer group is gone: recreate the group and carry on."""
+    if not isinstance(exc, ResponseError):
+        return False
+    text = str(exc)
+    return any(mark in text for mark in _GROUP_LOST)
+
+
 def is_nogroup(exc: BaseException) -> bool:
-    """The stream key (and so its groups) was deleted: recreate the group and go on."""
-    return isinstance(exc, ResponseError) and "NOGROUP" in str(exc)
+    """Kept for callers that predate :func:`is_group_lost` (same test)."""
+    return is_group_lost(exc)
 
 
 async def emit_event(redis: Any, event: Message) -> None:

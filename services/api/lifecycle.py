@@ -44,5 +44,9 @@ def check_delete(state: BotState) -> None:
 def settled(action: str, status: str) -> bool:
     """Whether ``status`` is where ``action`` leads (``?wait=`` stops waiting)."""
     if action == "start":
-        return status in (BotStatus.RUNNING.value, BotStatus.ERROR.value)
+        return status in (
+            BotStatus.RUNNING.value,
+            BotStatus.NEEDS_ATTENTION.value,  # running, with an intent's outcome unknown
+            BotStatus.ERROR.value,
+        )
     return status in AT_REST

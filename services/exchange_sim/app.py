@@ -44,6 +44,7 @@ class SimOptions:
     api_secret: str = ""
     ed25519_public_key: str = ""  # path or PEM text
     ed25519_api_key: str = ""
+    extra_keys: list[tuple[str, str]] = field(default_factory=list)  # more HMAC pairs
     replay: Path | None = None
     balances: dict[str, Decimal] = field(
         default_factory=lambda: {"USDT": Decimal(100000), "BTC": Decimal(1), "ETH": Decimal(10)}
@@ -100,6 +101,8 @@ def build_exchange(opts: SimOptions) -> Exchange:
     keys: dict[str, ApiKey] = {}
     if opts.api_key:
         keys[opts.api_key] = ApiKey(opts.api_key, ACCOUNT, secret=opts.api_secret)
+    for extra_key, extra_secret in opts.extra_keys:  # more keys of the one account
+        keys[extra_key] = ApiKey(extra_key, ACCOUNT, secret=extra_secret)
     if opts.ed25519_public_key:
         pub = load_ed25519_public_key(read_public_key(opts.ed25519_public_key))
         name = opts.ed25519_api_key or "ed25519-" + opts.api_key

@@ -40,6 +40,9 @@ def register(app: typer.Typer) -> None:
             "", help="Ed25519 public key (PEM file path or PEM text) to register"
         ),
         ed25519_api_key: str = typer.Option("", help="API key of the Ed25519 public key"),
+        extra_key: list[str] = typer.Option(
+            [], "--extra-key", help="another HMAC key pair of the account, KEY:SECRET (repeatable)"
+        ),
         replay: Path | None = typer.Option(None, help="folder of <SYMBOL>-<interval>.csv klines"),
         balances: str = typer.Option("USDT=100000,BTC=1,ETH=10", help="ASSET=AMOUNT,..."),
         start_time: str | None = typer.Option(
@@ -60,7 +63,7 @@ def register(app: typer.Typer) -> None:
         order_unknown_rate: float = typer.Option(
             0.0, help="fault: share of placed orders answered 503 (the order exists)"
         ),
-        unknown_mode: str = typer.Option("503", help="fault: '503' or 'timeout'"),
+        unknown_mode: str = typer.Option("503", help="fault: '503', '500' or 'timeout'"),
         drop_kline_rate: float = typer.Option(0.0, help="fault: share of kline messages dropped"),
         frozen: str = typer.Option("", help="fault: frozen symbols (comma-separated, * = all)"),
     ) -> None:
@@ -79,6 +82,13 @@ def register(app: typer.Typer) -> None:
             api_secret = api_secret or secrets.token_hex(32)
             typer.echo(f"exchange-sim API key: {api_key}\nexchange-sim API secret: {api_secret}")
         register_secret(api_secret)
+        extra_keys: list[tuple[str, str]] = []
+        for pair in extra_key:
+            name, sep, secret = pair.partition(":")
+            if not sep or not name or not secret:
+                raise typer.BadParameter("--extra-key expects KEY:SECRET")
+            register_secret(secret)
+            extra_keys.append((name, secret))
         try:
             faults = FaultConfig(
                 latency_ms=latency_ms,
@@ -99,6 +109,7 @@ def register(app: typer.Typer) -> None:
                 api_secret=api_secret,
                 ed25519_public_key=ed25519_public_key,
                 ed25519_api_key=ed25519_api_key,
+                extra_keys=extra_keys,
                 replay=replay,
                 balances=parse_balances(balances),
                 start_ms=_start_ms(start_time),

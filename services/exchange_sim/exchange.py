@@ -73,6 +73,13 @@ class Exchange:
         self.book = Book(self.rules)
         self.feed = Feed(self.markets, self.update_every_s)
 
+    def active_keys(self) -> dict[str, ApiKey]:
+        """The registered keys minus those revoked by the ``revoked_keys`` fault."""
+        revoked = self.faults.config.revoked_keys
+        if not revoked:
+            return self.keys
+        return {name: key for name, key in self.keys.items() if name not in revoked}
+
     # --- time and prices ---------------------------------------------------------------------
 
     def now_ms(self) -> int:

@@ -5,11 +5,18 @@ Owns the faults a test can switch on (flags at start, ``/sim/faults`` at run tim
 - ``latency_ms``: added to every REST answer;
 - ``error_rate``: share of REST requests answered ``500`` without being executed;
 - ``order_unknown_rate``: share of accepted order placements whose answer is lost:
-  the order exists, the client gets ``503`` (``unknown_mode="503"``) or no answer
-  until it times out (``unknown_mode="timeout"``, held for ``timeout_s``);
+  the order exists, the client gets ``503 -1007`` (``unknown_mode="503"``), ``500
+  -1001`` (``unknown_mode="500"``: the "internal error, retry" a client must not take
+  at its word, reference §6) or no answer until it times out
+  (``unknown_mode="timeout"``, held for ``timeout_s``);
+- ``revoked_keys``: API keys whose every signed request (REST, WS API, listenKey) is
+  answered ``401 -2015`` as Binance answers a deleted key or a lost permission;
 - ``drop_kline_rate``: share of kline messages not sent to a connection;
 - ``frozen``: symbols whose market shows nothing new (``["*"]`` = all);
-- one-shot actions (not state): ``disconnect_ws`` closes every market-stream and
+- one-shot actions (not state): ``rate_limit_s`` answers every REST request ``429
+  -1003`` for that many wall seconds, ``ban_s`` answers ``418`` (an IP ban) for that
+  many (both with ``Retry-After``; the deadlines live in :mod:`.limits`);
+  ``disconnect_ws`` closes every market-stream and
   WS-API connection; ``server_shutdown`` sends the ``serverShutdown`` event to every
   connection open at that moment and closes those (only those) after a grace of
   ``shutdown_grace_s`` wall seconds (default: ``--shutdown-grace-s``), during which
@@ -25,7 +32,7 @@ from typing import Any
 
 import msgspec
 
-UNKNOWN_MODES = ("503", "timeout")
+UNKNOWN_MODES = ("503", "500", "timeout")
 
 
 class FaultConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -38,6 +45,7 @@ class FaultConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     timeout_s: float = 15.0
     drop_kline_rate: float = 0.0
     frozen: list[str] = msgspec.field(default_factory=list)
+    revoked_keys: list[str] = msgspec.field(default_factory=list)
 
     def __post_init__(self) -> None:
         for name in ("error_rate", "order_unknown_rate", "drop_kline_rate"):
@@ -61,6 +69,9 @@ class FaultUpdate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     timeout_s: float | None = None
     drop_kline_rate: float | None = None
     frozen: list[str] | None = None
+    revoked_keys: list[str] | None = None
+    rate_limit_s: float | None = None  # action: 429 to every REST request for N wall s
+    ban_s: float | None = None  # action: 418 (IP ban) to every REST request for N wall s
     disconnect_ws: bool = False
     server_shutdown: bool = False
     shutdown_grace_s: float | None = None  # with server_shutdown: notice -> close
@@ -70,6 +81,10 @@ class FaultUpdate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
             raise ValueError(
                 f"shutdown_grace_s must be within 0..3600, got {self.shutdown_grace_s}"
             )
+        for name in ("rate_limit_s", "ban_s"):
+            value = getattr(self, name)
+            if value is not None and not 0 < value <= 86_400:
+                raise ValueError(f"{name} must be within (0, 86400] wall seconds, got {value}")
 
 
 class Faults:

@@ -5,7 +5,8 @@ the 429 answer past the limit (``-1003`` with ``Retry-After``), the 418 ban for 
 client that keeps sending while limited (``--ban-after`` such answers within a
 minute; ban lengths double from 2 minutes, as Binance escalates), and the unfilled
 order counts per account per 10 seconds and per day (``X-MBX-ORDER-COUNT-10S`` /
-``-1D``, ``-1015``). Windows are aligned: a minute window resets at each exchange
+``-1D``, ``-1015``), and the forced 429 / 418 of the ``rate_limit_s`` / ``ban_s``
+faults (every IP, until a deadline). Windows are aligned: a minute window resets at each exchange
 minute boundary. ``Retry-After`` is in wall seconds (what a client can sleep),
 rounded up, at least 1.
 """
@@ -60,6 +61,32 @@ class Limits:
     served_per_minute: dict[int, int] = field(default_factory=dict)
     answered_429: int = 0
     answered_418: int = 0
+    # Faults: every request is answered 429 / 418 until these exchange-ms deadlines.
+    forced_429_until: int = 0
+    forced_418_until: int = 0
+
+    def force(self, status: int, wall_s: float, now_ms: int) -> int:
+        """Answer every request ``status`` (429 or 418) for ``wall_s`` wall seconds;
+        returns the deadline in exchange ms."""
+        until = now_ms + math.ceil(wall_s * 1000 * self.speed)
+        if status == 418:
+            self.forced_418_until = until
+        else:
+            self.forced_429_until = until
+        return until
+
+    def lift_forced(self) -> None:
+        self.forced_429_until = self.forced_418_until = 0
+
+    def _ban_error(self, until: int, now_ms: int) -> RateLimited:
+        self.answered_418 += 1
+        return RateLimited(
+            -1003,
+            f"Way too much request weight used; IP banned until {until}. "
+            "Please use WebSocket Streams for live updates to avoid bans.",
+            418,
+            self._wall_s(until - now_ms),
+        )
 
     def _wall_s(self, exchange_ms: int) -> int:
         return max(1, math.ceil(exchange_ms / 1000 / self.speed))
@@ -67,14 +94,19 @@ class Limits:
     def charge(self, ip: str, weight: int, now_ms: int) -> int:
         """Count ``weight`` for ``ip``; return the minute's total, or raise 429 / 418."""
         st = self._ips.setdefault(ip, _IpState())
+        if now_ms < self.forced_418_until:
+            raise self._ban_error(self.forced_418_until, now_ms)
         if now_ms < st.banned_until:
-            self.answered_418 += 1
+            raise self._ban_error(st.banned_until, now_ms)
+        if now_ms < self.forced_429_until:
+            self.answered_429 += 1
             raise RateLimited(
                 -1003,
-                f"Way too much request weight used; IP banned until {st.banned_until}. "
-                "Please use WebSocket Streams for live updates to avoid bans.",
-                418,
-                self._wall_s(st.banned_until - now_ms),
+                f"Too much request weight used; current limit is {self.weight_per_minute} "
+                "request weight per 1 MINUTE. Please use WebSocket Streams for live updates "
+                "to avoid polling the API.",
+                429,
+                self._wall_s(self.forced_429_until - now_ms),
             )
         window = now_ms // MINUTE_MS
         if window != st.window:
@@ -85,14 +117,7 @@ class Limits:
             if st.refused > self.ban_after:
                 st.bans += 1
                 st.banned_until = now_ms + BAN_BASE_MS * 2 ** (st.bans - 1)
-                self.answered_418 += 1
-                raise RateLimited(
-                    -1003,
-                    f"Way too much request weight used; IP banned until {st.banned_until}. "
-                    "Please use WebSocket Streams for live updates to avoid bans.",
-                    418,
-                    self._wall_s(st.banned_until - now_ms),
-                )
+                raise self._ban_error(st.banned_until, now_ms)
             self.answered_429 += 1
             raise RateLimited(
                 -1003,
@@ -128,6 +153,8 @@ class Limits:
             "max_weight_per_minute": max(self.served_per_minute.values(), default=0),
             "answered_429": self.answered_429,
             "answered_418": self.answered_418,
+            "forced_429_until": self.forced_429_until,
+            "forced_418_until": self.forced_418_until,
         }
 
     def used(self, ip: str, now_ms: int) -> int:

@@ -207,7 +207,9 @@ class SimServer:
     def _auth(self, request: web.Request) -> tuple[Request, ApiKey, int]:
         req = self._req(request)
         now = self.ex.now_ms()
-        key = authenticate(req, request.headers.get("X-MBX-APIKEY"), self.ex.keys, now, wall_ms())
+        key = authenticate(
+            req, request.headers.get("X-MBX-APIKEY"), self.ex.active_keys(), now, wall_ms()
+        )
         return req, key, now
 
     # --- market data -------------------------------------------------------------------------
@@ -317,6 +319,14 @@ class SimServer:
             )
             if cfg.unknown_mode == "timeout":
                 await asyncio.sleep(cfg.timeout_s)
+            elif cfg.unknown_mode == "500":  # "internal error, retry" after executing it
+                return _resp(
+                    {
+                        "code": -1001,
+                        "msg": "Internal error; unable to process your request. Please try again.",
+                    },
+                    500,
+                )
             return _resp(
                 {
                     "code": -1007,
@@ -446,7 +456,7 @@ class SimServer:
         api_key = request.headers.get("X-MBX-APIKEY")
         if not api_key:
             raise BAD_API_KEY_FMT
-        key = self.ex.keys.get(api_key)
+        key = self.ex.active_keys().get(api_key)
         if key is None:
             raise REJECTED_KEY
         return key
@@ -481,6 +491,13 @@ class SimServer:
             return _resp({"error": str(exc)}, 400)
         log.warning("fault.configured", **self.ex.faults.as_dict())
         self.ex.apply_freeze(self.ex.now_ms() // 1000)
+        now = self.ex.now_ms()
+        if update.rate_limit_s is not None:
+            until = self.ex.limits.force(429, update.rate_limit_s, now)
+            log.warning("fault.injected", kind="rate_limit_429", until_ms=until)
+        if update.ban_s is not None:
+            until = self.ex.limits.force(418, update.ban_s, now)
+            log.warning("fault.injected", kind="ban_418", until_ms=until)
         if update.server_shutdown:
             grace = self.shutdown_grace_s
             if update.shutdown_grace_s is not None:
@@ -493,6 +510,7 @@ class SimServer:
 
     async def faults_delete(self, request: web.Request) -> web.Response:
         self.ex.faults.clear()
+        self.ex.limits.lift_forced()
         self.ex.apply_freeze(self.ex.now_ms() // 1000)
         log.warning("fault.cleared")
         return _resp(self.ex.faults.as_dict())

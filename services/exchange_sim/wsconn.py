@@ -279,7 +279,7 @@ class WsProtocol:
         api_key = params.get("apiKey")
         if not isinstance(api_key, str) or not api_key:
             raise mandatory("apiKey")
-        key = self.ex.keys.get(api_key)
+        key = self.ex.active_keys().get(api_key)
         if key is None:
             raise REJECTED_KEY
         signature = params.get("signature")

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import sys
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -55,7 +57,11 @@ async def main(settings: GatewaySettings, stop: asyncio.Event) -> None:
     mode = settings.trading_mode.value
     redis = await connect(settings.redis_url)
     store = GatewayStore(
-        redis, mode=mode, instance=settings.instance, equity_base=equity_base(settings)
+        redis,
+        mode=mode,
+        instance=settings.instance,
+        equity_base=equity_base(settings),
+        retention_s=settings.gateway_record_retention_s,
     )
     await store.load_scripts()
     await store.upgrade_money()  # before anything adds to an amount
@@ -63,6 +69,7 @@ async def main(settings: GatewaySettings, stop: asyncio.Event) -> None:
     loops: dict[str, Any] = {}
     closers: list[Any] = []
     health: dict[str, Any] = {"mode": mode}
+    hold: Callable[[], str] | None = None  # live: refused credentials stop the intake
 
     if settings.trading_mode is TradingMode.PAPER:
         from services.gateway.paper_executor import PaperExecutor
@@ -76,9 +83,15 @@ async def main(settings: GatewaySettings, stop: asyncio.Event) -> None:
         loops["follower"] = follow(paper_follower.step, 0.1, "paper")
         health["exchange"] = "paper"
     else:
-        from services.gateway.live import start_live
+        from services.gateway.live import StartRefused, start_live
 
-        live = await start_live(settings, store, redis)
+        try:
+            live = await start_live(settings, store, redis)
+        except StartRefused as exc:
+            # a clear refusal, not a traceback: the message names the problem
+            log.error("gateway.start_refused", reason=str(exc))
+            await redis.aclose()
+            sys.exit(f"gateway: live start refused: {exc}")
         closers.append(live.close)
         processor = Processor(store, rules, rails_from(settings), live.executor)
         await live.reconcile(processor)  # before the first new intent (DESIGN "Traps")
@@ -88,7 +101,9 @@ async def main(settings: GatewaySettings, stop: asyncio.Event) -> None:
         loops["follower"] = follow(
             live.follow_step(processor), live.interval, "live", stream.wake if stream else None
         )
+        loops["exchange_watch"] = live.watch.run()
         health["exchange_health"] = live.health
+        hold = live.hold
 
     consumer = IntentConsumer(
         redis,
@@ -96,8 +111,10 @@ async def main(settings: GatewaySettings, stop: asyncio.Event) -> None:
         settings.instance,
         batch=settings.gateway_batch,
         claim_idle_ms=settings.gateway_claim_idle_ms,
-        # longer than one request can take, so a loop never retries a sibling's entry
-        retry_idle_ms=int((settings.gateway_http_timeout_s + 1) * 1000),
+        retry_idle_ms=settings.gateway_retry_idle_ms
+        or int((settings.gateway_http_timeout_s + 1) * 1000),
+        max_deliveries=settings.gateway_max_deliveries,
+        hold=hold,
     )
 
     def figures() -> dict[str, Any]:

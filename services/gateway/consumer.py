@@ -3,10 +3,27 @@
 Reads batches with XREADGROUP COUNT/BLOCK, hands them to the :class:`Processor` and
 acknowledges what it returns. Entries it did not return (an outcome still unknown)
 stay in this consumer's pending list and are retried every ``retry_interval_s`` once
-idle for ``retry_idle_ms``; pending entries of a dead instance are taken over with XAUTOCLAIM
-once idle for ``claim_idle_ms``. A deleted stream (NOGROUP) recreates the group; Redis
-errors back off (capped, jittered) and the loop carries on. The stream is trimmed with
-XTRIM MINID below what the group has acknowledged (DESIGN "Traps").
+idle for ``retry_idle_ms``; pending entries of a dead instance are taken over with
+XAUTOCLAIM once idle for ``claim_idle_ms``.
+
+What this module promises:
+
+- An entry this process is still handling is never taken up a second time by it: the
+  read loops share one in-flight set of entry ids, and the retry and claim passes skip
+  those (XAUTOCLAIM hands back our own idle entries too). Across processes the order
+  record's compare-and-set is the guard (``transition.lua``).
+- No entry brings the gateway down: a batch that raises is handled again one entry at
+  a time, and an entry that still raises is given up (``Processor.give_up``: a dead
+  letter and, when it decodes and was never sent, a REJECTED report) and acknowledged.
+  An entry delivered more than ``max_deliveries`` times is given up the same way, except
+  an order that may be on the exchange, which keeps being resolved.
+- Any loss of the stream or the group (NOGROUP, a blocked read woken by the stream's
+  deletion, Redis restarted empty) recreates the group and emits ``stream.recreated``.
+- While ``hold()`` gives a reason, no entry is read, retried or claimed; they stay
+  pending for a healthy instance's XAUTOCLAIM.
+
+Redis errors back off (capped, jittered) and the loop carries on. The stream is trimmed
+with XTRIM MINID below what the group has acknowledged (DESIGN "Traps").
 """
 
 from __future__ import annotations
@@ -14,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from collections.abc import Callable
 from typing import Any
 
 from redis.exceptions import NoScriptError, ResponseError
@@ -22,10 +40,20 @@ from services.gateway.processor import Processor
 from shared import keys
 from shared.binance.backoff import backoff_delays
 from shared.logging import get_logger
-from shared.redis import REDIS_ERRORS
-from shared.streams import ensure_group, is_nogroup
+from shared.messages import Event
+from shared.redis import REDIS_ERRORS, now_ms
+from shared.streams import dead_letter, emit_event, ensure_group, is_group_lost
 
 log = get_logger(__name__)
+
+Entry = tuple[Any, dict[Any, Any]]
+HOLD_CHECK_S = 0.5
+
+
+def _transient(exc: BaseException) -> bool:
+    """Errors that are about Redis, not about the entry: the entry stays pending and the
+    loop's own handling (reconnect, reload scripts, recreate the group) applies."""
+    return isinstance(exc, (*REDIS_ERRORS, NoScriptError)) or is_group_lost(exc)
 
 
 class IntentConsumer:
@@ -42,6 +70,8 @@ class IntentConsumer:
         trim_interval_s: float = 10.0,
         workers: int = 2,
         retry_idle_ms: int = 1000,
+        max_deliveries: int = 10,
+        hold: Callable[[], str] | None = None,
     ) -> None:
         self.workers = workers
         self.retry_idle_ms = retry_idle_ms
@@ -53,9 +83,14 @@ class IntentConsumer:
         self.claim_idle_ms = claim_idle_ms
         self.retry_interval_s = retry_interval_s
         self.trim_interval_s = trim_interval_s
+        self.max_deliveries = max_deliveries
+        self.hold = hold
         self.stream = keys.ORDER_INTENTS
         self.group = keys.GATEWAY_GROUP
         self.ready = asyncio.Event()
+        self.inflight: set[str] = set()  # entry ids some loop of this process is handling
+        self.recreated = 0
+        self._held = ""
 
     async def run(self) -> None:
         """Start-up work, then ``workers`` concurrent read loops (so one batch's Python
@@ -63,7 +98,8 @@ class IntentConsumer:
         pending entries, claims dead consumers' entries and trims the stream."""
         await self._ensure_group()
         # Our own pending entries first (a restart under the same instance name).
-        await self._drain_pending()
+        if not self._held_reason():
+            await self._drain_pending()
         self.ready.set()
         loops = [
             asyncio.create_task(self._loop(i == 0), name=f"intents-{i}")
@@ -76,11 +112,25 @@ class IntentConsumer:
                 task.cancel()
             await asyncio.gather(*loops, return_exceptions=True)
 
+    def _held_reason(self) -> str:
+        """The hold's reason ('' = go on); logs each change once."""
+        reason = self.hold() if self.hold is not None else ""
+        if reason != self._held:
+            if reason:
+                log.warning("intents.held", reason=reason)
+            else:
+                log.info("intents.held", reason="", released=True)
+            self._held = reason
+        return reason
+
     async def _loop(self, housekeeper: bool) -> None:
         delays = backoff_delays(0.05, 5.0, random.Random())
         next_retry = next_claim = next_trim = time.monotonic()
         while True:
             try:
+                if self._held_reason():
+                    await asyncio.sleep(HOLD_CHECK_S)
+                    continue
                 now = time.monotonic()
                 if housekeeper and now >= next_claim:
                     await self._claim_dead()
@@ -106,25 +156,120 @@ class IntentConsumer:
                 # pending and is retried from the pending list once they are back.
                 log.warning("intents.noscript")
                 await self.processor.store.load_scripts()
-            except ResponseError as exc:
-                if not is_nogroup(exc):
-                    raise
-                log.warning("intents.nogroup", stream=self.stream)
-                await self._ensure_group()
             except REDIS_ERRORS as exc:
                 delay = next(delays)
                 log.warning("intents.redis_error", error=str(exc), retry_in=round(delay, 3))
+                await asyncio.sleep(delay)
+            except ResponseError as exc:
+                if is_group_lost(exc):
+                    await self._recreate(str(exc))
+                    continue
+                # a refusal by Redis outside any one entry (e.g. the key of another
+                # type): never fatal, retried with backoff
+                delay = next(delays)
+                log.error("intents.redis_refused", error=str(exc), retry_in=round(delay, 3))
                 await asyncio.sleep(delay)
 
     async def _ensure_group(self) -> None:
         await ensure_group(self.redis, self.stream, self.group)
 
-    async def _process(self, entries: list[tuple[Any, dict[Any, Any]]]) -> None:
-        live = [(entry_id, fields) for entry_id, fields in entries if fields]
-        gone = [entry_id for entry_id, fields in entries if not fields]  # trimmed while pending
-        ack = await self.processor.handle(live) if live else []
-        if ack or gone:
-            await self.redis.xack(self.stream, self.group, *ack, *gone)
+    async def _recreate(self, why: str) -> None:
+        """The stream or the group is gone: create them again and say so."""
+        log.warning("intents.group_lost", stream=self.stream, error=why)
+        await self._ensure_group()
+        self.recreated += 1
+        await emit_event(
+            self.redis,
+            Event(
+                kind="stream.recreated",
+                message=f"{self.stream} group {self.group} recreated: {why}",
+                level="warning",
+                service=self.processor.service,
+                details={"stream": self.stream, "group": self.group, "error": why},
+                ts=now_ms(),
+            ),
+        )
+
+    async def _process(
+        self, entries: list[Entry], deliveries: dict[str, int] | None = None
+    ) -> None:
+        """Handle ``entries`` (skipping any another loop of this process is handling) and
+        acknowledge what may be acknowledged. ``deliveries``: times delivered per entry
+        id, when known (retried and claimed entries)."""
+        mine = [(i, f) for i, f in entries if _text(i) not in self.inflight]
+        ids = {_text(i) for i, _f in mine}
+        self.inflight |= ids
+        try:
+            live = [(i, f) for i, f in mine if f]
+            gone = [i for i, f in mine if not f]  # trimmed while pending
+            ack: list[Any] = []
+            if deliveries and self.max_deliveries > 0:
+                live, ack = await self._too_many(live, deliveries)
+            if live:
+                ack += await self._handle(live)
+            if ack or gone:
+                await self.redis.xack(self.stream, self.group, *ack, *gone)
+        finally:
+            self.inflight -= ids
+
+    async def _too_many(
+        self, live: list[Entry], deliveries: dict[str, int]
+    ) -> tuple[list[Entry], list[Any]]:
+        """Give up entries delivered more than ``max_deliveries`` times; returns the
+        entries still to handle and the ids to acknowledge."""
+        keep: list[Entry] = []
+        ack: list[Any] = []
+        for entry_id, fields in live:
+            count = deliveries.get(_text(entry_id), 0)
+            if count <= self.max_deliveries:
+                keep.append((entry_id, fields))
+                continue
+            reason = f"delivered {count} times (limit {self.max_deliveries})"
+            if await self._give_up(entry_id, fields, reason):
+                ack.append(entry_id)
+            else:  # may be on the exchange: keeps being resolved
+                keep.append((entry_id, fields))
+        return keep, ack
+
+    async def _handle(self, live: list[Entry]) -> list[Any]:
+        """The processor on the batch; if it raises, on each entry alone, and an entry
+        that still raises is given up. Redis trouble is not the entry's fault: raised."""
+        try:
+            return await self.processor.handle(live)
+        except Exception as exc:  # isolation boundary: narrowed below
+            if _transient(exc):
+                raise
+            log.warning("intents.batch_failed", count=len(live), error=repr(exc))
+        ack: list[Any] = []
+        for entry_id, fields in live:
+            try:
+                ack += await self.processor.handle([(entry_id, fields)])
+            except Exception as exc:  # one entry's failure is its own
+                if _transient(exc):
+                    raise
+                log.exception("intent.failed", entry_id=_text(entry_id))
+                reason = f"handling failed: {type(exc).__name__}: {exc}"
+                if await self._give_up(entry_id, fields, reason):
+                    ack.append(entry_id)
+        return ack
+
+    async def _give_up(self, entry_id: Any, fields: dict[Any, Any], reason: str) -> bool:
+        try:
+            return await self.processor.give_up(entry_id, fields, reason)
+        except Exception as exc:  # the last resort: keep the entry as a letter
+            if _transient(exc):
+                raise
+            log.exception("intent.give_up_failed", entry_id=_text(entry_id))
+            await dead_letter(
+                self.redis,
+                self.stream,
+                entry_id,
+                fields,
+                f"{reason}; giving up failed: {type(exc).__name__}: {exc}",
+                service=self.processor.service,
+            )
+            self.processor.figures.dead_letters += 1
+            return True
 
     async def _drain_pending(self) -> None:
         start = "0"
@@ -135,13 +280,27 @@ class IntentConsumer:
             entries = reply[0][1] if reply else []
             if not entries:
                 return
-            await self._process(entries)
+            await self._process(entries, await self._deliveries(entries))
             last = entries[-1][0]
-            start = last.decode() if isinstance(last, bytes) else str(last)
+            start = _text(last)
+
+    async def _deliveries(self, entries: list[Entry]) -> dict[str, int]:
+        """Times delivered of our pending ``entries`` (XPENDING over their id range)."""
+        if not entries:
+            return {}
+        rows = await self.redis.xpending_range(
+            self.stream,
+            self.group,
+            min=entries[0][0],
+            max=entries[-1][0],
+            count=len(entries) + 1000,
+            consumername=self.consumer,
+        )
+        return {_text(row["message_id"]): int(row["times_delivered"]) for row in rows}
 
     async def _retry_pending(self) -> None:
         """Re-run this consumer's entries idle for ``retry_idle_ms`` (outcomes that were
-        still unknown); entries another loop of this process is working on are younger."""
+        still unknown), except those a loop of this process is still handling."""
         rows = await self.redis.xpending_range(
             self.stream,
             self.group,
@@ -151,17 +310,19 @@ class IntentConsumer:
             consumername=self.consumer,
             idle=self.retry_idle_ms,
         )
-        ids = [row["message_id"] for row in rows]
-        if not ids:
+        rows = [row for row in rows if _text(row["message_id"]) not in self.inflight]
+        if not rows:
             return
         entries = await self.redis.xclaim(
             self.stream,
             self.group,
             self.consumer,
             min_idle_time=self.retry_idle_ms,
-            message_ids=ids,
+            message_ids=[row["message_id"] for row in rows],
         )
-        await self._process(entries)
+        # XCLAIM counts this delivery too
+        counts = {_text(row["message_id"]): int(row["times_delivered"]) + 1 for row in rows}
+        await self._process(entries, counts)
 
     async def _claim_dead(self) -> None:
         start = "0-0"
@@ -175,10 +336,12 @@ class IntentConsumer:
                 count=self.batch,
             )
             next_start, entries = reply[0], reply[1]
+            # XAUTOCLAIM also hands back our own idle entries: never one still in hand
+            entries = [(i, f) for i, f in entries if _text(i) not in self.inflight]
             if entries:
                 log.info("intents.claimed", count=len(entries))
-                await self._process(entries)
-            start = next_start.decode() if isinstance(next_start, bytes) else str(next_start)
+                await self._process(entries, await self._deliveries(entries))
+            start = _text(next_start)
             if start == "0-0":
                 return
 

@@ -35,6 +35,7 @@ from shared.binance.errors import (
 )
 from shared.binance.schemas import (
     Account,
+    CancelOrder,
     ExchangeInfo,
     MyTrade,
     OrderFull,
@@ -107,6 +108,9 @@ class ExchangeClient:
         self.on_breaker = on_breaker
         self.monotonic = monotonic
         self.requests = 0
+        # the deadline (exchange ms) of the last 418 ban this client was answered, so the
+        # health can tell a ban from a 429 pause in the fleet's one pause key
+        self.ban_seen_until = 0
 
     @property
     def signer_kind(self) -> str:
@@ -167,6 +171,14 @@ class ExchangeClient:
             ep.MY_TRADES, [("symbol", symbol), ("orderId", str(order_id))], signed=True
         )
         return _decode(body, list[MyTrade])
+
+    async def cancel_order(self, symbol: str, client_order_id: str) -> CancelOrder:
+        body = await self._call(
+            ep.CANCEL_ORDER,
+            [("symbol", symbol), ("origClientOrderId", client_order_id)],
+            signed=True,
+        )
+        return _decode(body, CancelOrder)
 
     async def open_orders(self) -> list[QueryOrder]:
         body = await self._call(ep.OPEN_ORDERS, [], signed=True)
@@ -272,7 +284,9 @@ class ExchangeClient:
         error = error_from_response(response.status_code, body, response.headers.items())
         if isinstance(error, RateLimitedError):
             # the fleet-wide pause handles it; an answering exchange is not an outage
-            await self.weight.note_rate_limited(response.status_code, error.retry_after_s)
+            until = await self.weight.note_rate_limited(response.status_code, error.retry_after_s)
+            if error.banned:
+                self.ban_seen_until = max(self.ban_seen_until, until)
             self.breaker.success()
         elif isinstance(error, OutcomeUnknownError | RetryableError):
             self._failed(f"{endpoint.name}: HTTP {response.status_code} {error.code}")

@@ -1,16 +1,16 @@
-"""Live mode's runtime: builds the signed client from the settings, reconciles the
-order records with the exchange before the first new intent, follows resting orders
-(the WebSocket API user data stream, REST polling as the fallback) and keeps
-``balances:live``. The executor that sends orders is :mod:`services.gateway.live_executor`.
-
-Start-up reconciliation queries every admitted, unended order and every open ``bf-``
-order on the exchange, completes what has ended, and reports each difference in
-``stream:events``.
+"""Live mode's runtime: builds the signed client from the settings (refusing to start
+when the exchange refuses the credentials), follows resting orders (the WebSocket API
+user data stream, REST polling as the fallback), keeps ``balances:live``, and wires the
+parts that live beside it: the executor that sends orders
+(:mod:`services.gateway.live_executor`), start-up reconciliation
+(:mod:`services.gateway.reconcile`) and the watch on credentials, bans and rate-limit
+pauses (:mod:`services.gateway.live_watch`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -22,33 +22,25 @@ import httpx
 from services.gateway.breaker import BreakerState, CircuitBreaker
 from services.gateway.exchange import ExchangeClient
 from services.gateway.live_executor import LiveExecutor
-from services.gateway.orders import (
-    FINAL,
-    RecordStatus,
-)
-from services.gateway.processor import Job, Processor
+from services.gateway.live_watch import ExchangeWatch
+from services.gateway.orders import RecordStatus
+from services.gateway.processor import Processor
+from services.gateway.reconcile import Reconciler, job_from_record
 from services.gateway.settings import GatewaySettings
 from services.gateway.store import GatewayStore
 from services.gateway.user_stream import UserStream
+from shared.binance.backoff import backoff_delays, bounded
 from shared.binance.errors import (
+    AuthError,
     BinanceError,
-    NoSuchOrderError,
     OutcomeUnknownError,
     RateLimitedError,
     RetryableError,
 )
 from shared.binance.signing import Signer, signer_from_config
-from shared.bots import client_order_id
 from shared.logging import get_logger
-from shared.messages import (
-    Event,
-    MessageDecodeError,
-    OrderIntent,
-    decode_as,
-    encode_json,
-)
+from shared.messages import Event
 from shared.ratelimit import OrderBudget, WeightBudget, rules_from_exchange_info
-from shared.redis import now_ms
 
 log = get_logger(__name__)
 
@@ -59,6 +51,8 @@ class LiveRuntime:
     store: GatewayStore
     http: httpx.AsyncClient
     executor: LiveExecutor
+    reconciler: Reconciler
+    watch: ExchangeWatch
     user_stream: UserStream | None = None
     poll_interval_s: float = 1.0
     stream_poll_interval_s: float = 30.0
@@ -70,10 +64,24 @@ class LiveRuntime:
 
     def health(self) -> dict[str, Any]:
         stream = self.user_stream.health() if self.user_stream else {"user_stream": "off"}
-        return {**self.client.health(), **stream, "delayed_orders": self.executor.delayed}
+        return {
+            **self.client.health(),
+            **self.watch.health(),  # refused credentials, a ban or a pause say so instead
+            **stream,
+            "delayed_orders": self.executor.delayed,
+            "auth_probes": self.watch.probes,
+            "orphans": len(self.reconciler.orphans),
+        }
+
+    def hold(self) -> str:
+        """Why the intent consumer must take nothing now ('' = go on)."""
+        return self.watch.hold()
 
     def interval(self) -> float:
-        """REST polling is the fallback: frequent while the user stream is down."""
+        """REST polling is the fallback: frequent while the user stream is down, and
+        while reconciliation still has records to settle (no stream event wakes those)."""
+        if self.reconciler.orphans:
+            return self.poll_interval_s
         if self.user_stream is not None and self.user_stream.connected:
             return self.stream_poll_interval_s
         return self.poll_interval_s
@@ -88,6 +96,10 @@ class LiveRuntime:
         self.balances_refreshed = time.monotonic()
         try:
             account = await self.client.account()
+        except AuthError as exc:
+            self.watch.auth_failed(exc)  # the watch holds the consumer and re-probes
+            log.warning("balances.refresh_refused", code=exc.code)
+            return
         except BinanceError as exc:
             log.warning("balances.refresh_failed", error=str(exc))
             return
@@ -102,97 +114,8 @@ class LiveRuntime:
             await pipe.execute()
 
     async def reconcile(self, processor: Processor) -> None:
-        """Before the first new intent: settle every admitted, unended order with the
-        exchange and report each difference (DESIGN "Traps": AOF can lose a second)."""
-        cids = await self.store.active()
-        records = await self.store.records(cids) if cids else []
-        checked = 0
-        for cid, record in zip(cids, records, strict=True):
-            status = record.get("status", "")
-            if not record or status in FINAL or status == RecordStatus.ACCEPTED:
-                continue  # never sent: its pending intent will be processed normally
-            checked += 1
-            job = _job_from_record(cid, record, processor)
-            outcome = await self.executor.resolve(job, reconciling=True)
-            if outcome is not None and outcome.report.final:
-                await self.executor.complete(processor, job, outcome)
-        adopted = await self._find_lost_records(processor)
-        known = set(cids)
-        try:
-            venue_open = await self.client.open_orders()
-        except BinanceError as exc:
-            log.warning("reconcile.open_orders_failed", error=str(exc))
-            venue_open = []
-        for order in venue_open:
-            if order.clientOrderId.startswith("bf-") and order.clientOrderId not in known:
-                record = await self.store.record(order.clientOrderId)
-                if record.get("status") != RecordStatus.OPEN:
-                    self.executor.note_difference(
-                        order.clientOrderId,
-                        f"open on the exchange ({order.status}) but {record.get('status') or 'unknown'} here",
-                        symbol=order.symbol,
-                    )
-        await self.flush_events()
-        log.info("reconcile.done", checked=checked, adopted=adopted, venue_open=len(venue_open))
-
-    async def _find_lost_records(self, processor: Processor) -> int:
-        """An intent still waiting in the stream with no order record may have been placed
-        by a run whose writes Redis lost (AOF everysec). Ask the exchange for each such
-        client order id before it is processed: Binance would accept the id again once
-        the first order filled (DESIGN "Traps"). Found orders get their record back and
-        their report; the rest are processed normally."""
-        waiting = await self.store.waiting_intents()
-        by_cid: dict[str, tuple[OrderIntent, bytes]] = {}
-        for _entry_id, fields in waiting:
-            raw = fields.get(b"data", fields.get("data"))
-            try:
-                intent = decode_as(fields, OrderIntent)
-            except MessageDecodeError:
-                continue  # the consumer dead-letters it
-            data = raw if isinstance(raw, bytes) else encode_json(intent)
-            by_cid.setdefault(client_order_id(intent.intent_id), (intent, data))
-        if not by_cid:
-            return 0
-        cids = list(by_cid)
-        records = await self.store.records(cids)
-        adopted = 0
-        for cid, record in zip(cids, records, strict=True):
-            if record:
-                continue
-            intent, raw = by_cid[cid]
-            try:
-                venue = await self.client.query_order(intent.symbol, cid)
-            except NoSuchOrderError:
-                continue  # never placed: the consumer will place it
-            except BinanceError as exc:
-                log.warning("reconcile.query_failed", cid=cid, error=str(exc))
-                continue
-            if not await self.store.adopt(cid, raw, now_ms()):
-                continue
-            adopted += 1
-            self.executor.note_difference(
-                cid,
-                f"{venue.status} on the exchange but no record here: record restored",
-                symbol=intent.symbol,
-            )
-            job = Job(
-                intent,
-                cid,
-                None,
-                processor.rules.get(intent.symbol),
-                None,
-                await self.store.record(cid),
-            )
-            outcome = await self.executor.resolve(job)
-            if outcome is None:
-                continue
-            if outcome.report.final:
-                await self.executor.complete(processor, job, outcome)
-            else:
-                async with self.store.redis.pipeline(transaction=False) as pipe:
-                    self.store.queue_rest(pipe, cid, outcome.report, now_ms())
-                    await pipe.execute()
-        return adopted
+        """Before the first new intent (DESIGN "Traps"): see :mod:`services.gateway.reconcile`."""
+        await self.reconciler.run(processor)
 
     def follow_step(self, processor: Processor) -> Callable[[], Awaitable[None]]:
         async def step() -> None:
@@ -203,19 +126,15 @@ class LiveRuntime:
                 for cid, record in zip(cids, records, strict=True):
                     if record.get("status") != RecordStatus.OPEN:
                         continue
-                    job = _job_from_record(cid, record, processor)
+                    job = job_from_record(cid, record, processor)
                     outcome = await self.executor.resolve(job)
                     if outcome is not None and outcome.report.final:
                         await self.executor.complete(processor, job, outcome)
+            await self.reconciler.retry_orphans(processor)
             await self.refresh_balances()
             await self.flush_events()
 
         return step
-
-
-def _job_from_record(cid: str, record: dict[str, str], processor: Processor) -> Job:
-    intent = decode_as({"type": "order_intent", "data": record["intent"]}, OrderIntent)
-    return Job(intent, cid, None, processor.rules.get(intent.symbol), None, record)
 
 
 def load_signer(settings: GatewaySettings) -> Signer:
@@ -274,13 +193,30 @@ async def start_live(settings: GatewaySettings, store: GatewayStore, redis: Any)
         store=store,
         http=http,
         executor=executor,
+        reconciler=Reconciler(
+            client, store, executor, policy=settings.gateway_unknown_order_policy
+        ),
+        watch=ExchangeWatch(client, executor, probe_max_s=settings.gateway_auth_probe_max_s),
         poll_interval_s=settings.gateway_poll_interval_s,
         stream_poll_interval_s=settings.gateway_stream_poll_interval_s,
     )
     if settings.gateway_user_stream:
         runtime.user_stream = UserStream(settings.ws_api_url, client, redis, store.balances_key)
-    await _with_retries(client.sync_time, "time sync")
-    info = await _with_retries(client.exchange_info, "exchangeInfo")
+    try:
+        await _with_retries(client.sync_time, "time sync")
+        info = await _with_retries(client.exchange_info, "exchangeInfo")
+        # one signed call: a wrong key or secret stops the start here, not at the first
+        # order of every bot (reference §6: -1022, -2014, -2015, HTTP 401)
+        await _with_retries(client.account, "credentials check")
+    except AuthError as exc:
+        await http.aclose()
+        raise StartRefused(
+            f"the exchange refused the API credentials ({exc.code}: {exc.message});"
+            f" check {credential_names(settings)}"
+        ) from None
+    except BinanceError as exc:
+        await http.aclose()
+        raise StartRefused(f"cannot start live on {settings.rest_url}: {exc}") from None
     rules = rules_from_exchange_info(info.rateLimits)
     weight.apply_rules(rules)
     orders.apply_rules(rules)
@@ -288,11 +224,21 @@ async def start_live(settings: GatewaySettings, store: GatewayStore, redis: Any)
     return runtime
 
 
+class StartRefused(Exception):
+    """A live gateway must not start; the message names the problem and never a secret."""
+
+
+def credential_names(settings: GatewaySettings) -> str:
+    """The settings a person should look at after a refusal of the credentials."""
+    signing = (
+        "BOTFLEET_BINANCE_PRIVATE_KEY_FILE"
+        if settings.binance_private_key_file
+        else "BOTFLEET_BINANCE_API_SECRET"
+    )
+    return f"BOTFLEET_BINANCE_API_KEY and {signing} (and the key's IP and trading permissions)"
+
+
 async def _with_retries(call: Callable[[], Awaitable[Any]], what: str, attempts: int = 8) -> Any:
-    import random
-
-    from shared.binance.backoff import backoff_delays, bounded
-
     delays = bounded(backoff_delays(0.2, 5.0, random.Random()), attempts)
     while True:
         try:

@@ -1,14 +1,23 @@
 """Live mode's executor: sends admitted orders over signed REST and settles each one
 with the unknown-outcome rule of DESIGN "Traps" at its centre.
 
-An admitted order is marked SENDING (with the exchange-clock time) before the request
-leaves. Its answer ends it (FILLED/EXPIRED/REJECTED...), puts it on the book (OPEN,
+Every change of an order record is a compare-and-set on its status and revision
+(``GatewayStore.transition``): an admitted order moves ACCEPTED -> SENDING (with the
+exchange-clock time) before the request leaves, and only the handler whose move succeeds
+sends; a handler that loses (another loop or gateway acted on the same record since it
+was read) sends nothing and leaves the entry pending, to be re-read and resolved by query.
+So one client order id is sent by at most one handler, in any number of gateways.
+Its answer ends it (FILLED/EXPIRED/REJECTED...), puts it on the book (OPEN,
 followed by the follower), or leaves the outcome unknown (timeout, 5xx, -1006, -1007,
 reset after sending): the record becomes UNKNOWN, the intent stays pending, and every
 later attempt first asks the exchange for the client order id. "Order does not exist"
 allows a resend only once the exchange clock has passed ``timestamp + recvWindow``.
+Such a resend moves UNKNOWN/SENDING -> SENDING directly (never through ACCEPTED).
 Nothing is resent on any other path. When the fleet's weight or order budget is spent,
-the order is not sent and the delay is reported in ``stream:events``.
+the order is not sent (SENDING -> ACCEPTED) and the delay is reported in ``stream:events``.
+An authentication refusal means the order was not executed: SENDING -> ACCEPTED, the
+entry stays pending and :attr:`LiveExecutor.auth_failure` says why until the runtime
+clears it.
 """
 
 from __future__ import annotations
@@ -97,6 +106,9 @@ class LiveExecutor:
         self.semaphore = asyncio.Semaphore(concurrency)
         self.delayed = 0
         self._events: list[Event] = []
+        # "exchange refused the credentials: <code> <message>" after an AuthError on a
+        # send ('' when fine); the runtime clears it once the credentials work again
+        self.auth_failure = ""
 
     def take_events(self) -> list[Event]:
         events, self._events = self._events, []
@@ -145,6 +157,19 @@ class LiveExecutor:
             return await self.resolve(job)
         return await self._send(job)
 
+    async def _move(self, job: Job, status: RecordStatus, **fields: Any) -> bool:
+        """Compare-and-set the job's record from the state it was read in (``job.record``
+        follows every successful move); False when another handler moved it first."""
+        result = await self.store.transition(job.cid, job.record, status.value, now_ms(), **fields)
+        if not result.ok:
+            log.info(
+                "order.transition_lost",
+                cid=job.cid,
+                to=status.value,
+                now=result.status or result.outcome,
+            )
+        return result.ok
+
     async def _send(self, job: Job) -> Outcome | None:
         intent, cid, order = job.intent, job.cid, job.order
         if order is None or job.rules is None:
@@ -152,17 +177,18 @@ class LiveExecutor:
                 report=rejection(intent, cid, "intent no longer valid", mode=MODE, now_ms=now_ms())
             )
         params = order.wire_params(job.rules, cid)
-        await self.store.mark(
-            cid,
-            status=RecordStatus.SENDING,
+        # From ACCEPTED, or from SENDING/UNKNOWN for a resend the not-found rule proved safe.
+        if not await self._move(
+            job,
+            RecordStatus.SENDING,
             sent_at=self.client.now_ms(),
             recv_window=self.client.recv_window_ms,
-            updated_at=now_ms(),
-        )
+        ):
+            return None  # another handler owns this order: the entry stays pending
         try:
             full, _timestamp = await self.client.new_order(params)
         except OrderDelayed as exc:
-            await self.store.mark(cid, status=RecordStatus.ACCEPTED)  # never sent
+            await self._move(job, RecordStatus.ACCEPTED)  # never sent
             self.delayed += 1
             log.warning("order.delayed", cid=cid, delay_s=round(exc.delay_s, 3))
             self.event(
@@ -179,26 +205,28 @@ class LiveExecutor:
             return None
         except DuplicateOrderError:
             # an open order already has this id: it is ours; find out what it is
-            await self._unknown(job, "duplicate client order id")
+            if not await self._unknown(job, "duplicate client order id"):
+                return None
             return await self.resolve(job)
         except (RetryableError, RateLimitedError) as exc:
-            await self.store.mark(cid, status=RecordStatus.ACCEPTED)  # not executed
+            await self._move(job, RecordStatus.ACCEPTED)  # not executed
             log.warning("order.not_sent", cid=cid, error=str(exc))
             return None
         except AuthError as exc:
+            # the credentials were refused, so the order was not executed: it stays
+            # admitted and pending until the credentials work again
+            await self._move(job, RecordStatus.ACCEPTED)
+            self.auth_failure = f"exchange refused the credentials: {exc.code} {exc.message}"
+            log.error("exchange.auth_failed", cid=cid, code=exc.code)
             self.event(
                 "exchange.auth_failed",
-                f"order refused: {exc.code} {exc.message}",
+                self.auth_failure,
                 level="error",
                 bot_id=intent.bot_id,
                 symbol=intent.symbol,
                 client_order_id=cid,
             )
-            return Outcome(
-                report=rejection(
-                    intent, cid, f"exchange: {exc.code} {exc.message}", mode=MODE, now_ms=now_ms()
-                )
-            )
+            return None
         except RejectedError as exc:
             return Outcome(
                 report=rejection(
@@ -207,14 +235,10 @@ class LiveExecutor:
             )
         return self._outcome(job, full)
 
-    async def _unknown(self, job: Job, why: str) -> None:
+    async def _unknown(self, job: Job, why: str) -> bool:
         log.warning("order.outcome_unknown", cid=job.cid, why=why)
-        await self.store.mark(
-            job.cid, status=RecordStatus.UNKNOWN, sent_at=self.client.now_ms(), updated_at=now_ms()
-        )
-        job.record["status"] = RecordStatus.UNKNOWN
-        job.record["sent_at"] = str(self.client.now_ms())
-        job.record.setdefault("recv_window", str(self.client.recv_window_ms))
+        # the request's timestamp is no later than now: the not-found rule counts from here
+        return await self._move(job, RecordStatus.UNKNOWN, sent_at=self.client.now_ms())
 
     def _outcome(
         self, job: Job, order: OrderFull | QueryOrder, fills: tuple[Fill, ...] | None = None
@@ -243,11 +267,11 @@ class LiveExecutor:
                     job.cid,
                     f"{job.record.get('status')} here but never reached the exchange; it will be sent again",
                 )
-            await self.store.mark(job.cid, status=RecordStatus.ACCEPTED)
-            job.record["status"] = RecordStatus.ACCEPTED
             if job.order is None:
-                return None  # the consumer re-prepares and sends it
-            return await self._send(job)
+                # proven never executed; the consumer re-prepares and sends it
+                await self._move(job, RecordStatus.ACCEPTED)
+                return None
+            return await self._send(job)  # SENDING/UNKNOWN -> SENDING, by compare-and-set
         except BinanceError as exc:
             log.warning("order.query_failed", cid=job.cid, error=str(exc))
             return None

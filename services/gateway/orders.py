@@ -21,6 +21,9 @@ recv_window      its recvWindow (ms)
 exchange_order_id  the venue's orderId once known
 report           the terminal ExecutionReport as JSON (written with the report)
 report_id        its stream:executions entry id
+rev              revision, +1 on every compare-and-set transition (transition.lua)
+entry            the intents-stream entry that was admitted (or refused)
+answered:{entry} 1 once a repeat on that entry got the stored report again
 ===============  ===========================================================
 
 The field names are :class:`RecordField`; the scripts receive them from it.
@@ -69,6 +72,8 @@ class RecordField(enum.StrEnum):
     REASON = "reason"
     INSTANCE = "instance"
     ADOPTED = "adopted"
+    REV = "rev"
+    ENTRY = "entry"
     CREATED_AT = "created_at"
     UPDATED_AT = "updated_at"
 

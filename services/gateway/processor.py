@@ -1,7 +1,8 @@
 """Intent -> order -> one terminal report: the gateway's hot path, one batch at a time.
 
 For a batch of stream entries: decode (dead-letter what does not), read the order
-records (a final record means the intent is done: acknowledge, publish nothing), size
+records (a final record means the intent is done: acknowledge; a copy on a different
+stream entry than the admitted one gets the stored report again), size
 and validate the new intents, admit them atomically (``admit.lua``: fencing, rate
 rails, risk), refuse the rest (``reject.lua``), execute the admitted ones through the
 mode's executor and complete them (``finalize.lua``). Each Redis step is one pipeline
@@ -13,6 +14,11 @@ An executor with an ``immediate(job, now)`` method (paper) knows an order's outc
 before admission: those intents take ``trade.lua``, which admits, refuses or completes
 and acknowledges each of them, one atomic call for the whole batch (so they are not
 returned for XACK).
+
+A stale-epoch copy of an intent is answered with a non-final REJECTED notice and leaves
+no record, so the adopting runner's re-send under the new epoch is placed normally.
+An entry that cannot be handled at all (:meth:`Processor.give_up`) ends as a dead letter
+and, when it decodes and was never sent, a REJECTED report with the reason.
 """
 
 from __future__ import annotations
@@ -22,6 +28,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Protocol
+
+import msgspec
 
 from services.gateway import rails as rails_mod
 from services.gateway.orders import FINAL, RecordField, RecordStatus, rejection
@@ -45,7 +53,7 @@ from shared.messages import (
 )
 from shared.money import AmountOutOfRange, to_units, to_units_ceiling
 from shared.redis import now_ms
-from shared.streams import dead_letter, publish_nowait
+from shared.streams import dead_letter, emit_event, publish_nowait
 
 log = get_logger(__name__)
 EVENTS_MAXLEN = 10_000
@@ -92,6 +100,7 @@ class Figures:
     duplicates: int = 0
     dead_letters: int = 0
     halts: int = 0
+    republished: int = 0
 
 
 class Processor:
@@ -111,6 +120,8 @@ class Processor:
         self.executor = executor
         self.service = service
         self.figures = Figures()
+        # entries already announced as unresolvable-but-kept (one event each)
+        self._kept_noted: set[str] = set()
 
     async def handle(self, entries: Sequence[tuple[Any, dict[Any, Any]]]) -> list[Any]:
         """Process stream entries; returns the entry ids that may now be acknowledged."""
@@ -156,13 +167,18 @@ class Processor:
         new: list[tuple[str, PreparedOrder, str]] = []
         refused: list[tuple[str, str, str]] = []  # cid, reason, kind
         jobs: list[Job] = []
+        repeats: list[tuple[str, Any]] = []  # (cid, entry id) of repeated final intents
         for cid, record in zip(cids, records, strict=True):
             intent, _raw, entry_ids = batch[cid]
             status = record.get("status")
             if status in FINAL or status == RecordStatus.OPEN:
                 # done (its report was published with the final state), or resting and
-                # owned by the follower: nothing new to publish
+                # owned by the follower; a copy on another stream entry than the admitted
+                # one gets the stored report again (once per entry)
                 self.figures.duplicates += 1
+                first = record.get("entry", "")
+                if status in FINAL and first:  # (a record restored by reconciliation has none)
+                    repeats.extend((cid, e) for e in entry_ids if _text(e) != first)
                 ack.extend(entry_ids)
                 continue
             symbol_rules = rules.get(intent.symbol)
@@ -182,6 +198,8 @@ class Processor:
                 (cid, order, static_rail_violation(self.rails, intent.symbol, order.notional))
             )
 
+        if repeats:
+            await self._republish(repeats)
         immediate = getattr(self.executor, "immediate", None)
         if new and immediate is not None:
             new, moved = await self._trade(new, batch, rules, prices, positions, immediate, now)
@@ -189,15 +207,27 @@ class Processor:
         if new:
             async with self.redis.pipeline(transaction=False) as pipe:
                 for cid, order, verdict in new:
-                    intent, raw, _ids = batch[cid]
-                    self.store.queue_admit(pipe, intent, raw, cid, order, verdict, self.rails, now)
+                    intent, raw, ids = batch[cid]
+                    self.store.queue_admit(
+                        pipe, intent, raw, cid, order, verdict, self.rails, now, ids[0]
+                    )
                 replies = await pipe.execute()
             for (cid, order, _verdict), reply in zip(new, replies, strict=True):
                 intent, _raw, entry_ids = batch[cid]
                 admission = self.store.parse_admission(reply)
                 if admission.outcome == "ok":
+                    # the record as admit.lua wrote it: the executor's first
+                    # compare-and-set starts from it
+                    admitted = {"status": RecordStatus.ACCEPTED.value, "rev": "0"}
                     jobs.append(
-                        Job(intent, cid, order, rules.get(intent.symbol), prices.get(intent.symbol))
+                        Job(
+                            intent,
+                            cid,
+                            order,
+                            rules.get(intent.symbol),
+                            prices.get(intent.symbol),
+                            admitted,
+                        )
                     )
                 elif admission.outcome == "exists":  # another instance is on this intent
                     self.figures.duplicates += 1
@@ -207,7 +237,11 @@ class Processor:
 
         if refused:
             await self._refuse(
-                [(batch[cid][0], batch[cid][1], cid, r, k) for cid, r, k in refused], now
+                [
+                    (batch[cid][0], batch[cid][1], cid, r, k, batch[cid][2][0])
+                    for cid, r, k in refused
+                ],
+                now,
             )
             for cid, _r, _k in refused:
                 ack.extend(batch[cid][2])
@@ -218,17 +252,31 @@ class Processor:
         return ack
 
     async def _refuse(
-        self, refused: list[tuple[OrderIntent, bytes, str, str, str]], now: int
+        self, refused: list[tuple[OrderIntent, bytes, str, str, str, Any]], now: int
     ) -> None:
         async with self.redis.pipeline(transaction=False) as pipe:
-            for intent, raw, cid, reason, _kind in refused:
+            for intent, raw, cid, reason, kind, entry_id in refused:
                 report = rejection(intent, cid, reason, mode=self.store.mode, now_ms=now)
-                self.store.queue_reject(pipe, raw, cid, report, now)
+                if kind == "fence":
+                    # a stale-epoch copy: a notice, not the intent's end (no record)
+                    self.store.queue_notice(pipe, msgspec.structs.replace(report, final=False))
+                else:
+                    self.store.queue_reject(pipe, raw, cid, report, now, entry_id)
             replies = await pipe.execute()
-            for (intent, _raw, cid, reason, kind), reply in zip(refused, replies, strict=True):
-                if reply and (reply[0] == b"rejected" or reply[0] == "rejected"):
+            for (intent, _raw, cid, reason, kind, _e), reply in zip(refused, replies, strict=True):
+                if kind == "fence" or (reply and _text(reply[0]) == "rejected"):
                     self._note_refusal(pipe, intent, cid, reason, kind, now)
             await pipe.execute()
+
+    async def _republish(self, repeats: list[tuple[str, Any]]) -> None:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for cid, entry_id in repeats:
+                self.store.queue_republish(pipe, cid, entry_id)
+            replies = await pipe.execute()
+        for (cid, entry_id), reply in zip(repeats, replies, strict=True):
+            if reply:
+                self.figures.republished += 1
+                log.info("intent.report_republished", cid=cid, entry_id=_text(entry_id))
 
     def _note_refusal(
         self, pipe: Any, intent: OrderIntent, cid: str, reason: str, kind: str, now: int
@@ -338,7 +386,10 @@ class Processor:
                     self._note_refusal(pipe, intent, cid, detail, status, now)
                 elif what == "conflict":  # admitted; its figures are computed again
                     job = by_cid[cid]
-                    job.record = {RecordField.STATUS.value: RecordStatus.ACCEPTED.value}
+                    job.record = {  # as admit.lua wrote it (see the two-step path)
+                        RecordField.STATUS.value: RecordStatus.ACCEPTED.value,
+                        RecordField.REV.value: "0",
+                    }
                     moved.append(job)
                 else:
                     self.figures.duplicates += 1
@@ -363,22 +414,26 @@ class Processor:
                     continue  # outcome unknown: the entry stays pending
                 if outcome.report.final:
                     ending.append((job, outcome))
-                else:
-                    self.store.queue_rest(pipe, job.cid, outcome.report, now)
+                else:  # compare-and-set from the state the executor left it in
+                    self.store.queue_rest(pipe, job.cid, outcome.report, now, job.record)
                     resting.append(job)
-            if resting:
-                await pipe.execute()
-        for job in resting:
-            log.info("order.resting", cid=job.cid, intent_id=job.intent.intent_id)
+            replies = await pipe.execute() if resting else []
+        done: list[str] = []
+        for job, reply in zip(resting, replies, strict=True):
+            moved = self.store.parse_transition(reply)
+            if moved.ok or moved.outcome == "final":
+                log.info("order.resting", cid=job.cid, intent_id=job.intent.intent_id)
+                done.append(job.cid)
+            else:  # another handler moved the record on: it stays pending, re-read later
+                log.info("order.transition_lost", cid=job.cid, to="OPEN", now=moved.status)
         completions = await self.store.finalize_many(
             [ending_of(job.cid, outcome) for job, outcome in ending], now
         )
         events: list[Event] = []
-        finished = [job.cid for job in resting]
         for (job, outcome), completion in zip(ending, completions, strict=True):
             if completion.outcome == "conflict":
                 continue  # its position kept moving: the entry stays pending
-            finished.append(job.cid)
+            done.append(job.cid)
             if completion.outcome == "done":
                 self.figures.reports += 1
                 if completion.status == RecordStatus.REJECTED:
@@ -397,7 +452,95 @@ class Processor:
                 for event in events:
                     publish_nowait(pipe, keys.EVENTS, event, maxlen=EVENTS_MAXLEN)
                 await pipe.execute()
-        return finished
+        return done
+
+    async def give_up(self, entry_id: Any, fields: dict[Any, Any], reason: str) -> bool:
+        """End an entry that cannot be handled (its handling raised, or it was delivered
+        too many times): a dead letter with ``reason``, an ``intent.dead_lettered`` event
+        and, when the intent decodes and was never sent, its REJECTED report. Returns
+        whether the entry may be acknowledged: an order that may be on the exchange
+        (record SENDING/UNKNOWN) is never abandoned -- it stays pending and keeps being
+        resolved, and an event says so (once per entry)."""
+        now = now_ms()
+        try:
+            intent = decode_as(fields, OrderIntent)
+        except MessageDecodeError as exc:
+            reason = f"{reason}; {exc.reason}"
+            intent = None
+        cid = client_order_id(intent.intent_id) if intent is not None else ""
+        record = await self.store.record(cid) if cid else {}
+        status = record.get("status", "")
+        if status in (RecordStatus.SENDING, RecordStatus.UNKNOWN):
+            key = _text(entry_id)
+            if key not in self._kept_noted:
+                if len(self._kept_noted) > 10_000:
+                    self._kept_noted.clear()
+                self._kept_noted.add(key)
+                log.warning("intent.kept_unresolved", cid=cid, status=status, reason=reason)
+                await emit_event(
+                    self.redis,
+                    _entry_event(
+                        "intent.unresolved",
+                        f"order {cid} may be on the exchange ({status}): kept and resolved"
+                        f" by query ({reason})",
+                        intent,
+                        self.service,
+                        now,
+                        entry_id=key,
+                        client_order_id=cid,
+                        reason=reason,
+                    ),
+                )
+            return False
+        if intent is not None and not status:
+            raw = fields.get(b"data", fields.get("data"))
+            data = raw if isinstance(raw, bytes) else encode_json(intent)
+            report = rejection(intent, cid, reason, mode=self.store.mode, now_ms=now)
+            async with self.redis.pipeline(transaction=False) as pipe:
+                self.store.queue_reject(pipe, data, cid, report, now, entry_id)
+                await pipe.execute()
+        elif intent is not None and status == RecordStatus.ACCEPTED:
+            # admitted, never sent: end it so its reservation is released
+            report = rejection(intent, cid, reason, mode=self.store.mode, now_ms=now)
+            await self.store.finalize_many([Ending(cid, report)], now)
+        await dead_letter(
+            self.redis, keys.ORDER_INTENTS, entry_id, fields, reason, service=self.service
+        )
+        self.figures.dead_letters += 1
+        await emit_event(
+            self.redis,
+            _entry_event(
+                "intent.dead_lettered",
+                f"intent entry dead-lettered: {reason}",
+                intent,
+                self.service,
+                now,
+                entry_id=_text(entry_id),
+                client_order_id=cid,
+                reason=reason,
+                record=status or "none",
+            ),
+        )
+        return True
+
+
+def _entry_event(
+    kind: str, message: str, intent: OrderIntent | None, service: str, now: int, **details: Any
+) -> Event:
+    return Event(
+        kind=kind,
+        message=message,
+        level="warning",
+        service=service,
+        bot_id=intent.bot_id if intent else None,
+        symbol=intent.symbol if intent else None,
+        details=details,
+        ts=now,
+    )
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def ending_of(cid: str, outcome: Outcome) -> Ending:

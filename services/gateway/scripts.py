@@ -58,6 +58,7 @@ class AdmitArgs(Args):
     pos_qty_field: str
     symbol_exposure_field: str
     day_field: str
+    entry: str  # the stream entry admitted ('' = none): repeats on others get the report
 
 
 class RejectArgs(Args):
@@ -70,6 +71,8 @@ class RejectArgs(Args):
     instance: str
     reason: str
     maxlen: int  # of stream:executions
+    retention: int  # seconds a final record lives (0 = keeps)
+    entry: str  # the stream entry refused
 
 
 class FinalizeArgs(Args):
@@ -97,6 +100,27 @@ class FinalizeArgs(Args):
     cost_out: str
     realized: str
     closes: bool
+    retention: int  # seconds the final record lives (0 = keeps)
+
+
+class TransitionArgs(Args):
+    any_status: bool  # from any status that is not final (else: expected_status/rev)
+    expected_status: str
+    expected_rev: str
+    new_status: str
+    now: str
+    cid: str
+    report_type: str
+    report: str  # published when the order rests ('' = none)
+    maxlen: int
+    fields: list[tuple[str, str]]  # more record fields to set
+
+
+class RepublishArgs(Args):
+    entry: str  # the stream entry repeating the intent
+    answered_field: str  # record field marking that entry answered
+    report_type: str
+    maxlen: int
 
 
 class AdoptArgs(Args):
@@ -153,6 +177,8 @@ FINALIZE_KEYS = (
     "balances",
 )
 ADOPT_KEYS = ("order", "active")
+TRANSITION_KEYS = ("order", "open", "executions")
+REPUBLISH_KEYS = ("order", "executions")
 UNITS_KEYS = ("marker", "risk_state", "paper_balances")
 TRADE_KEYS = (
     "risk_limits",
@@ -172,6 +198,8 @@ _SPECS: dict[str, tuple[tuple[str, ...], type[Args]]] = {
     "reject": (REJECT_KEYS, RejectArgs),
     "finalize": (FINALIZE_KEYS, FinalizeArgs),
     "adopt": (ADOPT_KEYS, AdoptArgs),
+    "transition": (TRANSITION_KEYS, TransitionArgs),
+    "republish": (REPUBLISH_KEYS, RepublishArgs),
     "units": (UNITS_KEYS, UnitsArgs),
     "trade": (TRADE_KEYS, TradeArgs),
 }
@@ -261,7 +289,7 @@ def build() -> dict[str, str]:
     top = prelude() + _body("money.lua")
     scripts = {
         name: top + _header(*_SPECS[name], standalone=True) + _body(f"{name}.lua")
-        for name in ("admit", "reject", "finalize", "adopt", "units")
+        for name in ("admit", "reject", "finalize", "adopt", "units", "transition", "republish")
     }
     scripts["records"] = top + _converters(RecordsArgs) + _body("records.lua")
     functions = "".join(

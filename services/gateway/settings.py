@@ -22,6 +22,14 @@ class TradingMode(enum.StrEnum):
     LIVE = "live"
 
 
+class UnknownOrderPolicy(enum.StrEnum):
+    """What start-up reconciliation does with an open ``bf-`` order nobody here knows."""
+
+    REPORT = "report"
+    CANCEL = "cancel"
+    ADOPT = "adopt"
+
+
 class GatewaySettings(Settings):
     """Everything the gateway reads (prefix ``BOTFLEET_``)."""
 
@@ -79,10 +87,32 @@ class GatewaySettings(Settings):
         default=True, description="follow orders through the WebSocket API user data stream"
     )
     gateway_ws_api_url: str | None = Field(default=None, description="explicit WS API endpoint")
+    gateway_unknown_order_policy: UnknownOrderPolicy = Field(
+        default=UnknownOrderPolicy.REPORT,
+        description="an open bf- order on the exchange with no record here at start-up:"
+        " report (leave it), cancel it, or adopt it (record, follow and report it)",
+    )
+    gateway_auth_probe_max_s: float = Field(
+        default=60.0, gt=0, description="longest wait between credential probes after a refusal"
+    )
 
     # --- consumer -----------------------------------------------------------------------
     gateway_batch: int = Field(default=256, ge=1, le=10_000)
     gateway_claim_idle_ms: int = Field(default=15_000, ge=100)
+    gateway_retry_idle_ms: int = Field(
+        default=0,
+        ge=0,
+        description="own pending entries idle this long are retried (0 = HTTP timeout + 1 s)",
+    )
+    gateway_max_deliveries: int = Field(
+        default=10,
+        ge=0,
+        description="an intent entry delivered more often is dead-lettered (0 = no limit),"
+        " unless its order may be on the exchange",
+    )
+    gateway_record_retention_s: int = Field(
+        default=7 * 86_400, ge=0, description="life of a final order:{cid} record (0 = keep)"
+    )
 
     @field_validator("paper_balances")
     @classmethod

@@ -42,6 +42,8 @@ from shared.streams import ensure_group
 
 log = get_logger(__name__)
 EXECUTIONS_MAXLEN = 100_000
+RECORD_RETENTION_S = 7 * 86_400  # default life of a final order record
+WAITING_PAGE = 500  # entries per XPENDING / XRANGE page of waiting_intents
 TRADE_CHUNK = 64  # intents per trade.lua call: amortises the call, bounds its duration
 CONFLICT_ATTEMPTS = 5  # reads and recomputations of a sell whose position keeps moving
 REASON_MARK = "@@REASON@@"
@@ -73,6 +75,20 @@ class Admission:
     kind: str = ""  # reject: fence | rail | halt | risk
     reason: str = ""
     verified_exit: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """Outcome of ``transition.lua``: ``ok`` (with the new rev), ``final``, ``stale``
+    (the record moved since it was read: status and rev now) or ``missing``."""
+
+    outcome: str
+    status: str = ""
+    rev: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome == "ok"
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,9 +138,16 @@ class GatewayStore:
     """Redis operations of one gateway instance (``mode`` is paper or live)."""
 
     def __init__(
-        self, redis: Any, *, mode: str, instance: str, equity_base: Decimal = Decimal(0)
+        self,
+        redis: Any,
+        *,
+        mode: str,
+        instance: str,
+        equity_base: Decimal = Decimal(0),
+        retention_s: int = RECORD_RETENTION_S,
     ) -> None:
         self.redis = redis
+        self.retention_s = retention_s
         self.equity_base = equity_base
         self.mode = mode
         self.instance = instance
@@ -210,8 +233,11 @@ class GatewayStore:
         rail_verdict: str,
         rails: Rails,
         now_ms: int,
+        entry_id: Any = "",
     ) -> None:
-        keys_, args = self._admit_call(intent, intent_json, cid, order, rail_verdict, rails, now_ms)
+        keys_, args = self._admit_call(
+            intent, intent_json, cid, order, rail_verdict, rails, now_ms, entry_id
+        )
         self._call(pipe, "admit", keys_, args)
 
     def _admit_call(
@@ -223,6 +249,7 @@ class GatewayStore:
         rail_verdict: str,
         rails: Rails,
         now_ms: int,
+        entry_id: Any = "",
     ) -> tuple[list[str], scripts.AdmitArgs]:
         window = rate_window(now_ms)
         qty_field, _cost_field = risk_state.position_fields(intent.bot_id, intent.symbol)
@@ -257,6 +284,7 @@ class GatewayStore:
                 pos_qty_field=qty_field,
                 symbol_exposure_field=risk_state.symbol_exposure_field(intent.symbol),
                 day_field=risk_state.day_field(utc_day(now_ms)),
+                entry=_text(entry_id),
             ),
         )
 
@@ -276,6 +304,7 @@ class GatewayStore:
         cid: str,
         report: ExecutionReport,
         now_ms: int,
+        entry_id: Any = "",
     ) -> None:
         self._call(
             pipe,
@@ -290,6 +319,35 @@ class GatewayStore:
                 mode=self.mode,
                 instance=self.instance,
                 reason=report.reason,
+                maxlen=EXECUTIONS_MAXLEN,
+                retention=self.retention_s,
+                entry=_text(entry_id),
+            ),
+        )
+
+    def queue_notice(self, pipe: Any, report: ExecutionReport) -> None:
+        """Publish a non-final report that changes no record (a stale-epoch copy)."""
+        pipe.xadd(
+            keys.EXECUTIONS,
+            {"type": report.TYPE, "data": encode_json(report)},
+            maxlen=EXECUTIONS_MAXLEN,
+            approximate=True,
+        )
+
+    def queue_republish(self, pipe: Any, cid: str, entry_id: Any) -> None:
+        """A repeated intent whose record is final: its stored report again, once per
+        new stream entry (``republish.lua``)."""
+        entry = _text(entry_id)
+        self._call(
+            pipe,
+            "republish",
+            scripts.keys_of(
+                scripts.REPUBLISH_KEYS, order=keys.order(cid), executions=keys.EXECUTIONS
+            ),
+            scripts.RepublishArgs(
+                entry=entry,
+                answered_field=f"answered:{entry}",
+                report_type=ExecutionReport.TYPE,
                 maxlen=EXECUTIONS_MAXLEN,
             ),
         )
@@ -343,6 +401,7 @@ class GatewayStore:
             cost_out=str(split.cost_out) if split else "0",
             realized=str(split.realized) if split else "0",
             closes=split.closes if split else False,
+            retention=self.retention_s,
         )
 
     @staticmethod
@@ -446,7 +505,7 @@ class GatewayStore:
         mark (Lua quotes a refusal's reason into it); a failed balance check's report is
         the same template with ``rejection_reason``, so one report is encoded, not two."""
         akeys, aargs = self._admit_call(
-            intent, intent_json, cid, order, rail_verdict, rails, now_ms
+            intent, intent_json, cid, order, rail_verdict, rails, now_ms, entry_ids[0]
         )
         template = encode_json(
             msgspec.structs.replace(
@@ -551,49 +610,117 @@ class GatewayStore:
                     )
         return out
 
-    # --- simple transitions (one gateway works on an admitted order at a time) -----------
-    def queue_rest(self, pipe: Any, cid: str, report: ExecutionReport, now_ms: int) -> None:
-        """The order rests on the book: record OPEN, follow it, tell the bot (not final)."""
-        pipe.hset(
-            keys.order(cid),
-            mapping={
-                RecordField.STATUS: RecordStatus.OPEN,
-                RecordField.UPDATED_AT: now_ms,
-                **(
-                    {RecordField.EXCHANGE_ORDER_ID: report.exchange_order_id}
-                    if report.exchange_order_id is not None
-                    else {}
-                ),
-            },
-        )
-        pipe.sadd(self.open_key, cid)
-        pipe.xadd(
-            keys.EXECUTIONS,
-            {"type": report.TYPE, "data": encode_json(report)},
-            maxlen=EXECUTIONS_MAXLEN,
-            approximate=True,
+    # --- transitions: compare-and-set on (status, rev) --------------------------------
+    def _transition_call(
+        self,
+        cid: str,
+        expected: dict[str, str] | None,
+        new_status: str,
+        now_ms: int,
+        fields: dict[str, Any],
+        report: ExecutionReport | None = None,
+    ) -> tuple[list[str], scripts.TransitionArgs]:
+        return (
+            scripts.keys_of(
+                scripts.TRANSITION_KEYS,
+                order=keys.order(cid),
+                open=self.open_key,
+                executions=keys.EXECUTIONS,
+            ),
+            scripts.TransitionArgs(
+                any_status=expected is None,
+                expected_status=expected.get(RecordField.STATUS, "") if expected else "",
+                expected_rev=expected.get(RecordField.REV, "0") if expected else "0",
+                new_status=new_status,
+                now=str(now_ms),
+                cid=cid,
+                report_type=ExecutionReport.TYPE,
+                report=encode_json(report).decode() if report is not None else "",
+                maxlen=EXECUTIONS_MAXLEN,
+                fields=[(name, str(value)) for name, value in fields.items()],
+            ),
         )
 
-    async def waiting_intents(self, limit: int = 200) -> list[tuple[bytes, dict[Any, Any]]]:
-        """Up to ``limit`` intent entries not yet acknowledged by the group (pending with
-        any consumer, or never delivered), newest last: what a restart will process."""
+    async def transition(
+        self, cid: str, expected: dict[str, str], new_status: str, now_ms: int, **fields: Any
+    ) -> Transition:
+        """Move ``order:{cid}`` to ``new_status`` only if it is still at the status and
+        rev of ``expected`` (the record as the caller read it); on success ``expected``
+        is updated to the new status and rev, so the caller's next step starts from it."""
+        keys_, args = self._transition_call(cid, expected, new_status, now_ms, fields)
+        reply = await self._call(self.redis, "transition", keys_, args)
+        result = self.parse_transition(reply)
+        if result.ok:
+            expected[RecordField.STATUS] = new_status
+            expected[RecordField.REV] = result.rev
+            expected.update({name: str(value) for name, value in fields.items()})
+        return result
+
+    @staticmethod
+    def parse_transition(reply: Any) -> Transition:
+        parts = [_text(p) for p in reply]
+        if parts[0] == "ok":
+            return Transition("ok", rev=parts[1])
+        if parts[0] == "final":
+            return Transition("final", status=parts[1])
+        if parts[0] == "stale":
+            return Transition("stale", status=parts[1], rev=parts[2])
+        return Transition("missing")
+
+    def queue_rest(
+        self,
+        pipe: Any,
+        cid: str,
+        report: ExecutionReport,
+        now_ms: int,
+        expected: dict[str, str] | None = None,
+    ) -> None:
+        """The order rests on the book: record OPEN, follow it, tell the bot (not final);
+        a compare-and-set from ``expected`` (status and rev as read; None: from any state
+        that is not final). Reply: see :meth:`parse_transition`."""
+        fields: dict[str, Any] = {}
+        if report.exchange_order_id is not None:
+            fields[RecordField.EXCHANGE_ORDER_ID] = report.exchange_order_id
+        keys_, args = self._transition_call(
+            cid, expected, RecordStatus.OPEN, now_ms, fields, report
+        )
+        self._call(pipe, "transition", keys_, args)
+
+    async def waiting_intents(
+        self, limit: int = 100_000, page: int = WAITING_PAGE
+    ) -> list[tuple[bytes, dict[Any, Any]]]:
+        """Every intent entry not yet acknowledged by the group (pending with any
+        consumer, or never delivered), oldest first: what a restart will process.
+        Read a page at a time (``page`` entries per call); ``limit`` bounds the total."""
         stream, group = keys.ORDER_INTENTS, keys.GATEWAY_GROUP
         await ensure_group(self.redis, stream, group)
         groups = await self.redis.xinfo_groups(stream)
         info = next((g for g in groups if _text(g.get("name")) == group), None)
         if info is None:
             return []
-        rows = await self.redis.xpending_range(stream, group, min="-", max="+", count=limit)
         entries: list[tuple[bytes, dict[Any, Any]]] = []
-        if rows:
+        start = "-"
+        while len(entries) < limit:
+            rows = await self.redis.xpending_range(stream, group, min=start, max="+", count=page)
+            if not rows:
+                break
             async with self.redis.pipeline(transaction=False) as pipe:
                 for row in rows:
                     pipe.xrange(stream, min=row["message_id"], max=row["message_id"])
                 for found in await pipe.execute():
-                    entries.extend(found)
+                    entries.extend(found)  # an entry trimmed while pending is gone
+            if len(rows) < page:
+                break
+            start = f"({_text(rows[-1]['message_id'])}"
         last = _text(info.get("last-delivered-id"))
-        entries.extend(await self.redis.xrange(stream, min=f"({last}", max="+", count=limit))
-        return entries[-limit:]
+        start = f"({last}"
+        while len(entries) < limit:
+            found = await self.redis.xrange(stream, min=start, max="+", count=page)
+            entries.extend(found)
+            if len(found) < page:
+                break
+            start = f"({_text(found[-1][0])}"
+        return entries[:limit]
 
     async def adopt(self, cid: str, intent_json: bytes, now_ms: int) -> bool:
         """Recreate a lost record for an order found on the exchange (status UNKNOWN, no
@@ -613,9 +740,6 @@ class GatewayStore:
             ),
         )
         return bool(created)
-
-    async def mark(self, cid: str, **fields: Any) -> None:
-        await self.redis.hset(keys.order(cid), mapping={k: str(v) for k, v in fields.items()})
 
     async def active(self) -> list[str]:
         return sorted(_text(m) for m in await self.redis.smembers(self.active_key))
@@ -669,9 +793,10 @@ def _prices(symbols: list[str], values: list[Any]) -> dict[str, Decimal | None]:
     result: dict[str, Decimal | None] = {}
     for symbol, value in zip(symbols, values, strict=True):
         try:
-            result[symbol] = Decimal(_text(value)) if value is not None else None
+            price = Decimal(_text(value)) if value is not None else None
         except ArithmeticError:
-            result[symbol] = None
+            price = None
+        result[symbol] = price if price is not None and price.is_finite() else None
     return result
 
 

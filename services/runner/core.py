@@ -12,7 +12,13 @@ Rules (issue 6, DESIGN "Data flow"):
   (:func:`shared.bots.intent_id`): bot, trigger (candle open time, tick event time, or
   the position's opening time for a close-on-stop) and action.
 - Books change only from final execution reports (:class:`BotBook` applies each
-  intent once).
+  intent once). A copy refused by fencing (:func:`fenced`: a non-final notice, or an
+  old-style final REJECTED of an older epoch with nothing executed) never ends an
+  intent: only :func:`ends` does.
+- A bounded wait (issue 15): a pending intent whose outcome is not known within the
+  bound (:meth:`BotState.check_pending`) moves aside as ``unresolved`` and the bot goes
+  to ``needs_attention``: no new entries, but exits fire (new intent ids) and a stop
+  completes. Its late final report still applies and the bot runs again by itself.
 """
 
 from __future__ import annotations
@@ -59,6 +65,13 @@ class Delete(enum.Enum):
 DELETE = Delete.KEY
 
 
+# Field names of ``bot:{id}:pending``: the pending intent's, and the unresolved one's
+# (an intent whose outcome was not known within the bound), both in the same hash.
+PENDING_FIELDS = ("intent", "intent_id", "exec_from", "sent_at")
+UNRESOLVED_PREFIX = "u_"
+UNRESOLVED_FIELDS = tuple(UNRESOLVED_PREFIX + f for f in PENDING_FIELDS)
+
+
 @dataclass(slots=True)
 class Pending:
     """The bot's one in-flight intent (``bot:{id}:pending``)."""
@@ -66,33 +79,69 @@ class Pending:
     intent: OrderIntent
     exec_from: str = "0-0"  # stream:executions id before the intent was sent
     sent_at: int = 0
+    # When this owner started waiting for it (its first send, or its re-send on
+    # adoption): the bound runs from here. Not stored: an adopter starts afresh.
+    since: int = 0
+    # Past the bound while another intent was already unresolved: a stop no longer
+    # waits for it (it stays recorded; its report still applies).
+    overdue: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.since:
+            self.since = self.sent_at
 
     @property
     def intent_id(self) -> str:
         return self.intent.intent_id
 
-    def to_hash(self, *, with_intent: bool = True) -> dict[str, str]:
+    def to_hash(self, *, with_intent: bool = True, prefix: str = "") -> dict[str, str]:
         """The hash; without ``intent`` when the writer adds the intent's JSON itself
         (the commit script copies it from the intent it appends). Side, epoch and the
         rest are in that JSON: copies of them in fields of their own cost Redis about
-        a tenth of a burst's writing."""
+        a tenth of a burst's writing. ``prefix`` names the unresolved intent's fields."""
         h = {
-            "intent_id": self.intent.intent_id,
-            "exec_from": self.exec_from,
-            "sent_at": str(self.sent_at),
+            prefix + "intent_id": self.intent.intent_id,
+            prefix + "exec_from": self.exec_from,
+            prefix + "sent_at": str(self.sent_at),
         }
         if with_intent:
-            h["intent"] = encode_json(self.intent).decode()
+            h[prefix + "intent"] = encode_json(self.intent).decode()
         return h
 
     @classmethod
-    def from_hash(cls, data: dict[Any, Any]) -> Pending:
+    def from_hash(cls, data: dict[Any, Any], prefix: str = "") -> Pending | None:
+        """The intent recorded under ``prefix`` (None when there is none)."""
         d = {_text(k): _text(v) for k, v in data.items()}
+        if prefix + "intent" not in d and prefix + "intent_id" not in d:
+            return None
         try:
-            intent = _intent_decoder.decode(d["intent"])
+            intent = _intent_decoder.decode(d[prefix + "intent"])
         except (KeyError, msgspec.DecodeError, msgspec.ValidationError) as exc:
             raise ValueError(f"invalid pending intent hash: {exc}") from exc
-        return cls(intent, d.get("exec_from") or "0-0", int(d.get("sent_at") or 0))
+        return cls(
+            intent, d.get(prefix + "exec_from") or "0-0", int(d.get(prefix + "sent_at") or 0)
+        )
+
+
+def fenced(report: ExecutionReport, sent_epoch: int) -> bool:
+    """A copy of an intent refused by fencing, which is never its outcome: the gateway's
+    notice (``final`` false), or an old-style final REJECTED of an epoch older than the
+    one the intent was last sent under, with nothing executed."""
+    return (
+        report.status is ExecutionStatus.REJECTED
+        and report.executed_qty == 0
+        and report.epoch < sent_epoch
+    )
+
+
+def ends(report: ExecutionReport, pending: Pending) -> bool:
+    """Whether ``report`` is the outcome that ends ``pending``: its final report, not a
+    fenced copy's."""
+    return (
+        report.final
+        and report.intent_id == pending.intent_id
+        and not fenced(report, pending.intent.epoch)
+    )
 
 
 def _text(value: Any) -> str:
@@ -105,12 +154,14 @@ class Change:
 
     intent: OrderIntent | None = None
     pending: Pending | Delete | None = None
+    unresolved: Pending | Delete | None = None  # the u_ fields of the pending hash
     book: bool = False  # write position + stats hashes
     candle: bool = False  # write the newest decided candle (stats ``last_candle``)
     trades: list[RoundTrip] = field(default_factory=list)
     log: list[dict[str, str]] = field(default_factory=list)
     bot: dict[str, str] = field(default_factory=dict)
     events: list[tuple[str, str, str]] = field(default_factory=list)  # (kind, level, message)
+    resent: list[OrderIntent] = field(default_factory=list)  # further intents (re-sends)
     release: bool = False  # the bot is done here: release the lease afterwards
 
     @property
@@ -118,23 +169,27 @@ class Change:
         return not (
             self.intent
             or self.pending
+            or self.unresolved
             or self.book
             or self.candle
             or self.trades
             or self.log
             or self.bot
+            or self.resent
             or self.release
         )
 
     def merge(self, other: Change) -> Change:
         self.intent = other.intent or self.intent
         self.pending = other.pending if other.pending is not None else self.pending
+        self.unresolved = other.unresolved if other.unresolved is not None else self.unresolved
         self.book = self.book or other.book
         self.candle = self.candle or other.candle
         self.trades.extend(other.trades)
         self.log.extend(other.log)
         self.bot.update(other.bot)
         self.events.extend(other.events)
+        self.resent.extend(other.resent)
         self.release = self.release or other.release
         return self
 
@@ -167,6 +222,7 @@ class BotState:
     epoch: int
     book: BotBook
     pending: Pending | None = None
+    unresolved: Pending | None = None  # outcome unknown past the bound (needs_attention)
     status: str = BotStatus.STARTING.value
     status_reason: str = ""
     stale: str = ""  # symbols whose data is stale, comma-separated ("" when fresh)
@@ -293,6 +349,9 @@ class BotState:
         # BUY
         if self.book.is_open:
             return Change(log=[log_entry(now, "hold", "in position; " + signal.reason, **said)])
+        if self.unresolved is not None:
+            why = f"entry skipped: needs attention ({self.unresolved.intent_id} outcome unknown)"
+            return Change(log=[log_entry(now, "skip", f"{why}; {signal.reason}", **said)])
         if self.stale:
             why = f"entry skipped: stale data for {self.stale}; {signal.reason}"
             return Change(log=[log_entry(now, "skip", why, **said)])
@@ -328,6 +387,44 @@ class BotState:
         }
         return self._send(intent, exec_from, now, entry)
 
+    def catch_up(
+        self,
+        missed: list[tuple[Candle, Signal]],
+        limit: int,
+        stale: str,
+        now: int,
+        exec_from: str,
+    ) -> Change:
+        """Decide, oldest first, candles that closed while the bot had no owner (with the
+        signals of its strategy on them), as its owner would have: same trigger, same
+        intent id. Only one intent can be pending, so the candles after a catch-up's
+        first intent are decided with it pending (logged as skipped, like live). Skipped
+        and logged instead: all of them when the newest is stale (``stale`` says why),
+        and the oldest beyond the last ``limit``."""
+        missed = [(c, sig) for c, sig in missed if c.open_time > self.last_open_time]
+        if not missed:
+            return Change()
+        change = Change()
+        skip: list[tuple[Candle, Signal]] = []
+        if stale:
+            skip = missed
+            why = f"{stale}: not acted on"
+        elif len(missed) > limit:
+            skip = missed[: len(missed) - limit]
+            why = f"{len(missed)} behind, more than {limit}: the {len(skip)} oldest not acted on"
+        if skip:
+            first, last = skip[0][0].open_time, skip[-1][0].open_time
+            reason = (
+                f"catch-up: {len(skip)} candles closed without an owner skipped "
+                f"(open {first}..{last}): {why}"
+            )
+            change.log.append(log_entry(now, "skip", reason))
+            self.last_open_time = last
+            change.candle = True
+        for candle, signal in missed[len(skip) :]:
+            change.merge(self.on_signal(candle, signal, now, exec_from))
+        return change
+
     def on_hold(self, candle: Candle) -> bool:
         """A HOLD of the bot's strategy on ``candle``: the same decision for every bot of
         its group, so the shell logs it for all of them at once (:func:`hold_entry`).
@@ -361,25 +458,39 @@ class BotState:
         return change
 
     def on_report(self, report: ExecutionReport, now: int) -> Change:
-        """Apply an execution report; the final one of the pending intent clears it."""
+        """Apply an execution report; the one that ends the pending (or unresolved)
+        intent clears it. Fenced copies (:func:`fenced`) are logged and ignored."""
+        pending, unresolved = self.pending, self.unresolved
+        for slot in (pending, unresolved):
+            if (
+                slot is not None
+                and report.intent_id == slot.intent_id
+                and fenced(report, slot.intent.epoch)
+            ):
+                # An older epoch's copy refused by fencing; the copy re-sent under our
+                # epoch is still on its way, and its final report is the outcome.
+                what = "report" if report.final else "notice"
+                why = f"ignored fenced {what} of epoch {report.epoch}: {report.reason}"
+                return Change(log=[log_entry(now, "report", why, intent_id=report.intent_id)])
         if not report.final:
             return Change()
-        pending = self.pending
-        if (
-            pending is not None
-            and report.intent_id == pending.intent_id
-            and report.epoch < pending.intent.epoch
-            and report.executed_qty == 0
-            and report.status is ExecutionStatus.REJECTED
-        ):
-            # An older epoch's copy refused by fencing; our re-sent copy is still pending.
-            why = f"ignored fenced report of epoch {report.epoch}: {report.reason}"
-            return Change(log=[log_entry(now, "report", why, intent_id=report.intent_id)])
         result = self.book.apply(report)
         change = Change()
         if pending is not None and report.intent_id == pending.intent_id:
             self.pending = None
             change.pending = DELETE
+        elif unresolved is not None and report.intent_id == unresolved.intent_id:
+            self.unresolved = None
+            change.unresolved = DELETE
+            if self.pending is not None and self.pending.overdue:
+                # the next overdue intent becomes the unresolved one (exits go on)
+                self.unresolved, self.pending = self.pending, None
+                change.pending, change.unresolved = DELETE, self.unresolved
+            elif self.status == BotStatus.NEEDS_ATTENTION.value and not self.stopping:
+                late = f"final report for {report.intent_id} arrived late: running again"
+                if self.stale:
+                    late += f"; stale data for {self.stale}: no new entries"
+                change.merge(self.set_status(BotStatus.RUNNING, late, now))
         if not result.applied:
             change.log.append(
                 log_entry(now, "report", f"not applied: {result.note}", intent_id=report.intent_id)
@@ -407,19 +518,96 @@ class BotState:
         )
         return change
 
-    def on_stop(self, now: int, exec_from: str) -> Change:
-        """Work towards ``stopped``: wait for a pending intent, close the position when
-        ``close_on_stop``, then stop and release."""
-        self.stopping = True
-        if self.pending is not None:
-            return self.set_status(
-                BotStatus.STOPPING, f"waiting for pending intent {self.pending.intent_id}", now
+    def check_pending(self, now: int, bound_ms: int, exec_from: str) -> Change:
+        """The bounded wait (issue 15): a pending intent without a final report for
+        ``bound_ms`` since this owner started waiting moves aside as ``unresolved`` (kept
+        recorded, still re-sent, its late report still applies) and the bot needs
+        attention: no new entries, exits fire again (new intent ids), a stop goes on.
+        When another intent is already unresolved, this one stays pending but overdue
+        (a stop no longer waits for it)."""
+        pending = self.pending
+        if pending is None or pending.overdue or now - pending.since < bound_ms:
+            return Change()
+        seconds = bound_ms // 1000
+        if self.unresolved is None:
+            self.unresolved, self.pending = pending, None
+            change = Change(pending=DELETE, unresolved=pending)
+            reason = (
+                f"no final report for intent {pending.intent_id} within {seconds}s: outcome "
+                "unknown; exits still work, no new entries"
             )
-        if self.book.is_open and self.config.close_on_stop:
-            change = self.set_status(BotStatus.STOPPING, "closing position before stop", now)
+        else:
+            pending.overdue = True
+            change = Change()
+            reason = (
+                f"no final report for intents {self.unresolved.intent_id} and "
+                f"{pending.intent_id} within {seconds}s: outcomes unknown; no new intents"
+            )
+        change.log.append(log_entry(now, "needs_attention", reason, intent_id=pending.intent_id))
+        if self.stopping:
+            return change.merge(self.on_stop(now, exec_from))
+        return change.merge(self.needs_attention(reason, now))
+
+    def needs_attention(self, reason: str, now: int) -> Change:
+        """Status ``needs_attention`` with its reason and a ``bot_needs_attention`` event."""
+        self.status, self.status_reason = BotStatus.NEEDS_ATTENTION.value, reason
+        return Change(
+            bot={
+                "status": BotStatus.NEEDS_ATTENTION.value,
+                "status_reason": reason,
+                "updated_at": str(now),
+            },
+            events=[
+                ("bot_needs_attention", "warning", f"bot {self.bot_id} needs attention: {reason}")
+            ],
+        )
+
+    def resend(self, now: int, sent_before: int) -> Change:
+        """Send the pending and unresolved intents last sent at or before ``sent_before``
+        again, same ids, under this owner's epoch (never one it does not hold): the
+        gateway places an intent once and republishes the final report it stored for one
+        already done."""
+        change = Change()
+        for slot in (self.pending, self.unresolved):
+            if slot is None or slot.sent_at > sent_before:
+                continue
+            if slot.intent.epoch != self.epoch:
+                slot.intent = msgspec.structs.replace(slot.intent, epoch=self.epoch)
+            slot.sent_at = now
+            if slot is self.pending:
+                change.intent, change.pending = slot.intent, slot
+            else:
+                # The unresolved one is re-sent as an intent of its own; at most one per
+                # change goes through ``intent``, so it rides on ``resent``.
+                change.unresolved = slot
+                change.resent.append(slot.intent)
+            change.log.append(
+                log_entry(now, "resend", f"no final report for {slot.intent_id} yet: sent again")
+            )
+        return change
+
+    def on_stop(self, now: int, exec_from: str) -> Change:
+        """Work towards ``stopped``: wait for a pending intent (at most the bound, see
+        :meth:`check_pending`), close the position when ``close_on_stop``, then stop and
+        release. An intent whose outcome stays unknown is named in ``status_reason``."""
+        self.stopping = True
+        pending = self.pending
+        if pending is not None and not pending.overdue:
+            return self.set_status(
+                BotStatus.STOPPING, f"waiting for pending intent {pending.intent_id}", now
+            )
+        unknown = [x.intent_id for x in (self.unresolved, pending) if x is not None]
+        note = f"; outcome of {' and '.join(unknown)} unknown" if unknown else ""
+        if self.book.is_open and self.config.close_on_stop and pending is None:
+            change = self.set_status(BotStatus.STOPPING, "closing position before stop" + note, now)
             reason = "close on stop"
+            trigger = f"stop{self.book.opened_at}"
+            if self.unresolved is not None and self.unresolved.intent_id == intent_id(
+                self.bot_id, trigger, "sell"
+            ):
+                trigger += f"n{now}"  # never the unresolved intent's id
             intent = self._intent(
-                f"stop{self.book.opened_at}",
+                trigger,
                 "sell",
                 Side.SELL,
                 now,
@@ -430,8 +618,14 @@ class BotState:
             return change.merge(self._send(intent, exec_from, now, log_entry(now, "exit", reason)))
         reason = ""
         if self.book.is_open:
-            reason = f"stopped with an open position of {self.book.qty} (close_on_stop is off)"
+            why = "close_on_stop is off" if not self.config.close_on_stop else "left open"
+            reason = f"stopped with an open position of {self.book.qty} ({why})"
+        reason = (reason or "stopped") + note if note else reason
         change = self.set_status(BotStatus.STOPPED, reason, now)
+        if note:
+            change.events.append(
+                ("bot_stopped_unresolved", "warning", f"bot {self.bot_id}: {reason}")
+            )
         change.release = True
         return change
 

@@ -55,6 +55,24 @@ class Group:
             return None
 
 
+def replay(
+    evaluator: StrategyEvaluator[Any], candles: list[Candle], after: int
+) -> list[tuple[Candle, Signal]]:
+    """The signals on the candles that opened after ``after``, from a fresh
+    ``evaluator`` seeded on the candles up to it (a catch-up of missed candles)."""
+    first = next((i for i, c in enumerate(candles) if c.open_time > after), len(candles))
+    seed = candles[:first]
+    closes = np.fromiter((float(c.close) for c in seed), np.float64, len(seed))
+    evaluator.seed(closes, seed[-1].open_time if seed else None)
+    out = []
+    for candle in candles[first:]:
+        try:
+            out.append((candle, evaluator.on_close(float(candle.close), candle.open_time)))
+        except OutOfOrderCandle:
+            continue
+    return out
+
+
 @dataclass(slots=True)
 class Series:
     """One (symbol, interval) candle stream and the groups evaluated on it."""

@@ -29,8 +29,8 @@ import msgspec
 
 from services.runner import fleet, subscriptions
 from services.runner.batch import CommitBatch
-from services.runner.core import BotState, Change, Pending, hold_entry, stale_reason
-from services.runner.market import Group, Market, Series, decode_candles
+from services.runner.core import BotState, Change, Pending, ends, hold_entry, stale_reason
+from services.runner.market import Group, Market, Series, decode_candles, replay
 from services.runner.settings import RunnerSettings
 from services.runner.store import BotLoadError, BotStore, Decided
 from services.runner.wire import read_streams
@@ -47,7 +47,7 @@ from shared.messages import (
     Tick,
 )
 from shared.redis import REDIS_ERRORS, heartbeats, now_ms
-from shared.strategies.base import SignalAction, TradingStrategy
+from shared.strategies.base import Signal, SignalAction, TradingStrategy
 from shared.streams import EVENTS_MAXLEN, dead_letter, decode_entry, emit_event, publish_nowait
 
 log = get_logger(__name__)
@@ -68,6 +68,14 @@ _decoders: dict[bytes, msgspec.json.Decoder[Any]] = {
 
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _stream_id(entry_id: str) -> tuple[int, int]:
+    ms, _, seq = entry_id.partition("-")
+    try:
+        return int(ms), int(seq or 0)
+    except ValueError:
+        return 0, 0
 
 
 class Runner:
@@ -188,7 +196,11 @@ class Runner:
             ),
         )
 
-    async def _warm(self, state: BotState) -> tuple[Series, Group]:
+    async def _warm(
+        self, state: BotState, lists: dict[tuple[str, str], list[Candle]]
+    ) -> tuple[Series, Group]:
+        """The bot's series and group, created and seeded when new (``lists``: candle
+        lists already read by this claim, reused while no newer candle came)."""
         cfg = state.config
         key = (cfg.symbol, cfg.interval)
         strategy = self._strategies.get(state.config_digest)
@@ -201,19 +213,21 @@ class Runner:
         list_key = keys.candles(cfg.symbol, cfg.interval)
         n = self.settings.runner_warmup_candles
         group = series.groups.get(strategy.key) if series is not None else None
-        candles: list[Candle] = []
         if new_series or group is None:
-            async with self.redis.pipeline(transaction=True) as pipe:
-                pipe.lrange(list_key, -n, -1)
-                pipe.xrevrange(keys.candle_stream(cfg.symbol, cfg.interval), count=1)
-                raw, last = await pipe.execute()
-            candles = decode_candles(raw)
-            if series is None:
-                series = self.market.add_series(cfg.symbol, cfg.interval)
-                self.market.last_ids[series.stream] = _text(last[0][0]) if last else "0-0"
-                if candles:
-                    series.last_close_time = candles[-1].close_time
-                    series.last_candle = candles[-1]
+            candles = lists.get(key)
+            if series is None or not candles or candles[-1].close_time != series.last_close_time:
+                async with self.redis.pipeline(transaction=True) as pipe:
+                    pipe.lrange(list_key, -n, -1)
+                    pipe.xrevrange(keys.candle_stream(cfg.symbol, cfg.interval), count=1)
+                    raw, last = await pipe.execute()
+                candles = lists[key] = decode_candles(raw)
+                if series is None:
+                    series = self.market.add_series(cfg.symbol, cfg.interval)
+                    self.market.last_ids[series.stream] = _text(last[0][0]) if last else "0-0"
+                    if candles:
+                        series.last_close_time = candles[-1].close_time
+                        series.last_candle = candles[-1]
+            # else: a new group on a series whose list this claim has just read
             if group is None:
                 group = Group((cfg.symbol, cfg.interval, strategy.key), strategy.evaluator())
                 group.seed(candles)
@@ -243,17 +257,32 @@ class Runner:
         return series, group
 
     async def _start_bots(self, ready: list[tuple[BotState, str, str]]) -> None:
-        refs = [await self._warm(state) for state, _, _ in ready]
+        lists: dict[tuple[str, str], list[Candle]] = {}
+        refs = [await self._warm(state, lists) for state, _, _ in ready]
+        # A bot left active by its previous owner (not a fresh start) decides the candles
+        # that closed while it had none; computed before the lock (reads Redis).
+        active = {
+            BotStatus.STARTING.value,
+            BotStatus.RUNNING.value,
+            BotStatus.STOPPING.value,
+            BotStatus.NEEDS_ATTENTION.value,
+        }
+        behind = [
+            (state, series, group)
+            for (state, desired, _), (series, group) in zip(ready, refs, strict=True)
+            if desired == Desired.RUNNING.value and state.status in active
+        ]
+        missed = await self._missed_candles(behind)
         async with self.lock:
+            now = now_ms()
+            found = await self._final_reports([state for state, _, _ in ready])
             items: list[tuple[BotState, Change]] = []
             for (state, desired, previous), (series, group) in zip(ready, refs, strict=True):
                 self.bots[state.bot_id] = state
                 self.group_of[state.bot_id] = (series, group)
                 state.stale = self._stale_for(state)
-                now = now_ms()
                 change = Change(bot={"stale": state.stale, "error": ""})
-                if state.pending is not None:
-                    change.merge(await self._recover_pending(state, now))
+                change.merge(self._recover(state, found, now))
                 if desired != Desired.RUNNING.value:
                     change.merge(state.on_stop(now, self.market.last_ids[keys.EXECUTIONS]))
                 else:
@@ -261,36 +290,96 @@ class Runner:
                     if previous and previous != self.owner and not reason:
                         reason = f"adopted from {previous}"
                     state.status = ""  # force the status write
-                    change.merge(state.set_status(BotStatus.RUNNING, reason, now))
-                    change.merge(self._catch_up(state, series, group, now))
+                    if state.unresolved is not None:
+                        why = (
+                            f"outcome of intent {state.unresolved.intent_id} unknown (no final "
+                            "report within the bound); exits still work, no new entries"
+                        )
+                        change.merge(state.needs_attention(why, now))
+                    else:
+                        change.merge(state.set_status(BotStatus.RUNNING, reason, now))
+                    change.merge(self._catch_up(state, series, missed.get(state.bot_id), now))
                 change.book = True
                 items.append((state, change))
-                log.info(
-                    "bot.claimed", bot=state.bot_id, epoch=state.epoch, previous=previous or None
-                )
+                if previous and previous != self.owner:
+                    log.info("bot.adopted", bot=state.bot_id, epoch=state.epoch, previous=previous)
+            log.info("bots.claimed", count=len(items))
             await self._commit(items)
 
-    def _catch_up(self, state: BotState, series: Series, group: Group, now: int) -> Change:
-        """An adopted bot decides on the newest closed candle if its previous owner had
-        not (same trigger, so the same intent id if it had) and the candle is fresh."""
-        last = series.last_candle
-        if (
-            last is None
-            or last.open_time <= state.last_open_time
-            or group.evaluator.last_open_time != last.open_time
-            or self.market_now(now) - last.close_time > series.interval_ms + self.grace_ms
-        ):
-            return Change()
-        exec_from = self.market.last_ids[keys.EXECUTIONS]
-        return state.on_signal(last, group.evaluator.last_signal, now, exec_from)
+    async def _missed_candles(
+        self, bots: list[tuple[BotState, Series, Group]]
+    ) -> dict[str, list[tuple[Candle, Signal]]]:
+        """For each bot behind its series' newest closed candle, that series' candles
+        after the bot's last decided one with its strategy's signals on them (from
+        ``candles:{S}:I``, one read per series, one replay per group and starting point)."""
+        late = [
+            (st, se, g)
+            for st, se, g in bots
+            if st.last_open_time
+            and se.last_candle is not None
+            and se.last_candle.open_time > st.last_open_time
+        ]
+        if not late:
+            return {}
+        lists: dict[tuple[str, str], list[Candle]] = {}
+        wanted = {(se.symbol, se.interval) for _, se, _ in late}
+        n = self.settings.runner_warmup_candles + self.settings.runner_catch_up_candles
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for symbol, interval in wanted:
+                pipe.lrange(keys.candles(symbol, interval), -n, -1)
+            raws = await pipe.execute()
+        for series_key, raw in zip(wanted, raws, strict=True):
+            lists[series_key] = decode_candles(raw)
+        replays: dict[tuple[str, str, str, int], list[tuple[Candle, Signal]]] = {}
+        out: dict[str, list[tuple[Candle, Signal]]] = {}
+        for state, series, group in late:
+            key = (series.symbol, series.interval, group.key[2], state.last_open_time)
+            done = replays.get(key)
+            if done is None:
+                candles = lists[(series.symbol, series.interval)]
+                evaluator = group.evaluator.strategy.evaluator()
+                done = replays[key] = replay(evaluator, candles, state.last_open_time)
+            out[state.bot_id] = done
+        return out
 
-    async def _recover_pending(self, state: BotState, now: int) -> Change:
-        """An adopted bot's pending intent: apply its final report if it already came,
-        else send it again under this epoch (same id: the gateway places it once)."""
-        pending = state.pending
-        assert pending is not None
-        start = pending.exec_from
-        while True:
+    def _catch_up(
+        self,
+        state: BotState,
+        series: Series,
+        missed: list[tuple[Candle, Signal]] | None,
+        now: int,
+    ) -> Change:
+        """An adopted bot decides the candles that closed while it had no owner, oldest
+        first (:meth:`BotState.catch_up`), unless the newest of them is stale."""
+        if not missed:
+            return Change()
+        newest = missed[-1][0]
+        age = self.market_now(now) - newest.close_time
+        stale = ""
+        if age > series.interval_ms + self.grace_ms:
+            stale = f"stale (the newest closed {age // 1000}s ago)"
+        exec_from = self.market.last_ids[keys.EXECUTIONS]
+        change = state.catch_up(
+            missed, self.settings.runner_catch_up_candles, stale, now, exec_from
+        )
+        if not change.empty:
+            log.info("bot.catch_up", bot=state.bot_id, candles=len(missed), stale=stale or None)
+        return change
+
+    async def _final_reports(self, states: list[BotState]) -> dict[str, ExecutionReport]:
+        """The report that ends each pending or unresolved intent of ``states``, where
+        one is still in ``stream:executions`` (one scan from the oldest ``exec_from``);
+        fenced copies are skipped and the scan goes on (:func:`core.ends`)."""
+        slots: dict[str, Pending] = {}
+        for state in states:
+            for slot in (state.pending, state.unresolved):
+                if slot is not None:
+                    slots[slot.intent_id] = slot
+        if not slots:
+            return {}
+        start = min((s.exec_from for s in slots.values()), key=_stream_id)
+        found: dict[str, ExecutionReport] = {}
+        while len(found) < len(slots):
             entries = await self.redis.xrange(keys.EXECUTIONS, min=f"({start}", count=1000)
             if not entries:
                 break
@@ -299,11 +388,29 @@ class Runner:
                 report = await decode_entry(
                     self.redis, keys.EXECUTIONS, entry_id, fields, ExecutionReport, service="runner"
                 )
-                if report is not None and report.intent_id == pending.intent_id and report.final:
-                    return state.on_report(report, now)
-        intent = msgspec.structs.replace(pending.intent, epoch=state.epoch)
-        state.pending = Pending(intent, self.market.last_ids[keys.EXECUTIONS], now)
-        return Change(intent=intent, pending=state.pending)
+                if report is None or report.intent_id in found:
+                    continue
+                slot = slots.get(report.intent_id)
+                if slot is not None and ends(report, slot):
+                    found[report.intent_id] = report
+        return found
+
+    def _recover(self, state: BotState, found: dict[str, ExecutionReport], now: int) -> Change:
+        """An adopted bot's pending (and unresolved) intent: apply the final report that
+        ends it if it already came, else send it again under this owner's epoch (same
+        id: the gateway places it once, or republishes the report it stored)."""
+        change = Change()
+        for slot in (state.pending, state.unresolved):
+            if slot is not None and slot.intent_id in found:
+                change.merge(state.on_report(found[slot.intent_id], now))
+        if state.pending is not None:
+            # A new wait under this owner (the bound starts now), reports read from here.
+            state.pending = Pending(
+                state.pending.intent, self.market.last_ids[keys.EXECUTIONS], now
+            )
+        if state.pending is not None or state.unresolved is not None:
+            change.merge(state.resend(now, now))
+        return change
 
     # --- dropping -------------------------------------------------------------------
 
@@ -342,6 +449,7 @@ class Runner:
                 continue
             if change.intent is not None:
                 self.intents_sent += 1
+            self.intents_sent += len(change.resent)
             for kind, level, message in change.events:
                 self._events.append(
                     Event(
@@ -610,21 +718,16 @@ class Runner:
                 if state is not None:
                     changes.setdefault(bot_id, (state, Change()))[1].book = True
             self.dirty.clear()
+            bound_ms = int(self.settings.runner_pending_timeout_s * 1000)
+            exec_from = self.market.last_ids[keys.EXECUTIONS]
             for bot_id, state in self.bots.items():
-                pending = state.pending
-                if pending is None or now - pending.sent_at <= resend_ms:
+                if state.pending is None and state.unresolved is None:
                     continue
-                pending.sent_at = now
-                change = changes.setdefault(bot_id, (state, Change()))[1]
-                change.intent = pending.intent
-                change.pending = pending
-                change.log.append(
-                    {
-                        "ts": str(now),
-                        "kind": "resend",
-                        "reason": f"no final report for {pending.intent_id} yet: sent again",
-                    }
-                )
+                # The bounded wait, then re-sends of what has no final report yet.
+                change = state.check_pending(now, bound_ms, exec_from)
+                change.merge(state.resend(now, now - resend_ms))
+                if not change.empty:
+                    changes.setdefault(bot_id, (state, Change()))[1].merge(change)
             await self._commit(list(changes.values()))
         await self._withdraw_subscriptions()
 
@@ -794,13 +897,17 @@ class Runner:
     async def command_loop(self) -> None:
         last = await self.redis.xrevrange(keys.BOT_COMMANDS, count=1)
         last_id = _text(last[0][0]) if last else "0-0"
+        count = self.settings.runner_command_batch
         while True:
             try:
-                reply = await self.redis.xread({keys.BOT_COMMANDS: last_id}, count=100, block=1000)
+                reply = await self.redis.xread(
+                    {keys.BOT_COMMANDS: last_id}, count=count, block=1000
+                )
             except REDIS_ERRORS as exc:
                 log.warning("commands.redis_error", error=str(exc))
                 await asyncio.sleep(0.5 * random.uniform(0.5, 1.0))
                 continue
+            commands: list[BotCommand] = []
             for _, entries in reply or []:
                 for entry_id, fields in entries:
                     last_id = _text(entry_id)
@@ -813,25 +920,47 @@ class Runner:
                         service="runner",
                     )
                     if command is not None:
-                        try:
-                            await self.handle_command(command)
-                        except REDIS_ERRORS as exc:
-                            log.warning("command.redis_error", error=str(exc))
+                        commands.append(command)
+            if commands:
+                try:
+                    await self.handle_commands(commands)
+                except REDIS_ERRORS as exc:
+                    log.warning("command.redis_error", error=str(exc))
 
     async def handle_command(self, command: BotCommand) -> None:
-        log.info("command", bot=command.bot_id, action=command.action.value)
-        if command.action in (CommandAction.STOP, CommandAction.DELETE):
-            await self.stop_bots([command.bot_id])
-        elif command.action is CommandAction.UPDATE:
-            await self.update_bot(command.bot_id)
-        elif command.action is CommandAction.START and command.bot_id not in self.bots:
-            # The least loaded runner tries first; the lease decides who wins.
-            mine = len(self.bots)
-            rank = sum(1 for i, (b, _) in self.fleet.items() if i != self.owner and b < mine)
-            jitter = self.settings.runner_claim_jitter_ms / 1000
-            await asyncio.sleep(jitter * rank + random.uniform(0, jitter))
-            if self.fair_share(1) or len(self.fleet) <= 1:
-                await self.claim([command.bot_id])
+        await self.handle_commands([command])
+
+    async def handle_commands(self, commands: list[BotCommand]) -> None:
+        """One read's commands together: the last command of each bot wins (desired
+        state is the truth; the commands only wake runners), stops in one pass, starts
+        claimed in chunks after one jitter, never a sleep per command."""
+        last: dict[str, CommandAction] = {}
+        for command in commands:
+            last.pop(command.bot_id, None)  # keep the order of the latest commands
+            last[command.bot_id] = command.action
+        stops = [b for b, a in last.items() if a in (CommandAction.STOP, CommandAction.DELETE)]
+        updates = [b for b, a in last.items() if a is CommandAction.UPDATE]
+        starts = [b for b, a in last.items() if a is CommandAction.START and b not in self.bots]
+        log.info("commands", starts=len(starts), stops=len(stops), updates=len(updates))
+        if stops:
+            await self.stop_bots(stops)
+        for bot_id in updates:
+            await self.update_bot(bot_id)
+        if not starts:
+            return
+        # The least loaded runner tries first; the lease decides who wins.
+        mine = len(self.bots)
+        rank = sum(1 for i, (b, _) in self.fleet.items() if i != self.owner and b < mine)
+        jitter = self.settings.runner_claim_jitter_ms / 1000
+        await asyncio.sleep(jitter * rank + random.uniform(0, jitter))
+        share = len(starts) if len(self.fleet) <= 1 else self.fair_share(len(starts))
+        # Up to its share, going past bots another runner took first (the rest are
+        # claimed by the reconcile passes of whoever has room).
+        started, i = 0, 0
+        while started < share and i < len(starts):
+            part = starts[i : i + min(CLAIM_CHUNK, share - started)]
+            i += len(part)
+            started += await self.claim(part)
 
     async def shutdown(self) -> None:
         """Let go of every lease (positions stay; another runner adopts at once)."""

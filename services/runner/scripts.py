@@ -94,6 +94,7 @@ return out
 # operations, a MessagePack array of strings: ``tag, count, count values`` for each
 # operation (values are field/value pairs unless said otherwise):
 #   I  intent: type, data       XADD stream:order-intents (no MAXLEN: consumer group)
+#   J  another intent: as I     (a re-sent unresolved intent; ``q`` copies only I's data)
 #   P  position                 replace bot:{id}:position (count 0: delete it)
 #   S  stats                    HSET bot:{id}:stats
 #   T  one round trip           XADD bot:{id}:trades MAXLEN ~ trades_maxlen
@@ -101,6 +102,7 @@ return out
 #   Q  pending                  write bot:{id}:pending (count 0: delete it); every
 #                               field is written, so nothing stale stays
 #   q  pending of the intent    as Q, plus ``intent``: the data of this bot's I
+#   D  field names              HDEL bot:{id}:pending (one of its two intents goes)
 #   B  bot fields               HSET bot:{id}
 #   R  release (count 0)        let go of the lease and clear ``owner`` (a stopped bot:
 #                               never ``stopped`` while still leased)
@@ -124,6 +126,10 @@ for i = 1, (#ARGV - 3) / 2 do
       if tag == 'I' then
         intent = p[first + 1]
         redis.call('XADD', KEYS[1], '*', 'type', p[first], 'data', intent)
+      elseif tag == 'J' then
+        redis.call('XADD', KEYS[1], '*', 'type', p[first], 'data', p[first + 1])
+      elseif tag == 'D' then
+        redis.call('HDEL', KEYS[k + 7], unpack(p, first, last))
       elseif tag == 'L' then
         redis.call('XADD', KEYS[k + 6], 'MAXLEN', '~', log_maxlen, '*', unpack(p, first, last))
       elseif tag == 'S' then
@@ -189,7 +195,7 @@ return out
 #   held bots:     "stop" (desired is not running, or the bot is gone),
 #                  "config" (its config changed since this runner loaded it);
 #   other bots:    "claim" (desired running, or a status left active by a dead runner,
-#                  and nobody holds the lease).
+#                  needs_attention included, and nobody holds the lease).
 RECONCILE = """
 local out = {}
 for i = 1, #KEYS / 2 do
@@ -202,7 +208,8 @@ for i = 1, #KEYS / 2 do
     elseif config and redis.sha1hex(config) ~= held then
       out[#out + 1] = i; out[#out + 1] = 'config'
     end
-  elseif desired == 'running' or status == 'starting' or status == 'running' or status == 'stopping' then
+  elseif desired == 'running' or status == 'starting' or status == 'running' or status == 'stopping'
+      or status == 'needs_attention' then
     if redis.call('EXISTS', lease) == 0 then
       out[#out + 1] = i; out[#out + 1] = 'claim'
     end

@@ -49,6 +49,26 @@ class RunnerSettings(Settings):
         gt=0,
         description="re-send a pending intent (same id, idempotent) after this long without a final report",
     )
+    runner_pending_timeout_s: float = Field(
+        default=120.0,
+        gt=0,
+        description=(
+            "the bounded wait: a pending intent without a final report for this long puts "
+            "its bot in needs_attention (exits still work) and lets a stop complete"
+        ),
+    )
+    runner_catch_up_candles: int = Field(
+        default=10,
+        ge=0,
+        le=1000,
+        description=(
+            "on adoption, decide at most this many candles that closed while the bot had "
+            "no owner (older ones are logged as skipped)"
+        ),
+    )
+    runner_command_batch: int = Field(
+        default=2000, ge=1, le=100_000, description="bot commands read per XREAD"
+    )
     runner_claim_jitter_ms: int = Field(
         default=150, ge=0, le=10_000, description="random delay before claiming, spreads claims"
     )

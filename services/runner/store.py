@@ -21,7 +21,15 @@ from typing import Any, TypeVar
 import msgspec
 
 from services.runner import scripts
-from services.runner.core import DELETE, BotState, Change, Pending
+from services.runner.core import (
+    DELETE,
+    PENDING_FIELDS,
+    UNRESOLVED_FIELDS,
+    UNRESOLVED_PREFIX,
+    BotState,
+    Change,
+    Pending,
+)
 from shared import keys
 from shared.binance.rules import rules_from_json
 from shared.messages import encode_json
@@ -93,6 +101,9 @@ class BotRecord:
                     exit_plan=config.exit_plan(),
                 )
             pending = Pending.from_hash(self.pending) if self.pending else None
+            unresolved = (
+                Pending.from_hash(self.pending, UNRESOLVED_PREFIX) if self.pending else None
+            )
         except ValueError as exc:
             raise BotLoadError(str(exc)) from exc
         return BotState.create(
@@ -101,6 +112,7 @@ class BotRecord:
             epoch,
             book,
             pending=pending,
+            unresolved=unresolved,
             status=self.fields.get("status", ""),
             status_reason=self.fields.get("status_reason", ""),
             stale=self.fields.get("stale", ""),
@@ -256,13 +268,25 @@ class BotStore:
             _put(ops, "T", {k: str(v) for k, v in msgspec.to_builtins(trip).items()})
         for entry in change.log:
             _put(ops, "L", entry)
+        whole = False  # the pending hash deleted as a whole
         if change.pending is DELETE:
-            ops += ("Q", "0")
+            if state.unresolved is None:
+                ops += ("Q", "0")
+                whole = True
+            else:  # the unresolved intent stays recorded
+                ops += ("D", str(len(PENDING_FIELDS)), *PENDING_FIELDS)
         elif isinstance(change.pending, Pending):
             if change.pending.intent is intent:  # the script copies the intent's data
                 _put(ops, "q", change.pending.to_hash(with_intent=False))
             else:
                 _put(ops, "Q", change.pending.to_hash())
+        if change.unresolved is DELETE:
+            if not whole:
+                ops += ("D", str(len(UNRESOLVED_FIELDS)), *UNRESOLVED_FIELDS)
+        elif isinstance(change.unresolved, Pending):
+            _put(ops, "Q", change.unresolved.to_hash(prefix=UNRESOLVED_PREFIX))
+        for again in change.resent:
+            ops += ("J", "2", again.TYPE, encode_json(again).decode())
         if change.bot:
             _put(ops, "B", change.bot)
         if change.release:

@@ -9,9 +9,11 @@ exceptions once, at the edge, with :func:`connection_error` and ``raise ... from
 
     BinanceError(code, message, http_status)
     ├── RetryableError            not executed; send again after a backoff
-    │                             (-1001, -1008, connection failed before sending)
+    │                             (-1001, -1008 in a 4xx answer, connection failed
+    │                             before sending)
     ├── OutcomeUnknownError       may have executed; query by client order id first
-    │                             (5xx, -1006, -1007, timeout/reset after sending)
+    │                             (every 5xx whatever its code, -1006, -1007,
+    │                             timeout/reset after sending)
     ├── RateLimitedError          429 (-1003 weight, -1015 orders), 418 ban;
     │                             carries retry_after_s and banned
     └── RejectedError             final 4xx: do not resend as is; filter_name for -1013
@@ -23,6 +25,12 @@ exceptions once, at the edge, with :func:`connection_error` and ``raise ... from
 ``classify(exc)`` turns any exception into ``"retry" | "unknown" | "rate_limited" |
 "rejected"``; anything it does not know is ``"unknown"``, the safe answer for orders
 (DESIGN "Traps": an unknown outcome is resolved by a query, never by resending).
+
+Reference §6: a ``5XX`` answer means "execution status UNKNOWN", so a 500 carrying
+``-1001`` ("internal error, retry") or a 503 carrying ``-1008`` is an unknown outcome,
+not a retry: only an answer that is not a 5xx (a 4xx, or the WS API's 400) proves the
+request was refused before the matching engine saw it. A code with no HTTP status
+at all proves nothing either, and stays unknown.
 """
 
 from __future__ import annotations
@@ -39,7 +47,7 @@ Classification = Literal["retry", "unknown", "rate_limited", "rejected"]
 Headers = Mapping[str, str] | Iterable[tuple[str, str]]
 
 # §6 codes by remedy.
-RETRYABLE_CODES = frozenset({-1001, -1008})  # DISCONNECTED, SERVER_BUSY
+RETRYABLE_CODES = frozenset({-1001, -1008})  # DISCONNECTED, SERVER_BUSY (only outside a 5xx)
 UNKNOWN_OUTCOME_CODES = frozenset({-1006, -1007})  # UNEXPECTED_RESP, TIMEOUT
 RATE_LIMIT_CODES = frozenset({-1003, -1015})  # TOO_MANY_REQUESTS, TOO_MANY_ORDERS
 AUTH_CODES = frozenset(
@@ -170,10 +178,15 @@ def error_from_code(
         return RateLimitedError(
             message, retry_after_s=retry_after_s, banned=http_status == 418, **kw
         )
-    if code in RETRYABLE_CODES:
-        return RetryableError(message, **kw)
-    if code in UNKNOWN_OUTCOME_CODES or (http_status is not None and http_status >= 500):
+    if http_status is not None and http_status >= 500:
+        # §6: a 5XX is "execution status UNKNOWN", whatever code it carries (-1001 too)
         return OutcomeUnknownError(message, **kw)
+    if code in UNKNOWN_OUTCOME_CODES:
+        return OutcomeUnknownError(message, **kw)
+    if code in RETRYABLE_CODES:
+        if http_status is None:  # no status: nothing proves it was refused before execution
+            return OutcomeUnknownError(message, **kw)
+        return RetryableError(message, **kw)  # a 4xx answer: refused before execution
     if code == TIMESTAMP_CODE:
         return TimestampError(message, **kw)
     if code in AUTH_CODES or http_status == 401:

@@ -1,8 +1,9 @@
 """The exchange simulator as a real process, for tests of every service.
 
 ``start_sim(tmp_path, speed=..., extra_args=[...])`` runs ``botfleet exchange-sim`` on a
-free port with the known key pair :data:`SIM_API_KEY` / :data:`SIM_API_SECRET` and
-waits until ``/api/v3/ping`` answers. :class:`SimClient` talks to its admin
+free port with the known key pair :data:`SIM_API_KEY` / :data:`SIM_API_SECRET` (and a
+second pair of the same account, :data:`SIM_API_KEY_2` / :data:`SIM_API_SECRET_2`, for
+tests that revoke one key) and waits until ``/api/v3/ping`` answers. :class:`SimClient` talks to its admin
 endpoints (faults, order records) and exposes the URLs. Fixtures: ``sim`` (one
 process per test module, speed 60) and ``sim_factory`` (start your own, with flags;
 all stopped at teardown). Import them into a conftest or test module::
@@ -25,6 +26,8 @@ from tests.support.redis_server import free_port
 
 SIM_API_KEY = "simkey0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUV"
 SIM_API_SECRET = "simsecret0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRS"
+SIM_API_KEY_2 = "simkey2abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJKLMNOPQRSTUV"
+SIM_API_SECRET_2 = "simsecret2abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJKLMNOPQRS"
 SIM_SYMBOLS = ("BTCUSDT", "ETHUSDT", "BNBUSDT")
 DEFAULT_SPEED = 60.0
 
@@ -54,14 +57,15 @@ class SimClient:
     def ws_api_url(self) -> str:
         return f"ws://{self.host}:{self.port}/ws-api/v3"
 
-    def env(self) -> dict[str, str]:
-        """Environment for a botfleet service that should talk to this simulator."""
+    def env(self, *, second_key: bool = False) -> dict[str, str]:
+        """Environment for a botfleet service that should talk to this simulator
+        (``second_key``: sign with the account's second key pair)."""
         return {
             "BOTFLEET_BINANCE_ENV": "sim",
             "BOTFLEET_BINANCE_REST_URL": self.rest_url,
             "BOTFLEET_BINANCE_WS_URL": self.ws_url,
-            "BOTFLEET_BINANCE_API_KEY": self.api_key,
-            "BOTFLEET_BINANCE_API_SECRET": self.api_secret,
+            "BOTFLEET_BINANCE_API_KEY": SIM_API_KEY_2 if second_key else self.api_key,
+            "BOTFLEET_BINANCE_API_SECRET": SIM_API_SECRET_2 if second_key else self.api_secret,
         }
 
     def _get(self, path: str, **params: Any) -> Any:
@@ -73,9 +77,11 @@ class SimClient:
 
     def set_faults(self, **faults: Any) -> dict[str, Any]:
         """Merge faults: latency_ms, error_rate, order_unknown_rate, unknown_mode
-        ("503"|"timeout"), timeout_s, drop_kline_rate, frozen (list of symbols, "*"),
-        and the one-shot actions disconnect_ws=True, server_shutdown=True (with an
-        optional shutdown_grace_s: wall seconds from the notice to the close)."""
+        ("503"|"500"|"timeout"), timeout_s, drop_kline_rate, frozen (list of symbols,
+        "*"), revoked_keys (API keys answered 401 -2015), and the one-shot actions
+        rate_limit_s / ban_s (every REST request 429 / 418 for N wall seconds),
+        disconnect_ws=True, server_shutdown=True (with an optional shutdown_grace_s:
+        wall seconds from the notice to the close)."""
         resp = httpx.post(self.rest_url + "/sim/faults", json=faults, timeout=10.0)
         resp.raise_for_status()
         result: dict[str, Any] = resp.json()
@@ -90,6 +96,10 @@ class SimClient:
     def faults(self) -> dict[str, Any]:
         result: dict[str, Any] = self._get("/sim/faults")
         return result
+
+    def revoke(self, *api_keys: str) -> None:
+        """Every signed request with one of these keys answers 401 -2015 from now on."""
+        self.set_faults(revoked_keys=list(api_keys))
 
     def freeze(self, *symbols: str) -> None:
         self.set_faults(frozen=list(symbols) or ["*"])
@@ -121,7 +131,8 @@ class SimClient:
     def limits(self) -> dict[str, Any]:
         """What the simulator saw of the rate limits: ``weight_limit``,
         ``weight_per_minute`` (minute open ms -> weight served, all clients),
-        ``max_weight_per_minute``, ``answered_429``, ``answered_418``."""
+        ``max_weight_per_minute``, ``answered_429``, ``answered_418``, and the deadlines
+        (exchange ms) of the forced ``forced_429_until`` / ``forced_418_until``."""
         result: dict[str, Any] = self._get("/sim/limits")
         return result
 
@@ -164,6 +175,8 @@ def start_sim(
         SIM_API_KEY,
         "--api-secret",
         SIM_API_SECRET,
+        "--extra-key",
+        f"{SIM_API_KEY_2}:{SIM_API_SECRET_2}",
         *extra_args,
     ]
     proc = BotfleetProcess(args, log_dir / f"exchange-sim-{port}.log").start()

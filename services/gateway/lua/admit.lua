@@ -109,5 +109,6 @@ end
 redis.call('HSET', k_order, REC.STATUS, ST.ACCEPTED, REC.CID, cid, REC.INTENT, intent,
   REC.MODE, mode, REC.RESERVED, reserved, REC.OPENED, opened, REC.CREATED_AT, now,
   REC.UPDATED_AT, now, REC.INSTANCE, instance)
+if entry ~= '' then redis.call('HSET', k_order, REC.ENTRY, entry) end
 redis.call('SADD', k_active, cid)
 return {'ok', verified and '1' or '0', reserved}

@@ -106,6 +106,7 @@ local entry = redis.call('XADD', k_executions, 'MAXLEN', '~', maxlen, '*', 'type
   report_type, 'data', report)
 redis.call('HSET', k_order, REC.STATUS, final_status, REC.REPORT, report, REC.REPORT_ID,
   entry, REC.UPDATED_AT, now)
+if retention > 0 then redis.call('EXPIRE', k_order, retention) end
 redis.call('SREM', k_active, cid)
 if record_status == ST.OPEN then redis.call('SREM', k_open, cid) end
 return {'done', final_status, halt_reason, total, peak, max_dd}

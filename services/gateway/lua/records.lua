@@ -6,8 +6,8 @@
 --
 -- KEYS: the order:{cid} keys, then the price:{SYMBOL} keys, then risk:state
 -- ARGV: 1 RecordsArgs (services/gateway/scripts.py) as MessagePack
--- Returns {records, prices, positions}: records[i] is '' (no record), {status} or the
--- flat HGETALL of the record; prices[j] is the price or false; positions[k] the value
+-- Returns {records, prices, positions}: records[i] is '' (no record), {status} (OPEN),
+-- {status, entry} (final: the admitted stream entry) or the flat HGETALL of the record; prices[j] is the price or false; positions[k] the value
 -- of the k-th risk:state field asked for, or false
 
 local A = cmsgpack.unpack(ARGV[1])
@@ -17,8 +17,10 @@ for i = 1, a.orders do
   local status = redis.call('HGET', KEYS[i], REC.STATUS)
   if not status then
     records[i] = ''
-  elseif FINAL[status] or status == ST.OPEN then
+  elseif status == ST.OPEN then
     records[i] = {REC.STATUS, status}
+  elseif FINAL[status] then  -- and the admitted stream entry (repeats get the report again)
+    records[i] = {REC.STATUS, status, REC.ENTRY, redis.call('HGET', KEYS[i], REC.ENTRY) or ''}
   else
     records[i] = redis.call('HGETALL', KEYS[i])
   end

@@ -13,5 +13,6 @@ local entry = redis.call('XADD', k_executions, 'MAXLEN', '~', maxlen, '*', 'type
   report_type, 'data', report)
 redis.call('HSET', k_order, REC.STATUS, ST.REJECTED, REC.CID, cid, REC.INTENT, intent,
   REC.MODE, mode, REC.REASON, reason, REC.REPORT, report, REC.REPORT_ID, entry,
-  REC.CREATED_AT, now, REC.UPDATED_AT, now, REC.INSTANCE, instance)
+  REC.CREATED_AT, now, REC.UPDATED_AT, now, REC.INSTANCE, instance, REC.ENTRY, entry)
+if retention > 0 then redis.call('EXPIRE', k_order, retention) end
 return {'rejected'}

@@ -7,6 +7,7 @@
 -- finalize(K, A) (the bodies of admit.lua, reject.lua, finalize.lua), K (the keys by
 -- name: TRADE_KEYS, and per intent TRADE_ITEM_KEYS set by item_keys(base)), P (the
 -- TradeArgs: group, report_type, reason_mark, items), and named_*/array_* converters of the Structs.
+-- A stale-epoch refusal is published as a non-final notice and writes no record.
 -- Returns per intent {'done', status, halt, realized_total, realized_peak, drawdown limit}
 --   | {'rejected', kind, reason} | {'exists', status, acked} | {'conflict'} (a sell whose
 --   position changed since its figures were computed: admitted, left for the caller)
@@ -32,10 +33,20 @@ local function one(i, item)
     local reason = a[3]
     local quoted = string.gsub(cjson.encode(reason), '%%', '%%%%')
     local report = string.gsub(item.template, string.gsub(P.reason_mark, '%p', '%%%0'), quoted)
-    local adm = named_AdmitArgs(item.admit)
-    reject(K, array_RejectArgs({cid = adm.cid, intent = adm.intent,
-      report_type = P.report_type, report = report, now = adm.now, mode = adm.mode,
-      instance = adm.instance, reason = reason, maxlen = named_FinalizeArgs(item.finalize).maxlen}))
+    local fin = named_FinalizeArgs(item.finalize)
+    if a[2] == 'fence' then
+      -- a stale-epoch copy is a notice, not the intent's end: no record, not final, so
+      -- the adopting runner's re-send under the new epoch is placed normally
+      report = string.gsub(report, '"final":true', '"final":false', 1)
+      redis.call('XADD', K.executions, 'MAXLEN', '~', fin.maxlen, '*', 'type', P.report_type,
+        'data', report)
+    else
+      local adm = named_AdmitArgs(item.admit)
+      reject(K, array_RejectArgs({cid = adm.cid, intent = adm.intent,
+        report_type = P.report_type, report = report, now = adm.now, mode = adm.mode,
+        instance = adm.instance, reason = reason, maxlen = fin.maxlen,
+        retention = fin.retention, entry = item.ids[1]}))
+    end
     ack(item.ids)
     return {'rejected', a[2], reason}
   end

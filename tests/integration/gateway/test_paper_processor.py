@@ -47,9 +47,28 @@ async def test_redelivered_intent_places_one_order_and_publishes_one_report(redi
     processor = await make_processor(redis)
     same = intent(2)
     assert await run(processor, same, same) == 0  # twice in one batch
-    assert await run(processor, same) == 0  # redelivered later
+    first_entry = (await redis.xrange(keys.ORDER_INTENTS))[0]
+    assert await processor.handle([first_entry]) == [first_entry[0]]  # the same entry again
     finals = await final_reports(redis)
     assert [len(v) for v in finals.values()] == [1]
+    balances = await redis.hgetall(keys.balances("paper"))
+    assert from_units(balances[b"BTC:free"]) == Decimal("0.01")
+
+
+async def test_repeated_final_intent_on_a_new_entry_gets_the_stored_report_again(
+    redis: Any,
+) -> None:
+    await seed_market(redis)
+    processor = await make_processor(redis)
+    same = intent(3)
+    assert await run(processor, same) == 0
+    [stored] = (await final_reports(redis))[same.intent_id]
+    assert await run(processor, same) == 0  # the runner sends it again: a new entry
+    again = (await final_reports(redis))[same.intent_id]
+    assert again == [stored, stored]  # the stored report, not a second order
+    repeat_entry = (await redis.xrange(keys.ORDER_INTENTS))[-1]
+    assert await processor.handle([repeat_entry]) == [repeat_entry[0]]  # redelivered
+    assert len((await final_reports(redis))[same.intent_id]) == 2  # nothing more
     balances = await redis.hgetall(keys.balances("paper"))
     assert from_units(balances[b"BTC:free"]) == Decimal("0.01")
 
@@ -64,7 +83,10 @@ async def test_two_instances_racing_on_one_intent_place_it_once(redis: Any) -> N
     )
     assert pending == [0, 0]
     finals = await final_reports(redis)
-    assert len(finals) == 50 and all(len(v) == 1 for v in finals.values())
+    # each intent sits on two entries: the loser's copy gets the stored report again
+    # (or nothing, when both raced in trade.lua) -- never a second order
+    assert len(finals) == 50 and all(len(v) in (1, 2) for v in finals.values())
+    assert all(all(r == v[0] for r in v) for v in finals.values())
     balances = await redis.hgetall(keys.balances("paper"))
     assert from_units(balances[b"BTC:free"]) == Decimal("0.5")
 
@@ -279,20 +301,25 @@ async def test_one_batch_mixing_fills_refusals_and_duplicates_gives_each_intent_
         intent("a"),  # fills (~500 USDT)
         intent("stale", bot="bot2", epoch=4),  # fenced
         intent("poor", qty="1"),  # ~50,000 USDT: insufficient balance
-        done_before,  # already final: acknowledged, no second report
+        done_before,  # already final, on a new entry: its stored report again
         intent("b", qty="0.001"),  # still fills after the refusals before it
     ]
     assert await run(processor, *batch) == 0  # nothing left pending
     finals = await final_reports(redis)
-    assert sorted(finals) == sorted(i.intent_id for i in [done_before, *batch[:3], batch[4]])
-    assert all(len(v) == 1 for v in finals.values())
+    assert set(finals) == {i.intent_id for i in [batch[0], *batch[2:]]}
+    first, again = finals[done_before.intent_id]
+    assert first == again  # the stored report, republished
+    assert all(len(v) == 1 for k, v in finals.items() if k != done_before.intent_id)
     status = {k: v[0].status for k, v in finals.items()}
     assert status["bot1:a:buy"] is ExecutionStatus.FILLED
     assert status["bot1:b:buy"] is ExecutionStatus.FILLED
-    [stale] = finals["bot2:stale:buy"]
+    # fenced: a non-final notice, and the client order id stays free for the new epoch
+    [stale] = [r for r in await reports(redis) if r.intent_id == "bot2:stale:buy"]
+    assert not stale.final
     assert (
         stale.status is ExecutionStatus.REJECTED and stale.reason == "stale epoch 4 < bot epoch 5"
     )
+    assert await redis.exists(keys.order(client_order_id("bot2:stale:buy"))) == 0
     [poor] = finals["bot1:poor:buy"]
     assert poor.status is ExecutionStatus.REJECTED
     assert poor.reason.startswith("insufficient balance: ") and poor.reason.endswith(" USDT needed")

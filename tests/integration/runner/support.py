@@ -157,6 +157,7 @@ def text(hash_: dict[bytes, bytes]) -> dict[str, str]:
 
 
 def wait(condition: Any, timeout: float, what: str) -> Any:
+    """Poll ``condition`` until it is truthy (returned) or ``timeout`` seconds pass."""
     deadline = time.monotonic() + timeout
     last = None
     while time.monotonic() < deadline:
@@ -165,3 +166,31 @@ def wait(condition: Any, timeout: float, what: str) -> Any:
             return last
         time.sleep(0.05)
     raise AssertionError(f"{what} not seen within {timeout}s (last: {last!r})")
+
+
+def health(r: sync_redis.Redis, instance: str) -> dict[str, str]:
+    """The runner's heartbeat hash (``{}`` once it expired)."""
+    return text(r.hgetall(keys.health("runner", instance)))
+
+
+def loop_ms(r: sync_redis.Redis, instance: str) -> int:
+    """When the runner's latest read round began (``last_loop_ms`` of its heartbeat)."""
+    return int(health(r, instance).get("last_loop_ms") or 0)
+
+
+def rounds_done(r: sync_redis.Redis, instance: str, since_ms: int, timeout: float = 10) -> None:
+    """Wait until every read round of ``instance`` that had begun by ``since_ms`` (epoch
+    ms, this host's clock) has ended: the positive sign, before checking that nothing
+    happened, that the runner went past the entries written before ``since_ms``.
+
+    Rounds run one after the other. The first round seen to begin at or after
+    ``since_ms`` may be the one that read those entries; a round that began after it
+    proves that one ended (idle rounds end every ``--block-ms``, and the heartbeat
+    shows them once a second)."""
+    first = wait(lambda: (ms := loop_ms(r, instance)) >= since_ms and ms, timeout, "a read round")
+    wait(lambda: loop_ms(r, instance) > first, timeout, f"a read round of {instance} after {first}")
+
+
+def decided(r: sync_redis.Redis, bot_ids: list[str], open_time: int) -> bool:
+    """Every bot has decided the candle opened at ``open_time`` (or a newer one)."""
+    return all(int(r.hget(keys.bot_stats(b), "last_candle") or 0) >= open_time for b in bot_ids)

@@ -20,6 +20,9 @@ from tests.support.processes import BotfleetProcess
 SYMBOL = "BTCUSDT"
 SECOND = 1000
 GRACE_S = 2
+# The exchange-clock test's grace: its history must still be fresh when the bot is
+# claimed, on a machine busy enough to delay the claim by a second or two.
+CLOCK_GRACE_S = 4
 
 
 def bot_field(r: sync_redis.Redis, field: str) -> str:
@@ -42,12 +45,15 @@ def test_stale_data_pauses_entries_but_not_exits_and_trading_resumes_with_fresh_
     processes: list[BotfleetProcess],
 ) -> None:
     r = sync_redis_client
+    processes.append(proc := runner(tmp_path, clean_redis_url, "r1", "--stale-grace", str(GRACE_S)))
+    # The runner is up before the history is written, so the history is still fresh
+    # when the bot is claimed however long the interpreter took to start.
+    s.wait(lambda: s.health(r, "r1"), 30, "runner beating")
     closes, up = s.falling_then_up()
     hist = fresh_run(closes)
     s.seed_candles(r, hist)
     s.push_tick(r, SYMBOL, closes[-1])
     s.create_bot(r, "b1", s.config(SYMBOL, "1s"))
-    processes.append(proc := runner(tmp_path, clean_redis_url, "r1", "--stale-grace", str(GRACE_S)))
     proc.wait_for(lambda: bot_field(r, "status") == "running", 15, "bot running")
 
     # Fresh data: the entry signal is taken.
@@ -84,15 +90,17 @@ def test_stale_data_pauses_entries_but_not_exits_and_trading_resumes_with_fresh_
         s.candle(SYMBOL, SECOND, last.open_time + 2 * SECOND, stop_price + 2, "1s"),
     ]
     old_enough = late[-1].close_time + (1 + GRACE_S) * SECOND + 1000
-    time.sleep(max(0.0, old_enough / 1000 - time.time()))
+    s.wait(lambda: time.time() * 1000 >= old_enough, 10, "the late candles old enough")
     for c in late:
         s.push_candle(r, c)
+    pushed_ms = int(time.time() * 1000)
     s.wait(
         lambda: any("entry skipped: stale data for BTCUSDT" in e["reason"] for e in log_entries(r)),
         5,
         "entry skipped on stale data",
     )
-    time.sleep(0.3)
+    s.wait(lambda: s.decided(r, ["b1"], late[-1].open_time), 5, "both late candles decided")
+    s.rounds_done(r, "r1", pushed_ms)
     assert len(s.intents(r)) == 2 and bot_field(r, "stale") == SYMBOL
 
     # Fresh data returns (prices and candles): the bot resumes by itself and trades.
@@ -118,17 +126,19 @@ def test_data_age_is_measured_on_the_exchange_clock_of_market_clock(
     the age is taken on the exchange's clock as ingestion samples it."""
     r = sync_redis_client
     local = int(time.time() * 1000)
-    exchange_now = local + 3_600_000
-    r.hset(
-        keys.MARKET_CLOCK,
-        mapping=ExchangeClock(exchange_ms=exchange_now, local_ms=local).to_fields(),
-    )
+    clock = ExchangeClock(exchange_ms=local + 3_600_000, local_ms=local)
+    r.hset(keys.MARKET_CLOCK, mapping=clock.to_fields())
+    grace = CLOCK_GRACE_S
+    processes.append(proc := runner(tmp_path, clean_redis_url, "r1", "--stale-grace", str(grace)))
+    # The runner is up before the history is written: the history is fresh for one
+    # interval plus the grace, however long an interpreter takes to start.
+    s.wait(lambda: s.health(r, "r1"), 30, "runner beating")
     closes, _ = s.falling_then_up()
+    exchange_now = clock.now(int(time.time() * 1000))
     s.seed_candles(
         r, s.history(SYMBOL, closes, interval="1s", interval_ms=SECOND, end=exchange_now)
     )
     s.create_bot(r, "b1", s.config(SYMBOL, "1s"))
-    processes.append(proc := runner(tmp_path, clean_redis_url, "r1", "--stale-grace", str(GRACE_S)))
     proc.wait_for(lambda: bot_field(r, "status") == "running", 15, "bot running")
     assert bot_field(r, "stale") == ""  # fresh on the exchange's clock
-    s.wait(lambda: bot_field(r, "stale") == SYMBOL, 1 + GRACE_S + 3, "stale on the exchange clock")
+    s.wait(lambda: bot_field(r, "stale") == SYMBOL, 1 + grace + 3, "stale on the exchange clock")

@@ -13,6 +13,15 @@ import pytest
 from services.runner.wire import Lanes, read_streams
 
 
+async def blocked(redis: Any) -> None:
+    """Wait until the reader's XREAD is blocked in Redis (so a later XADD is what wakes
+    it, not something its ``$`` already counted)."""
+    deadline = time.monotonic() + 5
+    while (await redis.info("clients"))["blocked_clients"] < 1:
+        assert time.monotonic() < deadline, "the XREAD never blocked"
+        await asyncio.sleep(0.01)
+
+
 @pytest.fixture
 async def lanes(redis: Any) -> AsyncIterator[Lanes]:
     own = Lanes(redis)
@@ -39,7 +48,7 @@ async def test_blocks_until_an_entry_comes_and_gives_nothing_after_the_block(
     assert await read_streams(lanes, {"s:quiet": "$"}, 10, 150) == []
     assert time.monotonic() - start >= 0.14
     reader = asyncio.create_task(read_streams(lanes, {"s:late": "$"}, 10, 5000))
-    await asyncio.sleep(0.1)
+    await blocked(redis)
     entry_id = await redis.xadd("s:late", {"type": "candle", "data": "3"})
     assert await asyncio.wait_for(reader, 2) == [
         ("s:late", [(entry_id, {b"type": b"candle", b"data": b"3"})])
@@ -50,7 +59,7 @@ async def test_a_read_cancelled_while_blocked_leaves_no_half_read_connection(
     redis: Any, lanes: Lanes
 ) -> None:
     reader = asyncio.create_task(read_streams(lanes, {"s:never": "$"}, 10, 5000))
-    await asyncio.sleep(0.1)
+    await blocked(redis)
     reader.cancel()
     with pytest.raises(asyncio.CancelledError):
         await reader

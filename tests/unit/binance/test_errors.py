@@ -24,7 +24,7 @@ from shared.binance.errors import (
     weight_from_headers,
 )
 from shared.binance.parsing import parse_ws_frame
-from shared.binance.schemas import WsErrorReply
+from shared.binance.schemas import ErrorBody, WsErrorReply
 from tests.unit.binance.conftest import fixture_bytes
 
 
@@ -35,8 +35,12 @@ def body(code: int, msg: str) -> bytes:
 @pytest.mark.parametrize(
     ("status", "code", "msg", "cls", "verdict"),
     [
-        (500, -1001, "Internal error; unable to process your request. Please try again.", RetryableError, "retry"),
-        (503, -1008, "Server is currently overloaded with other requests.", RetryableError, "retry"),
+        # §6: every 5XX is "execution status UNKNOWN", -1001 and -1008 included
+        (500, -1001, "Internal error; unable to process your request. Please try again.", OutcomeUnknownError, "unknown"),
+        (503, -1008, "Server is currently overloaded with other requests.", OutcomeUnknownError, "unknown"),
+        # the same codes in a 4xx answer were refused before execution: retry
+        (400, -1001, "Internal error; unable to process your request. Please try again.", RetryableError, "retry"),
+        (400, -1008, "Server is currently overloaded with other requests.", RetryableError, "retry"),
         (500, -1006, "An unexpected response was received from the message bus.", OutcomeUnknownError, "unknown"),
         (503, -1007, "Timeout waiting for response from backend server. Send status unknown; execution status unknown.", OutcomeUnknownError, "unknown"),
         (502, -1000, "An unknown error occurred while processing the request.", OutcomeUnknownError, "unknown"),
@@ -120,6 +124,21 @@ def test_ws_api_ban_computes_retry_after_from_epoch_ms() -> None:
 def test_rest_error_fixture_maps_to_rejected() -> None:
     err = error_from_response(400, fixture_bytes("rest_error_badsymbol.json"), {})
     assert type(err) is RejectedError and err.code == -1121
+
+
+@pytest.mark.parametrize("status", [500, 502, 503, 504, 599])
+@pytest.mark.parametrize("code", [-1001, -1008, -1000, -1006, -1007, -2010, -1013])
+def test_any_5xx_is_an_unknown_outcome_whatever_its_code(status: int, code: int) -> None:
+    """A 5xx may follow an executed order (§6): the gateway must query before resending."""
+    err = error_from_response(status, body(code, "anything"), {})
+    assert type(err) is OutcomeUnknownError
+    assert classify(err) == "unknown"
+
+
+def test_ws_api_retry_codes_without_a_status_are_unknown_with_a_4xx_retryable() -> None:
+    assert classify(error_from_ws_api(None, ErrorBody(code=-1001, msg="x"))) == "unknown"
+    assert classify(error_from_ws_api(400, ErrorBody(code=-1001, msg="x"))) == "retry"
+    assert classify(error_from_ws_api(503, ErrorBody(code=-1008, msg="x"))) == "unknown"
 
 
 def test_connection_errors_depend_on_whether_the_request_left() -> None:
