@@ -51,7 +51,9 @@ local function one(i, item)
     return {'rejected', a[2], reason}
   end
   local f = finalize(K, item.finalize)
-  if f[1] == 'conflict' then return f end
+  -- a sell whose position moved, or (f.err) a figure out of range: nothing written past
+  -- the admission; the caller completes it on the two-step path (which raises the error)
+  if f.err or f[1] == 'conflict' then return {'conflict'} end
   ack(item.ids)
   f[1] = 'done'
   return f
