@@ -21,8 +21,10 @@ from decimal import ROUND_CEILING, ROUND_HALF_EVEN, Decimal
 
 PLACES = 8
 UNIT = Decimal(1).scaleb(-PLACES)
+_SCALE = Decimal(10**PLACES)
 AMOUNT_LIMIT = 10**18  # units: 1e10 of an asset in one amount handed to a script
 FIGURE_LIMIT = 7 * 10**18  # units: a stored figure past this refuses further changes
+AMOUNT_MAX = Decimal(AMOUNT_LIMIT).scaleb(-PLACES) - UNIT  # the largest amount, 1e10 - 1e-8
 
 
 class AmountOutOfRange(ValueError):
@@ -33,10 +35,13 @@ def to_units(amount: Decimal, *, rounding: str = ROUND_HALF_EVEN, limit: int = A
     """``amount`` in integer units of 1e-8 (venue amounts have at most 8 places, so this
     is exact for them; an estimate with more places is rounded with ``rounding``).
     ``limit``: the bound on its units (an amount of one change, or a whole figure)."""
-    if not amount.is_finite():
-        raise AmountOutOfRange(f"amount {amount} is not finite")
-    units = int(amount.scaleb(PLACES).to_integral_value(rounding=rounding))
-    if abs(units) >= limit:
+    try:
+        # exact for any amount within range (28 digits of context); rounding only bites
+        # on an estimate with more than 8 places
+        units = int((amount * _SCALE).to_integral_value(rounding=rounding))
+    except (ArithmeticError, ValueError) as exc:  # NaN, sNaN, Infinity
+        raise AmountOutOfRange(f"amount {amount} is not finite") from exc
+    if not -limit < units < limit:
         raise AmountOutOfRange(f"amount {amount} is out of range (|x| < {limit}e-{PLACES})")
     return units
 

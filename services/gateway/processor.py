@@ -51,7 +51,7 @@ from shared.messages import (
     decode_as,
     encode_json,
 )
-from shared.money import AmountOutOfRange, to_units, to_units_ceiling
+from shared.money import AMOUNT_MAX
 from shared.redis import now_ms
 from shared.streams import dead_letter, emit_event, publish_nowait
 
@@ -557,13 +557,11 @@ def ending_of(cid: str, outcome: Outcome) -> Ending:
 
 
 def check_range(order: PreparedOrder) -> PreparedOrder:
-    """Refuse an order whose amounts the scripts cannot hold (shared/money.py)."""
-    try:
-        if order.quantity is not None:
-            to_units(order.quantity)
-        to_units_ceiling(order.notional)
-    except AmountOutOfRange as exc:
-        raise IntentRejected(str(exc)) from exc
+    """Refuse an order whose amounts the scripts cannot hold (shared/money.py; sizing
+    has made them finite)."""
+    for amount in (order.quantity, order.notional):
+        if amount is not None and not abs(amount) < AMOUNT_MAX:
+            raise IntentRejected(f"amount {amount} out of range (|x| < {AMOUNT_MAX})")
     return order
 
 

@@ -26,8 +26,10 @@ position changed meanwhile: the caller reads it again and recomputes.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+import functools
 from decimal import ROUND_HALF_EVEN, Decimal
+
+import msgspec
 
 from shared.money import from_units
 
@@ -39,22 +41,25 @@ class RiskField(enum.StrEnum):
     REALIZED_PEAK = "realized_peak"
 
 
+# (cached: a handful of symbols, bots and days, looked up for every intent)
+@functools.lru_cache(maxsize=1024)
 def symbol_exposure_field(symbol: str) -> str:
-    return f"{RiskField.EXPOSURE}:{symbol}"
+    return f"{RiskField.EXPOSURE.value}:{symbol}"
 
 
+@functools.lru_cache(maxsize=16384)
 def position_fields(bot: str, symbol: str) -> tuple[str, str]:
     """(qty field, cost field) of a bot's position in a symbol."""
     return f"pos:{bot}:{symbol}:qty", f"pos:{bot}:{symbol}:cost"
 
 
+@functools.lru_cache(maxsize=8)
 def day_field(day: str) -> str:
     """Realized PnL of a UTC day (``YYYYMMDD``)."""
     return f"realized:{day}"
 
 
-@dataclass(frozen=True, slots=True)
-class Position:
+class Position(msgspec.Struct, frozen=True):
     """A position as stored: integer units, ``None`` for an absent field."""
 
     qty: int | None
@@ -77,8 +82,7 @@ class Position:
 EMPTY = Position(None, None)
 
 
-@dataclass(frozen=True, slots=True)
-class SellSplit:
+class SellSplit(msgspec.Struct, frozen=True):
     """What a sell of ``qty`` units for ``quote`` units does to a position (all units)."""
 
     sold: int  # base units taken out of the position (at most what it holds)

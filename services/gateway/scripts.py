@@ -207,9 +207,12 @@ _SPECS: dict[str, tuple[tuple[str, ...], type[Args]]] = {
 
 def keys_of(spec: tuple[str, ...], **named: str) -> list[str]:
     """The KEYS list of a script, from keys given by name (every name, no other)."""
-    if set(named) != set(spec):
+    if len(named) != len(spec):
         raise TypeError(f"keys {sorted(named)} do not match {spec}")
-    return [named[name] for name in spec]
+    try:
+        return [named[name] for name in spec]
+    except KeyError as exc:
+        raise TypeError(f"keys {sorted(named)} do not match {spec}") from exc
 
 
 def encode(args: Args) -> bytes:

@@ -22,7 +22,7 @@ import asyncio
 import functools
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -51,6 +51,7 @@ _QUOTED_MARK = b'"@@REASON@@"'  # replaced in trade.lua by the refusal's reason
 _json = msgspec.json.Encoder()
 ZERO = Decimal(0)
 PositionKey = tuple[str, str]  # (bot, symbol)
+_ITEM_KEYS_IN_ADMIT = [scripts.ADMIT_KEYS.index(name) for name in scripts.TRADE_ITEM_KEYS]
 
 
 def _text(value: Any) -> str:
@@ -98,8 +99,7 @@ class Completion:
     halt_reason: str = ""
 
 
-@dataclass(frozen=True, slots=True)
-class Ending:
+class Ending(msgspec.Struct, frozen=True):
     """What ``finalize.lua`` is asked to record for one order (amounts in Decimal)."""
 
     cid: str
@@ -121,8 +121,16 @@ class Ending:
         return self.report.side is Side.SELL and self.position_qty > 0
 
 
-@dataclass(slots=True)
-class TradeEntry:
+class Prediction(msgspec.Struct, frozen=True):
+    """An ending's starting position as predicted, its sell figures, its amounts (units)."""
+
+    before: Position
+    split: SellSplit | None
+    qty: int
+    quote: int
+
+
+class TradeEntry(msgspec.Struct):
     """One intent of a ``trade.lua`` batch, before its sell figures are computed."""
 
     keys: list[str]
@@ -131,7 +139,6 @@ class TradeEntry:
     admit: scripts.AdmitArgs
     ending: Ending
     now_ms: int
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class GatewayStore:
@@ -367,12 +374,13 @@ class GatewayStore:
         )
 
     def _finalize_args(
-        self, ending: Ending, now_ms: int, position: Position, split: SellSplit | None
+        self, ending: Ending, now_ms: int, prediction: Prediction
     ) -> scripts.FinalizeArgs:
         report = ending.report
         qty_field, cost_field = risk_state.position_fields(report.bot_id, report.symbol)
         check = ending.balance_check
-        expect_qty, expect_cost = position.expect() if split is not None else ("", "")
+        split = prediction.split
+        expect_qty, expect_cost = prediction.before.expect() if split is not None else ("", "")
         rejection = ending.rejection_json or (
             encode_json(ending.rejection).decode() if ending.rejection is not None else ""
         )
@@ -381,8 +389,8 @@ class GatewayStore:
             report_type=report.TYPE,
             report=encode_json(report).decode(),
             side=report.side.value,
-            qty=str(to_units(ending.position_qty)),
-            quote=str(to_units(ending.quote_amount)),
+            qty=str(prediction.qty),
+            quote=str(prediction.quote),
             now=str(now_ms),
             maxlen=EXECUTIONS_MAXLEN,
             cid=ending.cid,
@@ -405,22 +413,20 @@ class GatewayStore:
         )
 
     @staticmethod
-    def _predict(
-        positions: dict[PositionKey, Position], ending: Ending
-    ) -> tuple[Position, SellSplit | None]:
+    def _predict(positions: dict[PositionKey, Position], ending: Ending) -> Prediction:
         """The position ``ending`` starts from (as predicted from the read and the endings
-        before it) and its sell figures; advances the prediction past it."""
+        before it), its amounts in units and its sell figures; advances the prediction
+        past it."""
         key = ending.position
         before = positions.get(key, EMPTY)
         split = None
-        qty = to_units(ending.position_qty)
+        qty, quote = to_units(ending.position_qty), to_units(ending.quote_amount)
         if ending.sells:
-            split = risk_state.sell_split(before, qty, to_units(ending.quote_amount))
+            split = risk_state.sell_split(before, qty, quote)
             positions[key] = split.after(before)
         elif ending.report.side is Side.BUY and qty > 0:
-            quote = to_units(ending.quote_amount)
             positions[key] = Position((before.qty or 0) + qty, (before.cost or 0) + quote)
-        return before, split
+        return Prediction(before, split, qty, quote)
 
     async def finalize_many(self, endings: Sequence[Ending], now_ms: int) -> list[Completion]:
         """Run ``finalize.lua`` for each ending (one round trip; sells whose position
@@ -435,12 +441,12 @@ class GatewayStore:
             )
             async with self.redis.pipeline(transaction=False) as pipe:
                 for i in todo:
-                    before, split = self._predict(positions, endings[i])
+                    prediction = self._predict(positions, endings[i])
                     self._call(
                         pipe,
                         "finalize",
                         self._finalize_keys(endings[i].cid),
-                        self._finalize_args(endings[i], now_ms, before, split),
+                        self._finalize_args(endings[i], now_ms, prediction),
                     )
                 replies = await pipe.execute()
             retry: list[int] = []
@@ -526,7 +532,7 @@ class GatewayStore:
             else ""
         )
         return TradeEntry(
-            keys=[akeys[scripts.ADMIT_KEYS.index(name)] for name in scripts.TRADE_ITEM_KEYS],
+            keys=[akeys[i] for i in _ITEM_KEYS_IN_ADMIT],
             ids=[_text(i) for i in entry_ids],
             template=template.decode(),
             admit=aargs,
@@ -576,13 +582,13 @@ class GatewayStore:
                 items: list[scripts.TradeItem] = []
                 for entry in chunk:
                     own += entry.keys
-                    before, split = self._predict(predicted, entry.ending)
+                    prediction = self._predict(predicted, entry.ending)
                     items.append(
                         scripts.TradeItem(
                             ids=entry.ids,
                             template=entry.template,
                             admit=entry.admit,
-                            finalize=self._finalize_args(entry.ending, entry.now_ms, before, split),
+                            finalize=self._finalize_args(entry.ending, entry.now_ms, prediction),
                         )
                     )
                 payload = scripts.TradeArgs(
@@ -596,6 +602,9 @@ class GatewayStore:
         out: list[tuple[str, str, str]] = []
         for chunk_reply in replies:
             for reply in chunk_reply:
+                if reply[0] == b"done" and not reply[3]:  # the common case: no sell figures
+                    out.append(("done", _text(reply[1]), _text(reply[2])))
+                    continue
                 parts = [_text(p) for p in reply]
                 if parts[0] == "done":
                     completion = await self._completion(parts)
