@@ -8,6 +8,7 @@ the scripts did when they kept money as Lua numbers."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
@@ -17,9 +18,10 @@ from services.gateway.processor import Processor
 from services.gateway.rails import Rails
 from services.gateway.risk_state import Position
 from services.gateway.rules_cache import RulesCache
-from services.gateway.store import GatewayStore, TradeEntry
+from services.gateway.store import Ending, GatewayStore, TradeEntry
 from shared import keys
 from shared.binance.rules import SymbolRules, rules_to_json
+from shared.bots import client_order_id
 from shared.messages import ExecutionReport, ExecutionStatus, Side
 from shared.money import from_units
 from tests.integration.gateway.helpers import intent, reports, run
@@ -240,3 +242,51 @@ async def test_amounts_an_older_gateway_stored_as_decimals_become_units_once(red
     assert await redis.hget(keys.order("c1"), "reserved") == b"50025000000"
     assert await store.upgrade_money() == -1  # never twice: units are not scaled again
     assert await redis.hget(keys.RISK_STATE, "exposure") == b"100000000000000001"
+
+
+class StaleOnceStore(GatewayStore):
+    """A store whose first read of positions is stale (what a read racing another
+    instance's fill returns)."""
+
+    reads = 0
+
+    async def positions(self, wanted: Sequence[tuple[str, str]]) -> dict[tuple[str, str], Position]:
+        self.reads += 1
+        found = await super().positions(wanted)
+        if self.reads == 1:
+            return {key: Position(qty=(p.qty or 0) - 1, cost=p.cost) for key, p in found.items()}
+        return found
+
+
+async def test_a_completion_computed_from_a_stale_position_is_refused_and_redone(
+    redis: Any,
+) -> None:
+    await _seed(redis, "1.00000001")
+    first = await _processor(redis)
+    await run(first, intent("b0", qty=str(QTY), symbol="BIGUSDT"))
+    store = StaleOnceStore(redis, mode="paper", instance="t2")
+    await store.load_scripts()
+    sell = intent("s0", side=Side.SELL, qty="1000", symbol="BIGUSDT")
+    cid = client_order_id(sell.intent_id)
+    await redis.hset(keys.order(cid), mapping={"status": "ACCEPTED", "reserved": "0"})
+    fill = ExecutionReport(
+        intent_id=sell.intent_id,
+        client_order_id=cid,
+        bot_id="bot1",
+        symbol="BIGUSDT",
+        side=Side.SELL,
+        status=ExecutionStatus.FILLED,
+        final=True,
+        mode="paper",
+        executed_qty=Decimal(1000),
+        cumulative_quote=Decimal("1000.00001"),
+        ts=1,
+    )
+    ending = Ending(cid, fill, position_qty=Decimal(1000), quote_amount=Decimal("1000.00001"))
+    before = await _figures(redis)
+    [completion] = await store.finalize_many([ending], 1)
+    assert completion.outcome == "done" and store.reads == 2
+    cost_out = _q(before["cost"] * 1000 / before["qty"])
+    figures = await _figures(redis)
+    assert figures["qty"] == QTY - 1000 and figures["cost"] == before["cost"] - cost_out
+    assert figures["realized"] == Decimal("1000.00001") - cost_out
