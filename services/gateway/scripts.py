@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import hashlib
 from importlib import resources
-from typing import Any
 
 import msgspec
 
@@ -321,8 +320,3 @@ def build() -> dict[str, str]:
 
 def sha1(text: str) -> str:
     return hashlib.sha1(text.encode()).hexdigest()
-
-
-def call_args(args: Args) -> list[Any]:
-    """The ARGV of a standalone script call."""
-    return [encode(args)]
