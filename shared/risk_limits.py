@@ -47,8 +47,14 @@ class RiskLimits(BaseModel):
     )
 
     def to_hash(self) -> dict[str, str]:
-        """The fields that are set, as hash values (unset fields are deleted)."""
-        return {k: str(v) for k, v in self.model_dump().items() if v is not None}
+        """The fields that are set, as hash values (unset fields are deleted): plain
+        decimal strings, never exponent notation (the gateway's scripts read them as
+        integer units by string operations, services/gateway/lua/money.lua)."""
+        return {
+            k: format(v, "f") if isinstance(v, Decimal) else str(v)
+            for k, v in self.model_dump().items()
+            if v is not None
+        }
 
     @classmethod
     def from_hash(cls, fields: dict[Any, Any]) -> RiskLimits:

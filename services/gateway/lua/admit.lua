@@ -52,6 +52,11 @@ if side == SIDE.BUY and not is_exit then
   local max_total, max_sym = units_of(lim[1]), units_of(lim[2])  -- nil: no limit
   local max_open = tonumber(lim[3] or '0') or 0  -- a count, not money
   local max_loss, max_order = units_of(lim[4]), units_of(lim[5])
+  for _, i in ipairs({1, 2, 4, 5}) do
+    if lim[i] and not units_of(lim[i]) then  -- unreadable is not "no limit": refuse
+      return {'reject', 'risk', 'risk limit unreadable: ' .. lim[i]}
+    end
+  end
   local day_pnl = st[5] or '0'
   if positive(max_loss) and cmp(neg(day_pnl), max_loss) >= 0 then
     local reason = LIM.max_daily_loss_quote .. ': realized ' .. decimal(day_pnl) ..

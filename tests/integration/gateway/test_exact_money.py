@@ -290,3 +290,15 @@ async def test_a_completion_computed_from_a_stale_position_is_refused_and_redone
     figures = await _figures(redis)
     assert figures["qty"] == QTY - 1000 and figures["cost"] == before["cost"] - cost_out
     assert figures["realized"] == Decimal("1000.00001") - cost_out
+
+
+async def test_an_unreadable_limit_refuses_entries_rather_than_counting_as_none(
+    redis: Any,
+) -> None:
+    await _seed(redis, "1.00000001")
+    await redis.hset(keys.RISK_LIMITS, "max_exposure_quote", "1e3")  # not what the API writes
+    processor = await _processor(redis)
+    await run(processor, intent("b0", qty="10", symbol="BIGUSDT"))
+    [report] = await reports(redis)
+    assert report.status is ExecutionStatus.REJECTED
+    assert report.reason == "risk limit unreadable: 1e3"
