@@ -151,3 +151,15 @@ def test_feed_pushes_an_execution_report_as_it_lands(
         assert publisher is not None
         publisher.join()
     assert seen and seen[0]["intent_id"] == "b:1:buy" and seen[0]["executed_qty"] == "0.1"
+
+
+async def test_balances_show_paper_units_and_live_strings_as_exact_decimals(
+    client: Client, redis: Any
+) -> None:
+    # paper: integer units of 1e-8, as the gateway's scripts keep them; live: the venue's
+    await redis.hset(keys.balances("paper"), mapping={"USDT:free": "100000000000000001"})
+    await redis.hset(keys.balances("live"), mapping={"USDT:free": "1000000000.00000001"})
+    paper = (await client.get("/api/v1/balances", params={"mode": "paper"})).json()
+    live = (await client.get("/api/v1/balances", params={"mode": "live"})).json()
+    assert paper["assets"] == {"USDT:free": "1000000000.00000001"}
+    assert live["assets"] == {"USDT:free": "1000000000.00000001"}
