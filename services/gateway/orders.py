@@ -78,6 +78,11 @@ class RecordField(enum.StrEnum):
     UPDATED_AT = "updated_at"
 
 
+def answered_field(entry: str) -> str:
+    """The record field marking a repeat on stream entry ``entry`` as answered."""
+    return f"answered:{entry}"
+
+
 FINAL = frozenset(
     {RecordStatus.FILLED, RecordStatus.CANCELED, RecordStatus.EXPIRED, RecordStatus.REJECTED}
 )

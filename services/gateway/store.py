@@ -29,7 +29,12 @@ from typing import Any
 import msgspec
 
 from services.gateway import risk_state, scripts
-from services.gateway.orders import RecordField, RecordStatus, record_status_for
+from services.gateway.orders import (
+    RecordField,
+    RecordStatus,
+    answered_field,
+    record_status_for,
+)
 from services.gateway.paper import PaperFill
 from services.gateway.rails import RATE_WINDOW_S, Rails, rate_window
 from services.gateway.risk_state import EMPTY, Position, SellSplit
@@ -353,7 +358,7 @@ class GatewayStore:
             ),
             scripts.RepublishArgs(
                 entry=entry,
-                answered_field=f"answered:{entry}",
+                answered_field=answered_field(entry),
                 report_type=ExecutionReport.TYPE,
                 maxlen=EXECUTIONS_MAXLEN,
             ),
