@@ -130,7 +130,8 @@ class LiveRuntime:
                     outcome = await self.executor.resolve(job)
                     if outcome is not None and outcome.report.final:
                         await self.executor.complete(processor, job, outcome)
-            await self.reconciler.retry_orphans(processor)
+            if not self.watch.hold():  # refused credentials: no order goes out meanwhile
+                await self.reconciler.retry_orphans(processor)
             await self.refresh_balances()
             await self.flush_events()
 
