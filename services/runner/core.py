@@ -1,6 +1,6 @@
 """The runner's pure decision core: one bot's state and what it does with a closed
 candle's signal, a price, an execution report or a stop. No I/O: every function
-returns a :class:`Change` that the shell (``services.runner.books``) writes atomically.
+returns a :class:`Change` that the shell (:mod:`.holdings`) writes atomically.
 
 Rules (issue 6, DESIGN "Data flow"):
 
