@@ -123,14 +123,23 @@ class Pending:
         )
 
 
+# How a gateway words a refusal by fencing (services/gateway/lua/admit.lua). Only an
+# old-style final refusal needs it: a final REJECTED of an older epoch for any other
+# reason (a rail, risk) is that intent's real outcome, e.g. republished by the gateway
+# from its record for the adopter's re-send, and must end it.
+FENCE_REASON = "stale epoch"
+
+
 def fenced(report: ExecutionReport, sent_epoch: int) -> bool:
-    """A copy of an intent refused by fencing, which is never its outcome: the gateway's
-    notice (``final`` false), or an old-style final REJECTED of an epoch older than the
-    one the intent was last sent under, with nothing executed."""
+    """A copy of an intent refused by fencing, which is never its outcome: nothing
+    executed, REJECTED, an epoch older than the one the intent was last sent under, and
+    either the gateway's notice (``final`` false) or an old-style final refusal
+    (its reason says "stale epoch")."""
     return (
         report.status is ExecutionStatus.REJECTED
         and report.executed_qty == 0
         and report.epoch < sent_epoch
+        and (not report.final or report.reason.startswith(FENCE_REASON))
     )
 
 

@@ -107,6 +107,12 @@ def test_ends_skips_fenced_copies_and_takes_an_older_epochs_real_outcome() -> No
     assert not ends(outcome("b1:other:buy"), pending)
     assert ends(outcome(pid, epoch=2), pending)  # the older copy was placed: its fill counts
     assert ends(outcome(pid, status=ExecutionStatus.REJECTED, epoch=3), pending)
+    # An older epoch's real refusal (a rail, not the fence), e.g. republished from the
+    # gateway's record for a re-send, is the outcome.
+    refused = msgspec.structs.replace(
+        outcome(pid, status=ExecutionStatus.REJECTED, epoch=2), reason="max_bot_order_rate"
+    )
+    assert ends(refused, pending)
 
 
 def test_after_the_bound_the_bot_needs_attention_with_reason_and_event_and_no_entries() -> None:
