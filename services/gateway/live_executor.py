@@ -140,8 +140,15 @@ class LiveExecutor:
             async with self.semaphore:
                 return await self._one(job)
 
-        outcomes = list(await asyncio.gather(*(one(job) for job in jobs)))
+        # every job runs to its end before anything is raised: no send is left running
+        # unowned while the consumer handles the batch again entry by entry
+        results = await asyncio.gather(*(one(job) for job in jobs), return_exceptions=True)
         await self.flush_events()
+        outcomes: list[Outcome | None] = []
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+            outcomes.append(result)
         return outcomes
 
     async def _one(self, job: Job) -> Outcome | None:
