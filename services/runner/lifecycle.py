@@ -185,8 +185,10 @@ class Lifecycle:
             for (state, desired, _), (series, group) in zip(ready, refs, strict=True)
             if desired == Desired.RUNNING.value and state.status in ACTIVE
         ]
-        missed = await adoption.missed_candles(held, behind)
         async with held.lock:
+            # Under the lock: a candle the read loop met meanwhile (while these bots were
+            # not held yet, so not decided for them) is in the list and decided here.
+            missed = await adoption.missed_candles(held, behind)
             now = now_ms()
             found = await adoption.final_reports(held, [state for state, _, _ in ready])
             items: list[tuple[BotState, Change]] = []
