@@ -1,8 +1,9 @@
 """Bot commands (``stream:bot-commands``, XREAD fan-out: every runner reads every
 command). They only wake runners, desired state being the truth: a read's commands are
 handled together (the last one of each bot wins), stops in one pass, starts claimed in
-chunks after one jitter (the least loaded runner first; the lease decides who wins),
-never a sleep per command, so 10,000 starts run within seconds.
+chunks after one jitter (the least loaded runner first, up to its fair share; then a
+sweep of what nobody took; the lease decides who wins), never a sleep per command, so
+10,000 starts run within seconds.
 """
 
 from __future__ import annotations
@@ -78,10 +79,17 @@ class Commands:
         jitter = held.settings.runner_claim_jitter_ms / 1000
         await asyncio.sleep(jitter * leases.rank() + random.uniform(0, jitter))
         share = len(starts) if len(leases.fleet) <= 1 else leases.fair_share(len(starts))
-        # Up to its share, going past bots another runner took first (the rest are
-        # claimed by the reconcile passes of whoever has room).
+        # Up to its share, going past bots another runner took first.
         started, i = 0, 0
         while started < share and i < len(starts):
             part = starts[i : i + min(CLAIM_CHUNK, share - started)]
             i += len(part)
             started += await self.lifecycle.claim(part)
+        if share < len(starts):
+            # Shares come from heartbeats up to a second old, so together they may fall
+            # short by a few bots: once the others have had their turn, sweep what
+            # nobody took (a lease held elsewhere costs the CLAIM script one SET NX),
+            # rather than leave it to the next reconcile pass. The lease decides races;
+            # an uneven result is evened out by the hand-over of idle bots.
+            await asyncio.sleep(jitter * (leases.rank() + 1) + random.uniform(0, jitter))
+            await self.lifecycle.claim(starts)
