@@ -102,6 +102,11 @@ class LiveExecutor:
         # "exchange refused the credentials: <code> <message>" after an AuthError on a
         # send ('' when fine); the runtime clears it once the credentials work again
         self.auth_failure = ""
+        # A SENDING record's handler may still be inside the request: it can stamp it up
+        # to one HTTP timeout (a -1021 resync, then the re-stamp) plus a budget wait of
+        # 5 s after ``sent_at``, so "no such order" proves nothing before that has passed.
+        timeout = getattr(getattr(client.http, "timeout", None), "read", None) or 5.0
+        self.in_flight_ms = int((2 * timeout + 5.0) * 1000)
 
     def take_events(self) -> list[Event]:
         events, self._events = self._events, []
@@ -259,7 +264,8 @@ class LiveExecutor:
         except NoSuchOrderError:
             sent_at = int(job.record.get("sent_at") or 0)
             window = int(job.record.get("recv_window") or self.client.recv_window_ms)
-            verdict = after_not_found(self.client.now_ms(), sent_at, window)
+            in_flight = self.in_flight_ms if job.record.get("status") == RecordStatus.SENDING else 0
+            verdict = after_not_found(self.client.now_ms(), sent_at, window, in_flight)
             if verdict is NotFoundVerdict.WAIT:
                 return None
             if reconciling:
