@@ -31,6 +31,8 @@ RISK_HALT = "risk:halt"
 RISK_STATE = "risk:state"
 # Consumer group of the gateway on ORDER_INTENTS.
 GATEWAY_GROUP = "gateway"
+# Consumer group of the trade ledger on EXECUTIONS (trimming stays above what it acked).
+LEDGER_GROUP = "ledger"
 
 
 def _tag(value: str) -> str:
