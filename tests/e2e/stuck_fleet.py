@@ -396,7 +396,12 @@ def start_stuck_fleet(workdir: Path, redis_url: str, symbols: list[str]) -> Stuc
             "--weight-limit", "1000000",
             "--orders-per-10s", "1000000",
             "--orders-per-day", "100000000",
-            "--balances", "USDT=100000000",
+            # the account holds every asset, as a real one running many bots does: an
+            # exit that sells more than its bot bought is filled, not refused for lack
+            # of balance
+            "--balances", ",".join(
+                ["USDT=100000000", *(f"{s.removesuffix('USDT')}=100000000" for s in symbols)]
+            ),
             "--history-days", "2",
         ],
     )  # fmt: skip

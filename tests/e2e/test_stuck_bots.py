@@ -177,8 +177,8 @@ def settle(fleet: StuckFleet, ids: list[str]) -> dict[str, str]:
 
 
 def describe(stuck_bots: dict[str, str]) -> str:
-    kinds = Counter(why.split(" (")[0].split(" pending")[0][:60] for why in stuck_bots.values())
-    sample = dict(list(stuck_bots.items())[:5])
+    kinds = Counter(" ".join(why.split()[:2]) for why in stuck_bots.values())
+    sample = dict(list(stuck_bots.items())[:3])
     return f"{len(stuck_bots)} stuck: {dict(kinds)}; e.g. {sample}"
 
 
