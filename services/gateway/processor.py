@@ -487,7 +487,8 @@ class Processor:
                 self.store.queue_reject(pipe, data, cid, report, now, entry_id)
                 await pipe.execute()
         elif intent is not None and status == RecordStatus.ACCEPTED:
-            # admitted, never sent: end it so its reservation is released
+            # admitted, never sent: end it so its reservation is released -- only if it
+            # is still ACCEPTED (a sender moves it to SENDING first, atomically)
             async with self.redis.pipeline(transaction=False) as pipe:
                 self.store.queue_finalize(
                     pipe,
@@ -496,8 +497,11 @@ class Processor:
                     position_qty=Decimal(0),
                     quote_amount=Decimal(0),
                     now_ms=now,
+                    only_from=RecordStatus.ACCEPTED.value,
                 )
-                await pipe.execute()
+                [reply] = await pipe.execute()
+            if self.store.parse_completion(reply).outcome == "moved":
+                return await self.give_up(entry_id, fields, reason)  # look again
         await dead_letter(
             self.redis, keys.ORDER_INTENTS, entry_id, fields, reason, service=self.service
         )

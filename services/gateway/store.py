@@ -93,7 +93,7 @@ class Transition:
 
 @dataclass(frozen=True, slots=True)
 class Completion:
-    outcome: str  # done | already | missing
+    outcome: str  # done | already | moved (not in the status required) | missing
     status: str = ""
     halt_reason: str = ""
 
@@ -315,22 +315,23 @@ class GatewayStore:
         balance_check: tuple[str, Decimal] | None = None,
         balance_deltas: dict[str, Decimal] | None = None,
         rejection: ExecutionReport | None = None,
+        only_from: str = "",
     ) -> None:
-        """Queue ``finalize.lua``: report + final record + risk figures (+ paper balances)."""
-        self._call(
-            pipe,
-            "finalize",
-            *self._finalize_call(
-                cid,
-                report,
-                position_qty=position_qty,
-                quote_amount=quote_amount,
-                now_ms=now_ms,
-                balance_check=balance_check,
-                balance_deltas=balance_deltas,
-                rejection=rejection,
-            ),
+        """Queue ``finalize.lua``: report + final record + risk figures (+ paper balances).
+        ``only_from``: end the record only if it is in that status (else ``moved``)."""
+        keys_, args = self._finalize_call(
+            cid,
+            report,
+            position_qty=position_qty,
+            quote_amount=quote_amount,
+            now_ms=now_ms,
+            balance_check=balance_check,
+            balance_deltas=balance_deltas,
+            rejection=rejection,
         )
+        if only_from:
+            args.append(only_from)
+        self._call(pipe, "finalize", keys_, args)
 
     def _finalize_call(
         self,
@@ -487,8 +488,8 @@ class GatewayStore:
         parts = [_text(p) for p in reply]
         if parts[0] == "done":
             return Completion("done", status=parts[1], halt_reason=parts[2])
-        if parts[0] == "already":
-            return Completion("already", status=parts[1])
+        if parts[0] in ("already", "moved"):
+            return Completion(parts[0], status=parts[1])
         return Completion("missing")
 
     # --- transitions: compare-and-set on (status, rev) --------------------------------

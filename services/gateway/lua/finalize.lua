@@ -12,14 +12,18 @@
 --       12 cid  13 balance check asset ('' = none)  14 amount needed
 --       15 rejection report json (used when the balance check fails)
 --       16 number of balance deltas  17 equity base (quote; drawdown, 0 = none)
---       then asset, delta pairs from ARGV 18, then the record retention s (0 = keep)
--- Returns {'done', status, halt_reason} | {'already', status} | {'missing'}
+--       then asset, delta pairs from ARGV 18, then the record retention s (0 = keep),
+--       then (optional) the only status to end it from ('' = any that is not final)
+-- Returns {'done', status, halt_reason} | {'already', status} | {'moved', status}
+--   | {'missing'}
 
 local FINAL = {FILLED = true, CANCELED = true, EXPIRED = true, REJECTED = true}
 local rec = redis.call('HMGET', KEYS[1], 'status', 'reserved', 'opened')
 local status = rec[1]
 if not status then return {'missing'} end
 if FINAL[status] then return {'already', status} end
+local only_from = ARGV[19 + 2 * tonumber(ARGV[16])] or ''
+if only_from ~= '' and status ~= only_from then return {'moved', status} end
 
 -- Amounts are kept as decimal strings with 8 places (exact for magnitudes below ~1e7).
 local function fmt(x)

@@ -49,7 +49,7 @@ local function one(i, item)
       redis.call('XADD', KEYS[6], 'MAXLEN', '~', fargv[11], '*', 'type', report_type, 'data', report)
     else
       reject({order, KEYS[6]}, {aargv[1], aargv[2], report_type, report, aargv[14], aargv[15],
-        aargv[16], reason, fargv[11], fargv[#fargv], ids[1]})
+        aargv[16], reason, fargv[11], fargv[18 + 2 * tonumber(fargv[16])], ids[1]})
     end
     ack(ids)
     return {'rejected', a[2], reason}

@@ -57,20 +57,32 @@ async def test_an_entry_delivered_too_often_is_given_up_unless_its_order_may_be_
         keys.order(cid),
         mapping={"status": "SENDING", "cid": cid, "intent": encode(in_flight)["data"]},
     )
+    admitted = intent("admitted-never-sent")
+    acid = client_order_id(admitted.intent_id)
+    await redis.hset(
+        keys.order(acid),
+        mapping={"status": "ACCEPTED", "cid": acid, "reserved": "0", "opened": "0"},
+    )
     garbage = {"type": "order_intent", "data": "{not json"}
-    ids = await _pending_with(redis, "c", encode(never_sent), encode(in_flight), garbage, times=11)
+    ids = await _pending_with(
+        redis, "c", encode(never_sent), encode(in_flight), garbage, encode(admitted), times=11
+    )
     consumer = IntentConsumer(redis, processor, "c", retry_idle_ms=0, max_deliveries=10)
     await consumer._retry_pending()
 
     letters = [decode(f) for _i, f in await redis.xrange(keys.DEAD_LETTER)]
     assert sorted(x.entry_id for x in letters if isinstance(x, DeadLetter)) == sorted(
-        [ids[0].decode(), ids[2].decode()]
+        [ids[0].decode(), ids[2].decode(), ids[3].decode()]
     )
     assert all("delivered 12 times (limit 10)" in x.reason for x in letters)  # type: ignore[union-attr]
     [rejected] = (await final_reports(redis))[never_sent.intent_id]
     assert rejected.status is ExecutionStatus.REJECTED
     assert rejected.reason.startswith("delivered 12 times")
-    assert len(await _events(redis, "intent.dead_lettered")) == 2
+    assert len(await _events(redis, "intent.dead_lettered")) == 3
+    # admitted but never sent: ended as REJECTED (its reservation released)
+    [ended] = (await final_reports(redis))[admitted.intent_id]
+    assert ended.status is ExecutionStatus.REJECTED and ended.reason.startswith("delivered")
+    assert (await redis.hget(keys.order(acid), "status")) == b"REJECTED"
     # the order that may be on the exchange was not abandoned: an event, then resolved
     [kept] = await _events(redis, "intent.unresolved")
     assert kept.details["client_order_id"] == cid
