@@ -19,7 +19,7 @@ from typing import Any
 import msgspec
 from aiohttp import WSMessage, WSMsgType, web
 
-from services.exchange_sim import responses
+from services.exchange_sim import marketdata, responses
 from services.exchange_sim.apierror import (
     BAD_API_KEY_FMT,
     INVALID_SYMBOL,
@@ -27,7 +27,7 @@ from services.exchange_sim.apierror import (
     ApiError,
     mandatory,
 )
-from services.exchange_sim.book import UserEvent, new_client_id
+from services.exchange_sim.book import COMMISSION, UserEvent, new_client_id
 from services.exchange_sim.candles import DEFAULT_KLINES, MAX_KLINES
 from services.exchange_sim.exchange import Exchange
 from services.exchange_sim.faults import FaultUpdate
@@ -59,9 +59,11 @@ from shared.service import cancel_tasks
 log = get_logger(__name__)
 _json = msgspec.json.Encoder(decimal_format="string")
 _EXTRA_WEIGHTS = {
-    ("GET", "/api/v3/uiKlines"): 2,
-    ("GET", "/api/v3/avgPrice"): 2,
     ("GET", "/api/v3/allOrders"): 20,
+    ("GET", "/sapi/v1/capital/config/getall"): 10,
+    ("GET", "/sapi/v1/asset/tradeFee"): 1,
+    ("GET", "/sapi/v1/margin/allPairs"): 1,
+    ("GET", "/sapi/v1/margin/isolated/allPairs"): 10,
     ("POST", "/api/v3/userDataStream"): 2,
     ("PUT", "/api/v3/userDataStream"): 2,
     ("DELETE", "/api/v3/userDataStream"): 2,
@@ -115,6 +117,12 @@ class SimServer:
         r.add_get("/api/v3/klines", self.klines)
         r.add_get("/api/v3/uiKlines", self.klines)
         r.add_get("/api/v3/ticker/price", self.ticker_price)
+        r.add_get("/api/v3/ticker/24hr", self.ticker_24hr)
+        r.add_get("/api/v3/ticker/bookTicker", self.book_ticker)
+        r.add_get("/api/v3/depth", self.depth)
+        r.add_get("/api/v3/trades", self.trades)
+        r.add_get("/api/v3/historicalTrades", self.historical_trades)
+        r.add_get("/api/v3/aggTrades", self.agg_trades)
         r.add_get("/api/v3/avgPrice", self.avg_price)
         r.add_post("/api/v3/order", self.new_order)
         r.add_post("/api/v3/order/test", self.test_order)
@@ -128,6 +136,15 @@ class SimServer:
         r.add_post("/api/v3/userDataStream", self.listen_key_new)
         r.add_put("/api/v3/userDataStream", self.listen_key_keep)
         r.add_delete("/api/v3/userDataStream", self.listen_key_delete)
+        # /sapi: the few wallet calls a spot client makes at start, answered truthfully
+        # for a spot-only exchange; /fapi and /dapi: an exchange without futures.
+        r.add_get("/sapi/v1/system/status", self.system_status)
+        r.add_get("/sapi/v1/capital/config/getall", self.capital_config)
+        r.add_get("/sapi/v1/margin/allPairs", self.margin_pairs)
+        r.add_get("/sapi/v1/margin/isolated/allPairs", self.margin_pairs)
+        r.add_get("/sapi/v1/asset/tradeFee", self.trade_fee)
+        r.add_get("/fapi/v1/exchangeInfo", self.futures_exchange_info)
+        r.add_get("/dapi/v1/exchangeInfo", self.futures_exchange_info)
         r.add_get("/ws", self.ws_streams)
         r.add_get("/ws/{streams:.*}", self.ws_streams)
         r.add_get("/stream", self.ws_streams)
@@ -143,8 +160,8 @@ class SimServer:
 
     @web.middleware
     async def _rest_middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        if not request.path.startswith("/api/"):
-            return await handler(request)
+        if not request.path.startswith(("/api/", "/sapi/")):
+            return await _not_found_as_binance(handler, request)
         faults = self.ex.faults.config
         if faults.latency_ms:
             log.info("fault.injected", kind="latency", ms=faults.latency_ms, path=request.path)
@@ -155,11 +172,15 @@ class SimServer:
         req = Request.from_raw(request.query_string, body)
         request["sim_req"] = req
         endpoint = endpoint_for(request.method, request.path)
-        weight = (
-            weight_of(endpoint, req.params)
-            if endpoint
-            else _EXTRA_WEIGHTS.get((request.method, request.path), 1)
-        )
+        if endpoint is not None:
+            weight = weight_of(endpoint, req.params)
+        else:
+            found = marketdata.weight_for(request.method, request.path, req.params)
+            weight = (
+                found
+                if found is not None
+                else _EXTRA_WEIGHTS.get((request.method, request.path), 1)
+            )
         try:
             used = self.ex.limits.charge(ip, weight, now)
         except RateLimited as exc:
@@ -183,6 +204,8 @@ class SimServer:
                 resp = await handler(request)  # type: ignore[assignment]
             except ApiError as exc:
                 resp = _error(exc)
+            except web.HTTPException as exc:  # no such path or method: Binance's 404 / 405
+                resp = web.Response(status=exc.status, body=b"")
             except Exception:  # a simulator bug must still answer like Binance
                 log.exception("request.failed", path=request.path)
                 resp = _resp(
@@ -282,6 +305,88 @@ class SimServer:
             if any(s not in self.ex.rules for s in names):
                 raise INVALID_SYMBOL
         return _resp([{"symbol": s, "price": _d8(self.ex.price(s))} for s in names])
+
+    async def ticker_24hr(self, request: web.Request) -> web.Response:
+        return _resp(marketdata.tickers_24hr(self.ex, self._req(request)))
+
+    async def book_ticker(self, request: web.Request) -> web.Response:
+        return _resp(marketdata.book_tickers(self.ex, self._req(request)))
+
+    async def depth(self, request: web.Request) -> web.Response:
+        return _resp(marketdata.depth(self.ex, self._req(request)))
+
+    async def trades(self, request: web.Request) -> web.Response:
+        return _resp(marketdata.trades(self.ex, self._req(request)))
+
+    async def historical_trades(self, request: web.Request) -> web.Response:
+        return _resp(marketdata.trades(self.ex, self._req(request), historical=True))
+
+    async def agg_trades(self, request: web.Request) -> web.Response:
+        return _resp(marketdata.agg_trades(self.ex, self._req(request)))
+
+    # --- /sapi, /fapi, /dapi: what a spot-only exchange answers --------------------------------
+
+    async def system_status(self, request: web.Request) -> web.Response:
+        return _resp({"status": 0, "msg": "normal"})
+
+    async def capital_config(self, request: web.Request) -> web.Response:
+        """Every asset of the account: trading only (no deposits, withdrawals or networks)."""
+        _, key, _ = self._auth(request)
+        account = self.ex.book.accounts[key.account]
+        assets = {r.base_asset for r in self.ex.rules.values()}
+        assets |= {r.quote_asset for r in self.ex.rules.values()} | set(account.balances)
+        rows = []
+        for asset in sorted(assets):
+            free, locked = account.balances.get(asset, [Decimal(0), Decimal(0)])
+            rows.append(
+                {
+                    "coin": asset,
+                    "depositAllEnable": False,
+                    "withdrawAllEnable": False,
+                    "name": asset,
+                    "free": _d8(free),
+                    "locked": _d8(locked),
+                    "freeze": "0",
+                    "withdrawing": "0",
+                    "ipoing": "0",
+                    "ipoable": "0",
+                    "storage": "0",
+                    "isLegalMoney": False,
+                    "trading": True,
+                    "networkList": [],
+                }
+            )
+        return _resp(rows)
+
+    async def margin_pairs(self, request: web.Request) -> web.Response:
+        return _resp([])  # no margin trading here
+
+    async def trade_fee(self, request: web.Request) -> web.Response:
+        req, _, _ = self._auth(request)
+        symbol = symbol_of(req, self.ex.rules, required=False)
+        fee = _d8(COMMISSION)
+        return _resp(
+            [
+                {"symbol": s, "makerCommission": fee, "takerCommission": fee}
+                for s in ([symbol] if symbol else list(self.ex.rules))
+            ]
+        )
+
+    async def futures_exchange_info(self, request: web.Request) -> web.Response:
+        """A futures venue that lists nothing: clients load zero futures markets."""
+        return _resp(
+            {
+                "timezone": "UTC",
+                "serverTime": self.ex.now_ms(),
+                "futuresType": "U_MARGINED"
+                if request.path.startswith("/fapi")
+                else "COIN_MARGINED",
+                "rateLimits": [],
+                "exchangeFilters": [],
+                "assets": [],
+                "symbols": [],
+            }
+        )
 
     async def avg_price(self, request: web.Request) -> web.Response:
         req = self._req(request)
@@ -787,6 +892,14 @@ async def _close_all(conns: list[Conn], message: bytes) -> None:
     for result in results:
         if isinstance(result, Exception):
             log.info("ws.close_failed", error=repr(result))
+
+
+async def _not_found_as_binance(handler: Handler, request: web.Request) -> web.StreamResponse:
+    """Outside the REST prefixes: an unknown path is a bare 404 (never a 500)."""
+    try:
+        return await handler(request)
+    except web.HTTPNotFound:
+        return web.Response(status=404, body=b"")
 
 
 def _transport(request: web.Request) -> RawTransport | None:
