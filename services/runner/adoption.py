@@ -71,7 +71,8 @@ def recover(state: BotState, found: dict[str, ExecutionReport], exec_from: str, 
         if slot is not None and slot.intent_id in found:
             change.merge(state.on_report(found[slot.intent_id], now))
     if state.pending is not None:
-        # A new wait under this owner (the bound starts now), reports read from here.
+        # Reports are read from here on (the scan above went to the stream's end); the
+        # bound still runs from the decision.
         state.pending = Pending(state.pending.intent, exec_from, now)
     if state.pending is not None or state.unresolved is not None:
         change.merge(state.resend(now, now))

@@ -79,8 +79,8 @@ class Pending:
     intent: OrderIntent
     exec_from: str = "0-0"  # stream:executions id before the intent was sent
     sent_at: int = 0
-    # When this owner started waiting for it (its first send, or its re-send on
-    # adoption): the bound runs from here. Not stored: an adopter starts afresh.
+    # Where the bound runs from: the decision (the intent's ``created_at``), whichever
+    # runner made it, so an adoption does not restart the wait.
     since: int = 0
     # Past the bound while another intent was already unresolved: a stop no longer
     # waits for it (it stays recorded; its report still applies).
@@ -88,7 +88,7 @@ class Pending:
 
     def __post_init__(self) -> None:
         if not self.since:
-            self.since = self.sent_at
+            self.since = self.intent.created_at or self.sent_at
 
     @property
     def intent_id(self) -> str:
@@ -529,7 +529,7 @@ class BotState:
 
     def check_pending(self, now: int, bound_ms: int, exec_from: str) -> Change:
         """The bounded wait (issue 15): a pending intent without a final report for
-        ``bound_ms`` since this owner started waiting moves aside as ``unresolved`` (kept
+        ``bound_ms`` since it was decided moves aside as ``unresolved`` (kept
         recorded, still re-sent, its late report still applies) and the bot needs
         attention: no new entries, exits fire again (new intent ids), a stop goes on.
         When another intent is already unresolved, this one stays pending but overdue
