@@ -15,7 +15,7 @@ from services.ledger.settings import LedgerSettings
 from services.ledger.snapshots import BotRecorder
 from services.ledger.writer import LedgerWriter
 from shared.binance.backoff import backoff_delays
-from shared.ledger.engine import async_url, create_engine, is_unreachable
+from shared.ledger.engine import create_engine, is_unreachable, sqlite_path
 from shared.logging import get_logger
 from shared.redis import Heartbeat, connect
 from shared.service import cancel_tasks, supervise
@@ -25,11 +25,9 @@ log = get_logger(__name__)
 
 def _sqlite_dir(url: str) -> None:
     """Create the directory of a SQLite file (the data directory on a first run)."""
-    full = async_url(url)
-    if full.startswith("sqlite+aiosqlite:///"):
-        path = full.removeprefix("sqlite+aiosqlite:///").split("?", 1)[0]
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+    path = sqlite_path(url)
+    if path is not None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
 
 
 async def _migrate_when_reachable(engine: Any, db: DbState, retry_max_s: float) -> int:

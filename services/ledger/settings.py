@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from pydantic import Field, field_validator
 
-from shared.ledger.engine import async_url
+from shared.ledger.engine import DEFAULT_DATABASE_URL, async_url
 from shared.settings import Settings
-
-DEFAULT_DATABASE_URL = "sqlite:///.botfleet/ledger.db"
 
 
 class LedgerSettings(Settings):

@@ -178,14 +178,15 @@ class LedgerWriter:
     ) -> int:
         if not rows:
             return 0
-        # Dedupe inside the batch too: PostgreSQL refuses ON CONFLICT hitting a row twice
-        # in one statement only for DO UPDATE, but counting stays honest this way.
+        # Dedupe inside the batch too (a batch may hold a report and its repetition).
         seen: dict[tuple[Any, ...], Row] = {}
         for row in rows:
             seen.setdefault(tuple(row[k] for k in unique), row)
-        result = await conn.execute(self._insert(table, unique), list(seen.values()))
-        count = result.rowcount
-        return max(count, 0)
+        # RETURNING counts the rows really inserted on both engines (a DBAPI executemany's
+        # rowcount is -1 or 0 on asyncpg).
+        stmt = self._insert(table, unique).returning(table.c.id)
+        result = await conn.execute(stmt, list(seen.values()))
+        return len(result.all())
 
     async def write(self, batch: Batch) -> Written:
         """Insert the batch in one transaction; rows already present are skipped.
@@ -221,8 +222,8 @@ class LedgerWriter:
                 "config": config,
                 "seen_at": now_ms,
             }
-            result = await conn.execute(self._insert(t, ("bot_id", "version")), [row])
-            return bool(result.rowcount and result.rowcount > 0)
+            stmt = self._insert(t, ("bot_id", "version")).values(**row).returning(t.c.id)
+            return (await conn.execute(stmt)).first() is not None
 
     async def record_equity(self, rows: list[Row]) -> None:
         """Upsert each bot's snapshot of the day (the latest figures win)."""

@@ -12,6 +12,10 @@ from sqlalchemy import event
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+# The embedded default (``make run``): a SQLite file in the data directory. One constant,
+# read by the ledger (writer) and the API (reader) alike.
+DEFAULT_DATABASE_URL = "sqlite:///.botfleet/ledger.db"
+
 # The database is away (refused, reset, restarting, timed out): nothing is wrong with
 # the data, so the writer keeps its batch and retries with backoff.
 UNREACHABLE_ERRORS: tuple[type[BaseException], ...] = (
@@ -43,6 +47,15 @@ def async_url(url: str) -> str:
     if url.startswith(("postgresql+asyncpg://", "sqlite+aiosqlite://")):
         return url
     raise ValueError("the ledger database URL must start with postgresql:// or sqlite:///")
+
+
+def sqlite_path(url: str) -> str | None:
+    """The file of a SQLite URL (None for PostgreSQL or an in-memory database)."""
+    full = async_url(url)
+    if not full.startswith("sqlite+aiosqlite:///"):
+        return None
+    path = full.removeprefix("sqlite+aiosqlite:///").split("?", 1)[0]
+    return path if path and path != ":memory:" else None
 
 
 def create_engine(url: str, *, timeout_s: float = 10.0, pool_size: int = 5) -> AsyncEngine:
