@@ -684,14 +684,12 @@ class SimServer:
         if len(names) == 1 and names[0] in self.listen_keys:
             listen_account = self.listen_keys[names[0]]
             names = []
-        bad = [n for n in names if not self.ex.feed.valid(n)]
-        if bad or len(names) > MAX_STREAMS_PER_CONNECTION:
-            return _resp(
-                {"code": -1121, "msg": "Invalid symbol."}
-                if bad
-                else {"code": 2, "msg": "too many streams"},
-                400,
-            )
+        if len(names) > MAX_STREAMS_PER_CONNECTION:
+            return _resp({"code": 2, "msg": "too many streams"}, 400)
+        # As Binance: a path that names no stream it serves (ccxt.pro connects to
+        # /ws/<number> and subscribes by message) still opens a connection; it simply
+        # carries nothing until a SUBSCRIBE.
+        names = [n for n in names if self.ex.feed.valid(n)]
         ws = web.WebSocketResponse(autoping=False, max_msg_size=1 << 20, compress=False)
         await ws.prepare(request)
         conn = Conn(ws, "listen-key" if listen_account else "market", combined, _transport(request))
