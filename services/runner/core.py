@@ -476,11 +476,15 @@ class BotState:
                 and report.intent_id == slot.intent_id
                 and fenced(report, slot.intent.epoch)
             ):
-                # An older epoch's copy refused by fencing; the copy re-sent under our
-                # epoch is still on its way, and its final report is the outcome.
+                # An older epoch's copy refused by fencing; the copy sent under our
+                # epoch brings the outcome. It is sent again at once, same id: a gateway
+                # that met both copies together may have taken ours for a duplicate of
+                # the refused one (it places an intent once, and republishes the stored
+                # report of one already done).
                 what = "report" if report.final else "notice"
                 why = f"ignored fenced {what} of epoch {report.epoch}: {report.reason}"
-                return Change(log=[log_entry(now, "report", why, intent_id=report.intent_id)])
+                change = Change(log=[log_entry(now, "report", why, intent_id=report.intent_id)])
+                return change.merge(self._resend(slot, now, "a fenced copy was refused"))
         if not report.final:
             return Change()
         result = self.book.apply(report)
@@ -578,21 +582,23 @@ class BotState:
         already done."""
         change = Change()
         for slot in (self.pending, self.unresolved):
-            if slot is None or slot.sent_at > sent_before:
-                continue
-            if slot.intent.epoch != self.epoch:
-                slot.intent = msgspec.structs.replace(slot.intent, epoch=self.epoch)
-            slot.sent_at = now
-            if slot is self.pending:
-                change.intent, change.pending = slot.intent, slot
-            else:
-                # The unresolved one is re-sent as an intent of its own; at most one per
-                # change goes through ``intent``, so it rides on ``resent``.
-                change.unresolved = slot
-                change.resent.append(slot.intent)
-            change.log.append(
-                log_entry(now, "resend", f"no final report for {slot.intent_id} yet: sent again")
-            )
+            if slot is not None and slot.sent_at <= sent_before:
+                change.merge(self._resend(slot, now, "no final report yet"))
+        return change
+
+    def _resend(self, slot: Pending, now: int, why: str) -> Change:
+        if slot.intent.epoch != self.epoch:
+            slot.intent = msgspec.structs.replace(slot.intent, epoch=self.epoch)
+        slot.sent_at = now
+        change = Change()
+        if slot is self.pending:
+            change.intent, change.pending = slot.intent, slot
+        else:
+            # The unresolved one is re-sent as an intent of its own; at most one per
+            # change goes through ``intent``, so it rides on ``resent``.
+            change.unresolved = slot
+            change.resent.append(slot.intent)
+        change.log.append(log_entry(now, "resend", f"{why} for {slot.intent_id}: sent again"))
         return change
 
     def on_stop(self, now: int, exec_from: str) -> Change:
