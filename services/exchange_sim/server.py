@@ -47,7 +47,6 @@ from services.exchange_sim.wsconn import (
     RawTransport,
     WsProtocol,
     text_frame,
-    wall_ms,
 )
 from shared.binance.endpoints import charged_weight, endpoint_for, weight_of
 from shared.binance.rules import exchange_info_symbol
@@ -94,9 +93,13 @@ class SimServer:
         *,
         ws_ping_interval: float = 20.0,
         shutdown_grace_s: float = 3.0,
+        legacy_listen_key: bool = False,
         info: dict[str, Any] | None = None,
     ) -> None:
         self.ex = ex
+        # Binance retired the listenKey endpoints on 2026-02-20 (reference §0.1): they
+        # answer 410 Gone. --legacy-listen-key serves them for clients not yet moved.
+        self.legacy_listen_key = legacy_listen_key
         self.ws_ping_interval = ws_ping_interval
         # serverShutdown: wall seconds between the notice and the close of the
         # connections notified (time for a client to open and subscribe a replacement)
@@ -231,7 +234,11 @@ class SimServer:
         req = self._req(request)
         now = self.ex.now_ms()
         key = authenticate(
-            req, request.headers.get("X-MBX-APIKEY"), self.ex.active_keys(), now, wall_ms()
+            req,
+            request.headers.get("X-MBX-APIKEY"),
+            self.ex.active_keys(),
+            now,
+            self.ex.wall_fallback_ms(),
         )
         return req, key, now
 
@@ -567,18 +574,24 @@ class SimServer:
         return key
 
     async def listen_key_new(self, request: web.Request) -> web.Response:
+        if not self.legacy_listen_key:
+            return _gone()
         key = self._key_only(request)
         listen_key = secrets.token_urlsafe(48)[:64]
         self.listen_keys[listen_key] = key.account
         return _resp({"listenKey": listen_key})
 
     async def listen_key_keep(self, request: web.Request) -> web.Response:
+        if not self.legacy_listen_key:
+            return _gone()
         self._key_only(request)
         if self._req(request).require("listenKey") not in self.listen_keys:
             raise ApiError(-1125, "This listenKey does not exist.")
         return _resp({})
 
     async def listen_key_delete(self, request: web.Request) -> web.Response:
+        if not self.legacy_listen_key:
+            return _gone()
         self._key_only(request)
         self.listen_keys.pop(self._req(request).require("listenKey"), None)
         return _resp({})
@@ -595,6 +608,9 @@ class SimServer:
         except (msgspec.DecodeError, msgspec.ValidationError, ValueError, TypeError) as exc:
             return _resp({"error": str(exc)}, 400)
         log.warning("fault.configured", **self.ex.faults.as_dict())
+        if update.clock_offset_ms is not None:
+            self.ex.clock.offset_ms = config.clock_offset_ms
+            log.warning("fault.injected", kind="clock_offset", offset_ms=config.clock_offset_ms)
         self.ex.apply_freeze(self.ex.now_ms() // 1000)
         now = self.ex.now_ms()
         if update.rate_limit_s is not None:
@@ -608,6 +624,10 @@ class SimServer:
             if update.shutdown_grace_s is not None:
                 grace = update.shutdown_grace_s
             self.server_shutdown(grace)
+        elif update.half_open:
+            for conn in self.conns:
+                conn.half_open = True
+            log.warning("fault.injected", kind="half_open", connections=len(self.conns))
         elif update.disconnect_ws:
             log.warning("fault.injected", kind="ws_disconnect", connections=len(self.conns))
             await self.disconnect_all()
@@ -615,6 +635,7 @@ class SimServer:
 
     async def faults_delete(self, request: web.Request) -> web.Response:
         self.ex.faults.clear()
+        self.ex.clock.offset_ms = 0
         self.ex.limits.lift_forced()
         self.ex.apply_freeze(self.ex.now_ms() // 1000)
         log.warning("fault.cleared")
@@ -726,6 +747,8 @@ class SimServer:
         ]
         try:
             async for msg in ws:
+                if conn.half_open:  # the fault: nothing from this side, not even a pong
+                    continue
                 if msg.type == WSMsgType.PING:
                     await ws.pong(msg.data)
                 elif msg.type == WSMsgType.PONG:
@@ -773,6 +796,8 @@ class SimServer:
             wrapped: bytes | None = None
             is_kline = drop and "@kline_" in stream
             for conn in subs:
+                if conn.half_open:
+                    continue
                 if not final and len(conn.outbox) > OUTBOX_BACKLOG:
                     conn.skipped += 1
                     continue
@@ -890,6 +915,20 @@ async def _close_all(conns: list[Conn], message: bytes) -> None:
     for result in results:
         if isinstance(result, Exception):
             log.info("ws.close_failed", error=repr(result))
+
+
+# What api.binance.com answers the listenKey endpoints since 2026-02-20: the front
+# proxy's page, not a JSON error (observed: thrasher-corp/gocryptotrader#2190,
+# unicorn-binance-websocket-api#399; 136 bytes).
+_GONE_BODY = (
+    b"<html>\r\n<head><title>410 Gone</title></head>\r\n<body>\r\n"
+    b"<center><h1>410 Gone</h1></center>\r\n<hr><center>nginx</center>\r\n"
+    b"</body>\r\n</html>\r\n"
+)
+
+
+def _gone() -> web.Response:
+    return web.Response(status=410, body=_GONE_BODY, content_type="text/html")
 
 
 async def _not_found_as_binance(handler: Handler, request: web.Request) -> web.StreamResponse:

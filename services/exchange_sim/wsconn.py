@@ -98,12 +98,17 @@ class Conn:
         self.listen_account: str | None = None
         self.logged_on: ApiKey | None = None
         self.last_pong = time.monotonic()
+        # The half_open fault: the socket stays open but this side sends nothing more
+        # (no frame, no ping, no pong) and closes nothing.
+        self.half_open = False
 
     async def keepalive(self, interval: float) -> None:
         """Ping every ``interval`` seconds; close a client whose last pong is older
         than three intervals (Binance: every 20 s, pong within a minute, §2.1)."""
         while not self.ws.closed:
             await asyncio.sleep(interval)
+            if self.half_open:
+                continue
             if time.monotonic() - self.last_pong > 3 * interval:
                 log.info("ws.no_pong", kind=self.kind, timeout_s=3 * interval)
                 await self.ws.close(code=1008, message=b"Pong timeout")
@@ -112,6 +117,8 @@ class Conn:
 
     def push(self, data: bytes) -> None:
         """Queue one message (a payload; it is framed here)."""
+        if self.half_open:
+            return
         frame = text_frame(data)
         self.outbox.append(frame)
         self.queued_bytes += len(frame)
@@ -119,6 +126,8 @@ class Conn:
 
     def push_frames(self, frames: list[bytes], size: int) -> None:
         """Queue ready frames (``size``: their total length), one wake-up for all."""
+        if self.half_open:
+            return
         self.outbox.extend(frames)
         self.queued_bytes += size
         self._wake.set()
@@ -128,6 +137,10 @@ class Conn:
         while not ws.closed:
             await self._wake.wait()
             self._wake.clear()
+            if self.half_open:
+                self.outbox.clear()
+                self.queued_bytes = 0
+                continue
             if len(self.outbox) > OUTBOX_LIMIT:
                 log.warning("ws.slow_consumer_dropped", queued=len(self.outbox))
                 await ws.close(code=1008, message=b"too slow")
@@ -297,7 +310,7 @@ class WsProtocol:
         if not ok:
             raise BAD_SIGNATURE
         recv = params.get("recvWindow", 5000)
-        check_timestamp(timestamp, int(recv), self.ex.now_ms(), wall_ms())
+        check_timestamp(timestamp, int(recv), self.ex.now_ms(), self.ex.wall_fallback_ms())
         return key
 
     def _new_sub(self, conn: Conn, account: str) -> int:
