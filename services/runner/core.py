@@ -69,7 +69,7 @@ DELETE = Delete.KEY
 # (an intent whose outcome was not known within the bound), both in the same hash.
 PENDING_FIELDS = ("intent", "intent_id", "exec_from", "sent_at")
 UNRESOLVED_PREFIX = "u_"
-UNRESOLVED_FIELDS = tuple(UNRESOLVED_PREFIX + f for f in PENDING_FIELDS)
+UNRESOLVED_FIELDS = (*(UNRESOLVED_PREFIX + f for f in PENDING_FIELDS), "u_superseded")
 
 
 @dataclass(slots=True)
@@ -85,6 +85,9 @@ class Pending:
     # Past the bound while another intent was already unresolved: a stop no longer
     # waits for it (it stays recorded; its report still applies).
     overdue: bool = False
+    # An unresolved exit superseded by a protective exit: the epoch the bot moved to so
+    # that every copy of it is refused by fencing (0: not superseded). Never re-sent.
+    superseded: int = 0
 
     def __post_init__(self) -> None:
         if not self.since:
@@ -106,6 +109,8 @@ class Pending:
         }
         if with_intent:
             h[prefix + "intent"] = encode_json(self.intent).decode()
+        if prefix:  # only an unresolved intent is ever superseded
+            h[prefix + "superseded"] = str(self.superseded)
         return h
 
     @classmethod
@@ -119,7 +124,10 @@ class Pending:
         except (KeyError, msgspec.DecodeError, msgspec.ValidationError) as exc:
             raise ValueError(f"invalid pending intent hash: {exc}") from exc
         return cls(
-            intent, d.get(prefix + "exec_from") or "0-0", int(d.get(prefix + "sent_at") or 0)
+            intent,
+            d.get(prefix + "exec_from") or "0-0",
+            int(d.get(prefix + "sent_at") or 0),
+            superseded=int(d.get(prefix + "superseded") or 0),
         )
 
 
@@ -145,12 +153,13 @@ def fenced(report: ExecutionReport, sent_epoch: int) -> bool:
 
 def ends(report: ExecutionReport, pending: Pending) -> bool:
     """Whether ``report`` is the outcome that ends ``pending``: its final report, not a
-    fenced copy's."""
-    return (
-        report.final
-        and report.intent_id == pending.intent_id
-        and not fenced(report, pending.intent.epoch)
-    )
+    fenced copy's; for a superseded exit, also a copy refused by fencing (none of its
+    copies can be placed any more: nothing executed)."""
+    if report.intent_id != pending.intent_id:
+        return False
+    if pending.superseded:
+        return report.final or fenced(report, pending.superseded)
+    return report.final and not fenced(report, pending.intent.epoch)
 
 
 def _text(value: Any) -> str:
@@ -172,6 +181,8 @@ class Change:
     events: list[tuple[str, str, str]] = field(default_factory=list)  # (kind, level, message)
     resent: list[OrderIntent] = field(default_factory=list)  # further intents (re-sends)
     release: bool = False  # the bot is done here: release the lease afterwards
+    # The bot moves to a new epoch (its state's) in this commit, fenced on this one.
+    epoch_from: int = 0
 
     @property
     def empty(self) -> bool:
@@ -200,6 +211,7 @@ class Change:
         self.events.extend(other.events)
         self.resent.extend(other.resent)
         self.release = self.release or other.release
+        self.epoch_from = self.epoch_from or other.epoch_from
         return self
 
 
@@ -278,8 +290,30 @@ class BotState:
         )
 
     def _send(self, intent: OrderIntent, exec_from: str, now: int, log: dict[str, str]) -> Change:
+        unresolved = self.unresolved
+        if unresolved is not None and intent.side is Side.SELL and not unresolved.superseded:
+            # needs_attention with an exit of this position whose outcome is unknown:
+            # both selling it would sell it twice. The bot moves to a new epoch in the
+            # same commit, so that the gateway refuses every copy of the old exit (its
+            # record is checked before the fence: a refusal means none was placed) and
+            # only this one can sell.
+            change = self._supersede(unresolved, intent, now)
+            intent = msgspec.structs.replace(intent, epoch=self.epoch)
+        else:
+            change = Change()
         self.pending = Pending(intent, exec_from, now)
-        return Change(intent=intent, pending=self.pending, log=[log])
+        return change.merge(Change(intent=intent, pending=self.pending, log=[log]))
+
+    def _supersede(self, unresolved: Pending, intent: OrderIntent, now: int) -> Change:
+        change = Change(epoch_from=self.epoch, unresolved=unresolved)
+        self.epoch += 1
+        unresolved.superseded = self.epoch
+        why = (
+            f"exit {unresolved.intent_id} (outcome unknown) superseded by {intent.intent_id}: "
+            f"epoch {self.epoch} fences off its copies"
+        )
+        change.log.append(log_entry(now, "supersede", why, intent_id=unresolved.intent_id))
+        return change
 
     def set_status(self, status: BotStatus, reason: str, now: int) -> Change:
         """A status change (no change when equal), with an event for people."""
@@ -470,6 +504,17 @@ class BotState:
         """Apply an execution report; the one that ends the pending (or unresolved)
         intent clears it. Fenced copies (:func:`fenced`) are logged and ignored."""
         pending, unresolved = self.pending, self.unresolved
+        if (
+            unresolved is not None
+            and unresolved.superseded
+            and report.intent_id == unresolved.intent_id
+            and fenced(report, unresolved.superseded)
+        ):
+            # A copy of a superseded exit refused: none of them can be placed any more.
+            self.unresolved = None
+            why = f"superseded exit {report.intent_id} refused by fencing: nothing executed"
+            change = Change(unresolved=DELETE, log=[log_entry(now, "report", why)])
+            return change.merge(self._known_again(report.intent_id, now))
         for slot in (pending, unresolved):
             if (
                 slot is not None
@@ -499,11 +544,8 @@ class BotState:
                 # the next overdue intent becomes the unresolved one (exits go on)
                 self.unresolved, self.pending = self.pending, None
                 change.pending, change.unresolved = DELETE, self.unresolved
-            elif self.status == BotStatus.NEEDS_ATTENTION.value and not self.stopping:
-                late = f"final report for {report.intent_id} arrived late: running again"
-                if self.stale:
-                    late += f"; stale data for {self.stale}: no new entries"
-                change.merge(self.set_status(BotStatus.RUNNING, late, now))
+            else:
+                change.merge(self._known_again(report.intent_id, now))
         if not result.applied:
             change.log.append(
                 log_entry(now, "report", f"not applied: {result.note}", intent_id=report.intent_id)
@@ -530,6 +572,15 @@ class BotState:
             )
         )
         return change
+
+    def _known_again(self, intent: str, now: int) -> Change:
+        """The outcome of the unresolved intent is known: ``running`` again."""
+        if self.status != BotStatus.NEEDS_ATTENTION.value or self.stopping:
+            return Change()
+        why = f"outcome of {intent} known late: running again"
+        if self.stale:
+            why += f"; stale data for {self.stale}: no new entries"
+        return self.set_status(BotStatus.RUNNING, why, now)
 
     def check_pending(self, now: int, bound_ms: int, exec_from: str) -> Change:
         """The bounded wait (issue 15): a pending intent without a final report for
@@ -582,7 +633,7 @@ class BotState:
         already done."""
         change = Change()
         for slot in (self.pending, self.unresolved):
-            if slot is not None and slot.sent_at <= sent_before:
+            if slot is not None and not slot.superseded and slot.sent_at <= sent_before:
                 change.merge(self._resend(slot, now, "no final report yet"))
         return change
 

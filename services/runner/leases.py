@@ -36,7 +36,13 @@ class Leases:
         if not pairs:
             return
         results = await held.store.renew(pairs, held.settings.runner_lease_ms, held.pauser())
-        lost = [b for (b, _), ok in zip(pairs, results, strict=True) if not ok]
+        # A bot that moved to a new epoch meanwhile (a superseded exit) was not renewed
+        # this time but is not lost: the next pass renews it.
+        lost = [
+            b
+            for (b, epoch), ok in zip(pairs, results, strict=True)
+            if not ok and (b not in held.bots or held.bots[b].epoch == epoch)
+        ]
         if lost:
             async with held.lock:
                 for bot_id in lost:

@@ -145,6 +145,27 @@ def test_exits_fire_while_needs_attention_with_a_new_intent_id() -> None:
     assert "STOP_LOSS" in exit_.intent.reason and state.pending is not None
 
 
+def test_an_exit_while_an_exit_is_unresolved_supersedes_it_under_a_new_epoch() -> None:
+    state = bot(epoch=3)
+    in_position(state)
+    sell = state.on_signal(candle(120_000), Signal(action=SignalAction.SELL, reason="x"), 0, "0")
+    assert sell.intent is not None and sell.intent.epoch == 3
+    state.check_pending(BOUND + 1, BOUND, "0-0")
+    stop = state.on_price(Decimal(90), 999_000, BOUND + 2, "0-0")
+    # The stop-loss moves the bot to epoch 4 in its commit (fenced on 3), so that every
+    # copy of the stuck exit (epoch 3) is refused: only one of the two can sell.
+    assert stop.intent is not None and stop.intent.epoch == 4 and state.epoch == 4
+    assert stop.epoch_from == 3 and state.unresolved is not None
+    assert state.unresolved.superseded == 4 and stop.unresolved is state.unresolved
+    assert state.resend(10**9, 10**9).intent == stop.intent  # the superseded one never
+    assert not state.resend(10**9, 10**9).resent
+    # A refused copy of it ends it (nothing executed); the bot runs again.
+    refused = outcome(sell.intent.intent_id, status=ExecutionStatus.REJECTED, final=False)
+    change = state.on_report(refused, BOUND + 3)
+    assert state.unresolved is None and change.unresolved is not None
+    assert state.status == "running" and state.pending is not None
+
+
 def test_a_late_final_report_applies_and_the_bot_runs_again_by_itself() -> None:
     state = bot()
     pending = entered(state)
