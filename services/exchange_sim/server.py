@@ -12,14 +12,14 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from decimal import Decimal
 from typing import Any
 
 import msgspec
 from aiohttp import WSMessage, WSMsgType, web
 
-from services.exchange_sim import marketdata, responses
+from services.exchange_sim import marketdata, responses, wsapi
 from services.exchange_sim.apierror import (
     BAD_API_KEY_FMT,
     INVALID_SYMBOL,
@@ -175,15 +175,7 @@ class SimServer:
         req = Request.from_raw(request.query_string, body)
         request["sim_req"] = req
         endpoint = endpoint_for(request.method, request.path)
-        if endpoint is not None:
-            weight = weight_of(endpoint, req.params)
-        else:
-            found = marketdata.weight_for(request.method, request.path, req.params)
-            weight = (
-                found
-                if found is not None
-                else _EXTRA_WEIGHTS.get((request.method, request.path), 1)
-            )
+        weight = _weight(request.method, request.path, req.params)
         try:
             used = self.ex.limits.charge(ip, weight, now)
         except RateLimited as exc:
@@ -233,6 +225,10 @@ class SimServer:
     def _auth(self, request: web.Request) -> tuple[Request, ApiKey, int]:
         req = self._req(request)
         now = self.ex.now_ms()
+        if isinstance(request, wsapi.WsCall):  # a WS-API call, verified by its own rule
+            if request.key is None:
+                raise REJECTED_KEY
+            return req, request.key, now
         key = authenticate(
             req,
             request.headers.get("X-MBX-APIKEY"),
@@ -766,17 +762,102 @@ class SimServer:
     # --- WebSocket API (user data) ---------------------------------------------------------------
 
     async def ws_api(self, request: web.Request) -> web.StreamResponse:
+        ip = request.remote or "?"
+        try:  # §7: a WS-API connection costs 2 weight
+            self.ex.limits.charge(ip, 2, self.ex.now_ms())
+        except RateLimited as exc:
+            return _error(exc)
         ws = web.WebSocketResponse(autoping=False, compress=False)
         await ws.prepare(request)
         conn = Conn(ws, "ws-api", transport=_transport(request))
+        conn.ip = ip
+        conn.return_rate_limits = request.query.get("returnRateLimits", "").lower() != "false"
 
         async def on_message(msg: WSMessage) -> bool:
             if msg.type == WSMsgType.TEXT:
-                conn.push(self.proto.ws_api(conn, msg.data))
+                conn.push(await self._ws_api_call(conn, msg.data))
             return True
 
         await self._serve(conn, on_message)
         return ws
+
+    async def _ws_api_call(self, conn: Conn, text: str) -> bytes:
+        """A WS-API request: market data and trading through the REST handlers (see
+        :mod:`.wsapi`); session and user-data methods through :class:`WsProtocol`."""
+        try:
+            msg = msgspec.json.decode(text)
+        except msgspec.DecodeError:
+            return self.proto.ws_api(conn, text)
+        if not isinstance(msg, dict):
+            return self.proto.ws_api(conn, text)
+        method = wsapi.METHODS.get(msg.get("method"))  # type: ignore[arg-type]
+        params = msg.get("params") or {}
+        if method is None or not isinstance(params, dict):
+            return self.proto.ws_api(conn, text)
+        req_id = msg.get("id")
+        now = self.ex.now_ms()
+        show = conn.return_rate_limits and params.get("returnRateLimits") is not False
+        req = wsapi.as_request({k: v for k, v in params.items() if k != "returnRateLimits"})
+        weight = _weight(method.http_method, method.path, req.params)
+        try:
+            used = self.ex.limits.charge(conn.ip, weight, now)
+        except RateLimited as exc:
+            limits = self._ws_rate_limits(conn.ip, now) if show else None
+            return wsapi.error_reply(req_id, exc, now, limits)
+        try:
+            key = None
+            if method.signed:
+                logged_on = conn.logged_on
+                if "signature" not in params and logged_on is not None:
+                    if logged_on.key not in self.ex.active_keys():
+                        raise REJECTED_KEY
+                    key = logged_on
+                else:
+                    key = self.proto.verify(params)
+            call = wsapi.WsCall(req, key, method.path)
+            resp = await wsapi.run_handler(getattr(self, method.handler), call)
+            if resp.status != 200:  # a fault's answer (lost order, 5xx)
+                assert isinstance(resp.body, bytes)
+                body = msgspec.json.decode(resp.body)
+                raise ApiError(body["code"], body["msg"], resp.status)
+        except ApiError as exc:
+            limits = self._ws_rate_limits(conn.ip, now) if show else None
+            return wsapi.error_reply(req_id, exc, now, limits)
+        endpoint = endpoint_for(method.http_method, method.path)
+        if endpoint is not None and endpoint.success_weight is not None:
+            used = self.ex.limits.refund(
+                conn.ip, weight - charged_weight(endpoint, req.params, success=True)
+            )
+        limits = None
+        if show:
+            limits = self._ws_rate_limits(conn.ip, now, used)
+            if "X-MBX-ORDER-COUNT-10S" in resp.headers:
+                for interval, num, limit, header in (
+                    ("SECOND", 10, self.ex.limits.orders_per_10s, "X-MBX-ORDER-COUNT-10S"),
+                    ("DAY", 1, self.ex.limits.orders_per_day, "X-MBX-ORDER-COUNT-1D"),
+                ):
+                    limits.append(
+                        {
+                            "rateLimitType": "ORDERS",
+                            "interval": interval,
+                            "intervalNum": num,
+                            "limit": limit,
+                            "count": int(resp.headers[header]),
+                        }
+                    )
+        assert isinstance(resp.body, bytes)
+        return wsapi.ok_reply(req_id, resp.body, limits)
+
+    def _ws_rate_limits(self, ip: str, now: int, used: int | None = None) -> list[dict[str, Any]]:
+        return [
+            {
+                "rateLimitType": "REQUEST_WEIGHT",
+                "interval": "MINUTE",
+                "intervalNum": 1,
+                "limit": self.ex.limits.weight_per_minute,
+                "count": self.ex.limits.used(ip, now) if used is None else used,
+            }
+        ]
 
     # --- fan-out ----------------------------------------------------------------------------------
 
@@ -929,6 +1010,15 @@ _GONE_BODY = (
 
 def _gone() -> web.Response:
     return web.Response(status=410, body=_GONE_BODY, content_type="text/html")
+
+
+def _weight(method: str, path: str, params: Mapping[str, str]) -> int:
+    """Request weight of a REST call (or the WS-API method that shares its code)."""
+    endpoint = endpoint_for(method, path)
+    if endpoint is not None:
+        return weight_of(endpoint, params)
+    found = marketdata.weight_for(method, path, params)
+    return found if found is not None else _EXTRA_WEIGHTS.get((method, path), 1)
 
 
 async def _not_found_as_binance(handler: Handler, request: web.Request) -> web.StreamResponse:

@@ -23,6 +23,7 @@ from aiohttp import WSMsgType, web
 from services.exchange_sim.apierror import BAD_SIGNATURE, REJECTED_KEY, ApiError, mandatory
 from services.exchange_sim.exchange import Exchange
 from services.exchange_sim.requests import ApiKey, check_timestamp
+from services.exchange_sim.wsapi import METHODS
 from shared.binance.signing import verify_ed25519, verify_hmac, ws_api_signature_payload
 from shared.binance.streams import MAX_STREAMS_PER_CONNECTION
 from shared.logging import get_logger
@@ -101,6 +102,8 @@ class Conn:
         # The half_open fault: the socket stays open but this side sends nothing more
         # (no frame, no ping, no pong) and closes nothing.
         self.half_open = False
+        self.ip = "?"  # the client's address (WS-API weight is per IP, shared with REST)
+        self.return_rate_limits = True  # WS API: ?returnRateLimits=false turns them off
 
     async def keepalive(self, interval: float) -> None:
         """Ping every ``interval`` seconds; close a client whose last pong is older
@@ -287,7 +290,7 @@ class WsProtocol:
             }
         )
 
-    def _ws_verify(self, params: dict[str, Any]) -> ApiKey:
+    def verify(self, params: dict[str, Any]) -> ApiKey:
         """A signed WS-API request (§4: params sorted, raw, not percent-encoded)."""
         api_key = params.get("apiKey")
         if not isinstance(api_key, str) or not api_key:
@@ -345,12 +348,12 @@ class WsProtocol:
             elif method == "time":
                 result = {"serverTime": self.ex.now_ms()}
             elif method == "userDataStream.subscribe.signature":
-                key = self._ws_verify(params)
+                key = self.verify(params)
                 if key.account in conn.user_subs.values():
                     raise ApiError(-2035, "User Data Stream subscription already active.")
                 result = {"subscriptionId": self._new_sub(conn, key.account)}
             elif method == "session.logon":
-                key = self._ws_verify(params)
+                key = self.verify(params)
                 if key.public_key is None:
                     raise ApiError(-1022, "Signature for this request is not valid.")
                 conn.logged_on = key
@@ -381,7 +384,11 @@ class WsProtocol:
             else:
                 raise ApiError(
                     -1100,
-                    "Illegal characters found in parameter 'method'; legal range is 'ping, time, session.logon, userDataStream.subscribe, userDataStream.subscribe.signature, userDataStream.unsubscribe, session.subscriptions'.",
+                    "Illegal characters found in parameter 'method'; legal range is 'ping, time, "
+                    "session.logon, userDataStream.subscribe, userDataStream.subscribe.signature, "
+                    "userDataStream.unsubscribe, session.subscriptions, "
+                    + ", ".join(METHODS)
+                    + "'.",
                 )
         except ApiError as exc:
             return _json.encode(
