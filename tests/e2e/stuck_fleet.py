@@ -50,7 +50,9 @@ MINUTE = 60_000
 LEASE_MS = 3000
 RECONCILE_S = 0.5
 PENDING_TIMEOUT_S = 4  # the bounded wait before needs_attention
-PENDING_RESEND_S = 2
+# The production default: recovery must not lean on re-sends every few seconds (an
+# adopter's own re-send is what must get its bot's intent placed).
+PENDING_RESEND_S = 30
 RUNNERS = ("sa", "sb", "sc")
 GATEWAY = "gw-stuck"
 # Bots whose status has not settled this long after the faults end are stuck. Settling
@@ -337,15 +339,15 @@ def stuck(fleet: StuckFleet, bot_ids: list[str], now_ms: int) -> dict[str, str]:
     - its status is neither ``running`` nor ``needs_attention`` (``starting`` or
       ``stopping`` forever, ``stopped``, ``error``);
     - it is ``needs_attention`` without a ``status_reason``;
-    - it is ``running`` with a pending intent decided more than the bounded wait plus
-      a re-send ago: its outcome is unknown and no status says so;
+    - it is ``running`` with an intent decided longer ago than the bounded wait (and a
+      housekeeping pass): its outcome is unknown and no status says so;
     - no live runner holds its lease (nobody would act on its prices).
     """
     fields = fleet.bot_fields(bot_ids, "desired", "status", "status_reason")
     pendings = fleet.pendings(bot_ids)
     leases = fleet.leases(bot_ids)
     live = fleet.live_runners()
-    bound_ms = int((PENDING_TIMEOUT_S + PENDING_RESEND_S + 2) * 1000)
+    bound_ms = int((PENDING_TIMEOUT_S + 3) * 1000)  # the bounded wait, a housekeeping pass
     out: dict[str, str] = {}
     for bot_id in bot_ids:
         f = fields[bot_id]

@@ -208,7 +208,7 @@ def check_one_order_per_decision(
         return flat, Counter(f["status"] for f in fleet.bot_fields(ids, "status").values())
 
     try:
-        fleet.wait_for(lambda: books() == ([], Counter({"running": len(ids)})), 30, "books")
+        fleet.wait_for(lambda: books() == ([], Counter({"running": len(ids)})), 20, "books")
     except AssertionError:
         pass
     flat, statuses = books()
