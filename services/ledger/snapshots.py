@@ -116,7 +116,8 @@ class BotRecorder:
             if await self.writer.record_config(bot_id, config, now):
                 self.configs_written += 1
         await self.writer.record_equity(equity)
-        self.db.ok()
+        if batch.trips or configs or equity:  # the database answered
+            self.db.ok()
         self.cursors.update(cursors)  # only once committed
 
 
