@@ -191,42 +191,61 @@ def bench_paper(tmp: Path, redis_url: str, redis_pid: int) -> None:
     _reset(redis_url)
     gw = _gateway(tmp, env, "paper")
     try:
-        _run(redis_url, "warm", 1000, 0, 30)
-        rates: list[float] = []
-        gw_cpu = redis_cpu = 0.0
-        for r in range(RUNS):
-            cpu_gw, cpu_redis = _cpu_s(gw.pid), _cpu_s(redis_pid)
-            start, _sent, arrived = _run(redis_url, f"sat{r}", SATURATION_INTENTS, 0, 60)
-            gw_cpu += _cpu_s(gw.pid) - cpu_gw
-            redis_cpu += _cpu_s(redis_pid) - cpu_redis
-            rates.append(len(arrived) / (max(arrived.values()) - start) if arrived else 0.0)
-        total = RUNS * SATURATION_INTENTS
-        gw_us, redis_us = gw_cpu / total * 1e6, redis_cpu / total * 1e6
-        print(
-            f"paper: intents/s at saturation ({RUNS} runs of {SATURATION_INTENTS:,}, one gateway"
-            f" process): {_spread(rates, '{:,.0f}')}"
-        )
-        print(
-            f"paper: CPU per intent: gateway {gw_us:.0f} us, redis-server {redis_us:.0f} us"
-            f" (one free core for the gateway alone: ~{1e6 / gw_us:,.0f} intents/s;"
-            f" load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)"
-        )
-        p50s: list[float] = []
-        p99s: list[float] = []
-        for r in range(RUNS):
-            _start, sent, arrived = _run(
-                redis_url, f"paced{r}", int(PACED_RATE * PACED_SECONDS), PACED_RATE, 30
-            )
-            lat = [(arrived[k] - v) * 1000 for k, v in sent.items() if k in arrived]
-            p50s.append(_pct(lat, 0.5))
-            p99s.append(_pct(lat, 0.99))
-        print(
-            f"paper: intent->report latency at {PACED_RATE} intents/s ({RUNS} runs of"
-            f" {PACED_SECONDS:.0f} s): p50 {_spread(p50s, '{:.2f}')} ms;"
-            f" p99 {_spread(p99s, '{:.2f}')} ms"
-        )
+        _paper_figures(redis_url, [gw], redis_pid, "one gateway process")
     finally:
         gw.stop()
+
+
+def bench_paper_two(tmp: Path, redis_url: str, redis_pid: int) -> None:
+    """The same figures with TWO gateway processes in the one consumer group."""
+    _reset(redis_url)
+    gws = []
+    try:
+        for name in ("bench-paper-a", "bench-paper-b"):
+            env = {**COMMON, "BOTFLEET_REDIS_URL": redis_url, "BOTFLEET_INSTANCE": name}
+            gws.append(_gateway(tmp, env, name))
+        _paper_figures(redis_url, gws, redis_pid, "two gateway processes")
+    finally:
+        for gw in gws:
+            gw.stop()
+
+
+def _paper_figures(redis_url: str, gws: list[BotfleetProcess], redis_pid: int, label: str) -> None:
+    _run(redis_url, f"warm{len(gws)}", 1000, 0, 30)
+    rates: list[float] = []
+    gw_cpu = redis_cpu = 0.0
+    tag = f"{len(gws)}gw"
+    for r in range(RUNS):
+        cpu_gw, cpu_redis = sum(_cpu_s(gw.pid) for gw in gws), _cpu_s(redis_pid)
+        start, _sent, arrived = _run(redis_url, f"sat{r}{tag}", SATURATION_INTENTS, 0, 60)
+        gw_cpu += sum(_cpu_s(gw.pid) for gw in gws) - cpu_gw
+        redis_cpu += _cpu_s(redis_pid) - cpu_redis
+        rates.append(len(arrived) / (max(arrived.values()) - start) if arrived else 0.0)
+    total = RUNS * SATURATION_INTENTS
+    gw_us, redis_us = gw_cpu / total * 1e6, redis_cpu / total * 1e6
+    print(
+        f"paper: intents/s at saturation ({RUNS} runs of {SATURATION_INTENTS:,}, {label}):"
+        f" {_spread(rates, '{:,.0f}')}"
+    )
+    print(
+        f"paper ({label}): CPU per intent: gateway {gw_us:.0f} us, redis-server {redis_us:.0f} us"
+        f" (one free core for the gateway alone: ~{1e6 / gw_us:,.0f} intents/s;"
+        f" load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)"
+    )
+    p50s: list[float] = []
+    p99s: list[float] = []
+    for r in range(RUNS):
+        _start, sent, arrived = _run(
+            redis_url, f"paced{r}{tag}", int(PACED_RATE * PACED_SECONDS), PACED_RATE, 30
+        )
+        lat = [(arrived[k] - v) * 1000 for k, v in sent.items() if k in arrived]
+        p50s.append(_pct(lat, 0.5))
+        p99s.append(_pct(lat, 0.99))
+    print(
+        f"paper ({label}): intent->report latency at {PACED_RATE} intents/s ({RUNS} runs of"
+        f" {PACED_SECONDS:.0f} s): p50 {_spread(p50s, '{:.2f}')} ms;"
+        f" p99 {_spread(p99s, '{:.2f}')} ms"
+    )
 
 
 def bench_live(tmp: Path, redis_url: str) -> None:
@@ -284,6 +303,7 @@ def main() -> None:
         try:
             assert server.proc is not None
             bench_paper(tmp, server.url, server.proc.pid)
+            bench_paper_two(tmp, server.url, server.proc.pid)
             if "--paper-only" not in sys.argv:
                 bench_live(tmp, server.url)
         finally:

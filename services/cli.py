@@ -27,6 +27,7 @@ COMMAND_MODULES = (
     "services.runner.cli",
     "services.gateway.cli",
     "services.api.cli",
+    "services.ledger.cli",
     "services.client.cli",
     "services.dev.cli",
 )

@@ -57,6 +57,15 @@ class BotField(enum.StrEnum):
     UPDATED_AT = "updated_at"
 
 
+# What an id may look like on a stream (shared.messages refuses anything else). A bot id
+# names hash tags and is the first part of its intents' ids, so it has no braces and no
+# colon; the API makes ULIDs, tests and benches shorter names. An intent id is
+# ``{bot}:{trigger}:{action}`` (below). A client order id is Binance's pattern (§8).
+BOT_ID_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
+INTENT_ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,128}$"
+CLIENT_ORDER_ID_PATTERN = r"^[a-zA-Z0-9_-]{1,36}$"
+
+
 def intent_id(bot_id: str, trigger: str, action: str) -> str:
     """The id of the intent a decision produces: the same decision (bot, the candle or
     tick that triggered it, the action) always yields the same id, whichever runner

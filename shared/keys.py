@@ -36,6 +36,8 @@ RISK_STATE = "risk:state"
 MONEY_UNITS = "gateway:money-units"
 # Consumer group of the gateway on ORDER_INTENTS.
 GATEWAY_GROUP = "gateway"
+# Consumer group of the trade ledger on EXECUTIONS (trimming stays above what it acked).
+LEDGER_GROUP = "ledger"
 
 
 def _tag(value: str) -> str:

@@ -6,17 +6,109 @@ only way in and out; an entry that does not decode raises :class:`MessageDecodeE
 naming what is wrong, and the shells move it to ``stream:dead-letter``
 (:mod:`shared.streams`). Money and quantities are ``Decimal`` (JSON strings on the
 wire); times are epoch milliseconds.
+
+Decoding refuses, naming the field, anything that can never be a valid message (issue
+14), so no loop does arithmetic on it or builds a key of it: a money field that is not
+finite, out of range (``|x| < 1e18``; a non-zero ``|x| >= 1e-30``) or of the wrong
+sign; an id, a symbol or an interval that does not match its pattern; an integer
+outside int64 or a negative time.
+Integer ranges are msgspec constraints; the rest is each Struct's ``__post_init__``,
+so it holds for every decoder of the type (the runner and the API build their own) and
+for a Struct built in code. The checks sit on hot paths: amounts take one chained
+comparison (the wording of the refusal is worked out only for a bad value), and
+symbols, intervals and bot ids, which repeat, are matched once and remembered.
+
+How valid fields combine into an order (exactly one of quantity and quote quantity on
+a MARKET intent, a price on a LIMIT one) is the gateway's sizing: it answers the bot
+with a REJECTED report, which ends its pending intent, where a dead letter would leave
+it resending.
 """
 
 from __future__ import annotations
 
 import enum
-from decimal import Decimal
-from typing import Any, ClassVar, TypeVar
+import re
+from decimal import Decimal, InvalidOperation
+from typing import Annotated, Any, ClassVar, TypeVar
 
 import msgspec
 
+from shared.bots import BOT_ID_PATTERN, CLIENT_ORDER_ID_PATTERN, INTENT_ID_PATTERN
+
 SCHEMA_VERSION = 1
+
+# --- what a field may hold -------------------------------------------------------------
+# Binance documents symbols as ``^[A-Z0-9-_.]{1,20}$``; the reference (§2.1) adds that
+# Unicode symbol names exist, so a non-ASCII letter or digit passes too. Never a brace
+# (hash tags), a colon (subscription members), a space or a lowercase ASCII letter.
+SYMBOL_PATTERN = r"^(?:[A-Z0-9_.-]|[^\W\x00-\x7f]){1,20}$"
+# The shape of a Binance interval name ("1m", "12h", "1M"); which ones exist is
+# shared.binance.intervals (it imports this module, so it is not imported here).
+INTERVAL_PATTERN = r"^[1-9][0-9]?[smhdwM]$"
+INT64_MAX = 2**63 - 1
+
+Millis = Annotated[int, msgspec.Meta(ge=0, le=INT64_MAX)]  # epoch ms (0: not set)
+Count = Annotated[int, msgspec.Meta(ge=0, le=INT64_MAX)]
+Int64 = Annotated[int, msgspec.Meta(ge=-INT64_MAX - 1, le=INT64_MAX)]  # venue ids (-1: none)
+
+_ZERO = Decimal(0)
+_LIMIT = Decimal("1e18")  # no price, quantity or amount of ours comes near it
+# The smallest real non-zero amount is a fee of a fraction of a satoshi (~1e-12); a
+# smaller one is crafted. No bound on decimal places: the runner's own sizing divides
+# at Decimal's 28 digits (a quote of 333.3333333333333333333333333 is legitimate).
+_MIN = Decimal("1e-30")
+
+# fullmatch, never search: ``$`` also matches before a trailing newline.
+_SYMBOL_RE = re.compile(SYMBOL_PATTERN)
+_INTERVAL_RE = re.compile(INTERVAL_PATTERN)
+_BOT_ID_RE = re.compile(BOT_ID_PATTERN)
+_INTENT_ID_RE = re.compile(INTENT_ID_PATTERN)
+_CLIENT_ORDER_ID_RE = re.compile(CLIENT_ORDER_ID_PATTERN)
+_MEMO_MAX = 50_000  # remembered valid names per kind (a fleet's bots, an exchange's symbols)
+_SYMBOLS: set[str] = set()
+_INTERVALS: set[str] = set()
+_BOT_IDS: set[str] = set()
+
+
+def _check_name(name: str, value: str, pattern: re.Pattern[str], seen: set[str] | None) -> None:
+    """Raise ValueError unless ``value`` matches ``pattern`` (msgspec reports it as a
+    ValidationError when decoding); ``seen`` remembers the values already matched."""
+    if seen is not None and value in seen:
+        return
+    if pattern.fullmatch(value) is None:
+        raise ValueError(f"{name} {value[:80]!r} does not match {pattern.pattern}")
+    if seen is not None and len(seen) < _MEMO_MAX:
+        seen.add(value)
+
+
+def _amount_problem(name: str, value: Decimal, positive: bool) -> str:
+    """Why ``value`` is not an amount (``> 0`` when ``positive``, else ``>= 0``), or ""."""
+    if not value.is_finite():
+        return f"{name} {value} is not a finite number"
+    if value >= _LIMIT or value <= -_LIMIT:
+        return f"{name} {value} is out of range (|{name}| < 1e18)"
+    if value < 0 or (positive and value == 0):
+        return f"{name} {value} must be {'positive' if positive else 'non-negative'}"
+    if value and value < _MIN:
+        return f"{name} {value} is too small (a non-zero amount is >= 1e-30)"
+    return ""
+
+
+def _check_positive(name: str, value: Decimal) -> None:
+    try:
+        if _MIN <= value < _LIMIT:
+            return
+    except InvalidOperation:  # a NaN: the wording below says so
+        pass
+    raise ValueError(_amount_problem(name, value, True))
+
+
+def _check_amounts(names: tuple[str, ...], values: tuple[Decimal, ...], positive: bool) -> None:
+    """The slow path of a failed fast check: raise naming the first bad field."""
+    for name, value in zip(names, values, strict=True):
+        problem = _amount_problem(name, value, positive)
+        if problem:
+            raise ValueError(problem)
 
 
 class Side(enum.StrEnum):
@@ -66,17 +158,43 @@ class Candle(Message, frozen=True, kw_only=True):
     TYPE: ClassVar[str] = "candle"
     symbol: str
     interval: str
-    open_time: int
-    close_time: int
+    open_time: Millis
+    close_time: Millis
     open: Decimal
     high: Decimal
     low: Decimal
     close: Decimal
     volume: Decimal
     quote_volume: Decimal = Decimal(0)
-    trades: int = 0
+    trades: Count = 0
     closed: bool = True
-    event_time: int = 0
+    event_time: Millis = 0
+
+    def __post_init__(self) -> None:
+        _check_name("symbol", self.symbol, _SYMBOL_RE, _SYMBOLS)
+        _check_name("interval", self.interval, _INTERVAL_RE, _INTERVALS)
+        # No check that low and high hold open and close: Binance's own documented
+        # kline (tests/fixtures/binance/ws_kline_open.json) has open < low.
+        prices = (self.open, self.high, self.low, self.close)
+        volume, quote_volume = self.volume, self.quote_volume
+        try:
+            fine = (
+                min(prices) >= _MIN
+                and max(prices) < _LIMIT
+                and (_MIN <= volume < _LIMIT or volume == 0)
+                and (_MIN <= quote_volume < _LIMIT or quote_volume == 0)
+            )
+        except InvalidOperation:  # a NaN
+            fine = False
+        if not fine:
+            _check_amounts(_CANDLE_PRICES, prices, True)
+            _check_amounts(_CANDLE_VOLUMES, (volume, quote_volume), False)
+        if self.close_time < self.open_time:
+            raise ValueError(f"close_time {self.close_time} is before open_time {self.open_time}")
+
+
+_CANDLE_PRICES = ("open", "high", "low", "close")
+_CANDLE_VOLUMES = ("volume", "quote_volume")
 
 
 class Tick(Message, frozen=True, kw_only=True):
@@ -85,17 +203,25 @@ class Tick(Message, frozen=True, kw_only=True):
     TYPE: ClassVar[str] = "tick"
     symbol: str
     price: Decimal
-    event_time: int
+    event_time: Millis
+
+    def __post_init__(self) -> None:
+        _check_name("symbol", self.symbol, _SYMBOL_RE, _SYMBOLS)
+        _check_positive("price", self.price)
 
 
 class BotCommand(Message, frozen=True, kw_only=True):
     """Wakes runners up; the truth is ``bot:{id}`` ``desired`` (DESIGN: desired state)."""
 
     TYPE: ClassVar[str] = "bot_command"
-    command_id: str
+    command_id: str  # a ULID, like a bot id
     bot_id: str
     action: CommandAction
-    issued_at: int
+    issued_at: Millis
+
+    def __post_init__(self) -> None:
+        _check_name("command_id", self.command_id, _BOT_ID_RE, None)
+        _check_name("bot_id", self.bot_id, _BOT_ID_RE, _BOT_IDS)
 
 
 class OrderIntent(Message, frozen=True, kw_only=True):
@@ -110,7 +236,7 @@ class OrderIntent(Message, frozen=True, kw_only=True):
     TYPE: ClassVar[str] = "order_intent"
     intent_id: str
     bot_id: str
-    epoch: int
+    epoch: Count
     symbol: str
     side: Side
     order_type: OrderType = OrderType.MARKET
@@ -120,7 +246,18 @@ class OrderIntent(Message, frozen=True, kw_only=True):
     time_in_force: TimeInForce | None = None
     is_exit: bool = False
     reason: str = ""
-    created_at: int = 0
+    created_at: Millis = 0
+
+    def __post_init__(self) -> None:
+        _check_name("intent_id", self.intent_id, _INTENT_ID_RE, None)
+        _check_name("bot_id", self.bot_id, _BOT_ID_RE, _BOT_IDS)
+        _check_name("symbol", self.symbol, _SYMBOL_RE, _SYMBOLS)
+        if self.quantity is not None:
+            _check_positive("quantity", self.quantity)
+        if self.quote_quantity is not None:
+            _check_positive("quote_quantity", self.quote_quantity)
+        if self.price is not None:
+            _check_positive("price", self.price)
 
 
 class Fill(msgspec.Struct, frozen=True, kw_only=True):
@@ -128,7 +265,18 @@ class Fill(msgspec.Struct, frozen=True, kw_only=True):
     qty: Decimal
     commission: Decimal
     commission_asset: str
-    trade_id: int = 0
+    trade_id: Int64 = 0
+
+    def __post_init__(self) -> None:
+        _check_positive("fill price", self.price)
+        _check_positive("fill qty", self.qty)
+        fee = self.commission
+        try:
+            fine = _MIN <= fee < _LIMIT or fee == 0
+        except InvalidOperation:
+            fine = False
+        if not fine:
+            raise ValueError(_amount_problem("fill commission", fee, False))
 
 
 class ExecutionReport(Message, frozen=True, kw_only=True):
@@ -148,12 +296,28 @@ class ExecutionReport(Message, frozen=True, kw_only=True):
     commission: Decimal = Decimal(0)
     commission_asset: str = ""
     fills: tuple[Fill, ...] = ()
-    exchange_order_id: int | None = None
+    exchange_order_id: Int64 | None = None
     reason: str = ""
     mode: str = "paper"
     is_exit: bool = False
-    epoch: int = 0
-    ts: int = 0
+    epoch: Count = 0
+    ts: Millis = 0
+
+    def __post_init__(self) -> None:
+        _check_name("intent_id", self.intent_id, _INTENT_ID_RE, None)
+        _check_name("client_order_id", self.client_order_id, _CLIENT_ORDER_ID_RE, None)
+        _check_name("bot_id", self.bot_id, _BOT_ID_RE, _BOT_IDS)
+        _check_name("symbol", self.symbol, _SYMBOL_RE, _SYMBOLS)
+        amounts = (self.executed_qty, self.cumulative_quote, self.avg_price, self.commission)
+        try:
+            fine = all(_MIN <= a < _LIMIT or a == 0 for a in amounts)
+        except InvalidOperation:
+            fine = False
+        if not fine:
+            _check_amounts(_REPORT_AMOUNTS, amounts, False)
+
+
+_REPORT_AMOUNTS = ("executed_qty", "cumulative_quote", "avg_price", "commission")
 
 
 class Event(Message, frozen=True, kw_only=True):
@@ -231,9 +395,13 @@ def decode(fields: dict[Any, Any]) -> Message:
     decoder = _decoders.get(type_name)
     if decoder is None:
         raise MessageDecodeError(f"unknown message type {type_name!r}")
+    if not isinstance(raw_data, bytes | str | bytearray | memoryview):
+        raise MessageDecodeError(f"invalid {type_name}: data is {type(raw_data).__name__}")
     try:
         message = decoder.decode(raw_data)
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise MessageDecodeError(f"invalid {type_name}: {exc}") from exc
+    except UnicodeError as exc:  # a str holding a lone surrogate
         raise MessageDecodeError(f"invalid {type_name}: {exc}") from exc
     if message.v > SCHEMA_VERSION:
         raise MessageDecodeError(

@@ -23,6 +23,7 @@ from litestar.openapi.spec import Components, SecurityScheme
 from services.api.auth import make_guard
 from services.api.controllers.bots import BotController
 from services.api.controllers.dashboard import index, static_router
+from services.api.controllers.history import HistoryController
 from services.api.controllers.market import MarketController
 from services.api.controllers.orders import OrderController
 from services.api.controllers.risk import RiskController
@@ -31,6 +32,7 @@ from services.api.controllers.system import SystemController
 from services.api.errors import exception_handlers
 from services.api.feed import FeedHub
 from services.api.fleet import Fleet
+from services.api.ledger import LedgerReader
 from services.api.metrics import ApiMetrics
 from services.api.repository import Repository
 from services.api.settings import ApiSettings
@@ -47,6 +49,7 @@ def create_app(settings: ApiSettings) -> Litestar:
     settings.check_exposure()
     metrics = ApiMetrics()
     state: dict[str, Any] = {}
+    ledger = LedgerReader(settings.ledger_database_url)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
@@ -79,6 +82,7 @@ def create_app(settings: ApiSettings) -> Litestar:
             await cancel_tasks(tasks)
             await heartbeat.clear()
             await redis.aclose()
+            await ledger.close()
 
     cors = (
         CORSConfig(
@@ -92,6 +96,7 @@ def create_app(settings: ApiSettings) -> Litestar:
             BotController,
             StrategyController,
             MarketController,
+            HistoryController,
             OrderController,
             RiskController,
             SystemController,
@@ -105,6 +110,7 @@ def create_app(settings: ApiSettings) -> Litestar:
             "feed_hub": Provide(lambda: state["hub"], sync_to_thread=False),
             "api_metrics": Provide(lambda: metrics, sync_to_thread=False),
             "trading_mode": Provide(lambda: settings.trading_mode, sync_to_thread=False),
+            "ledger": Provide(lambda: ledger, sync_to_thread=False),
         },
         guards=[make_guard(settings.token, (SCHEMA_PATH,))],
         exception_handlers=exception_handlers(),

@@ -10,6 +10,7 @@ import ipaddress
 
 from pydantic import Field, SecretStr, field_validator
 
+from shared.ledger.engine import DEFAULT_DATABASE_URL
 from shared.settings import Settings
 
 LOOPBACK_NAMES = frozenset({"localhost", "ip6-localhost", "ip6-loopback"})
@@ -47,6 +48,9 @@ class ApiSettings(Settings):
     )
     api_max_wait_s: float = Field(default=60.0, gt=0, description="longest accepted ?wait=")
     trading_mode: str = Field(default="paper", description="paper or live: which balances to show")
+    ledger_database_url: str = Field(
+        default=DEFAULT_DATABASE_URL, description="the trade ledger's database (history reads)"
+    )
 
     @field_validator("api_token")
     @classmethod

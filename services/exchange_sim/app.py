@@ -58,6 +58,7 @@ class SimOptions:
     kline_update_ms: int = 1000
     ws_ping_interval: float = 20.0
     shutdown_grace_s: float = 3.0
+    legacy_listen_key: bool = False  # serve the retired listenKey endpoints
     faults: FaultConfig = field(default_factory=FaultConfig)
 
 
@@ -93,6 +94,7 @@ def build_exchange(opts: SimOptions) -> Exchange:
     # takes a while, and a clock started after it would run behind the wall clock (at
     # --speed 1 the exchange's minutes must be the real minutes clients budget against).
     clock = ExchangeClock(start_ms, opts.speed)
+    clock.offset_ms = opts.faults.clock_offset_ms
     history_start = (start_ms - opts.history_days * DAY_MS) // 1000
     markets = {
         s: SymbolMarket(src, first_second=history_start if opts.replay is None else None)
@@ -139,6 +141,7 @@ async def serve(opts: SimOptions, stop: asyncio.Event) -> None:
         ex,
         ws_ping_interval=opts.ws_ping_interval,
         shutdown_grace_s=opts.shutdown_grace_s,
+        legacy_listen_key=opts.legacy_listen_key,
         info={"seed": opts.seed, "replay": str(opts.replay) if opts.replay else None},
     )
     runner = web.AppRunner(server.app, access_log=None, handle_signals=False)

@@ -66,6 +66,12 @@ def register(app: typer.Typer) -> None:
         unknown_mode: str = typer.Option("503", help="fault: '503', '500' or 'timeout'"),
         drop_kline_rate: float = typer.Option(0.0, help="fault: share of kline messages dropped"),
         frozen: str = typer.Option("", help="fault: frozen symbols (comma-separated, * = all)"),
+        clock_offset_ms: int = typer.Option(
+            0, help="fault: exchange clock offset; timestamps checked against it only"
+        ),
+        legacy_listen_key: bool = typer.Option(
+            False, help="serve the listenKey endpoints Binance retired on 2026-02-20"
+        ),
     ) -> None:
         """An offline Binance Spot exchange (REST + WebSocket) for tests and demos."""
         import secrets
@@ -97,6 +103,7 @@ def register(app: typer.Typer) -> None:
                 unknown_mode=unknown_mode,
                 drop_kline_rate=drop_kline_rate,
                 frozen=[s.strip() for s in frozen.split(",") if s.strip()],
+                clock_offset_ms=clock_offset_ms,
             )
             opts = SimOptions(
                 host=host,
@@ -121,6 +128,7 @@ def register(app: typer.Typer) -> None:
                 kline_update_ms=kline_update_ms,
                 ws_ping_interval=ws_ping_interval,
                 shutdown_grace_s=shutdown_grace_s,
+                legacy_listen_key=legacy_listen_key,
                 faults=faults,
             )
         except ValueError as exc:

@@ -4,7 +4,8 @@ Owns the one mapping between wall time and exchange time. Exchange time starts a
 ``start_ms`` when the clock is created and every timestamp the simulator serves
 (serverTime, kline ``t``/``T``/``E``, ``transactTime``) is read from it. A clock can
 be given a fake wall-time function, so everything built on it is testable without
-sleeping.
+sleeping. ``offset_ms`` (the ``clock_offset_ms`` fault) shifts the exchange clock
+against every client's clock, as a venue whose time differs from yours.
 """
 
 from __future__ import annotations
@@ -26,10 +27,13 @@ class ExchangeClock:
         self.speed = speed
         self._wall = wall
         self._wall0 = wall()
+        self.offset_ms = 0
 
     def now_ms(self) -> int:
         """Current exchange time, epoch milliseconds."""
-        return self.start_ms + int((self._wall() - self._wall0) * 1000.0 * self.speed)
+        return (
+            self.start_ms + self.offset_ms + int((self._wall() - self._wall0) * 1000.0 * self.speed)
+        )
 
     def wall_seconds_until(self, exchange_ms: int) -> float:
         """Wall seconds until the exchange clock reads ``exchange_ms`` (0 if past)."""

@@ -85,6 +85,19 @@ class Exchange:
     def now_ms(self) -> int:
         return self.clock.now_ms()
 
+    def wall_fallback_ms(self) -> int | None:
+        """The wall clock a signed request's timestamp may also be checked against,
+        or None for Binance's rule (exchange clock only): with a ``clock_offset_ms``
+        fault (the skew must show), or when the exchange clock is the wall clock."""
+        import time
+
+        wall = int(time.time() * 1000)
+        if self.clock.offset_ms:
+            return None
+        if self.clock.speed == 1 and abs(self.clock.now_ms() - wall) < 1000:
+            return None
+        return wall
+
     def price(self, symbol: str, now_ms: int | None = None) -> Decimal:
         """The price a client sees now (the frozen price while frozen)."""
         market = self.markets[symbol]

@@ -11,11 +11,17 @@ Owns the faults a test can switch on (flags at start, ``/sim/faults`` at run tim
   (``unknown_mode="timeout"``, held for ``timeout_s``);
 - ``revoked_keys``: API keys whose every signed request (REST, WS API, listenKey) is
   answered ``401 -2015`` as Binance answers a deleted key or a lost permission;
+- ``clock_offset_ms``: the exchange clock runs this far ahead of (negative: behind)
+  where it would be; while it is set, signed requests' timestamps are checked against
+  the exchange clock only (Binance's rule), so a client that does not sync with
+  ``GET /api/v3/time`` gets ``-1021``;
 - ``drop_kline_rate``: share of kline messages not sent to a connection;
 - ``frozen``: symbols whose market shows nothing new (``["*"]`` = all);
 - one-shot actions (not state): ``rate_limit_s`` answers every REST request ``429
   -1003`` for that many wall seconds, ``ban_s`` answers ``418`` (an IP ban) for that
   many (both with ``Retry-After``; the deadlines live in :mod:`.limits`);
+  ``half_open`` turns every WebSocket connection open at that moment half-open (the
+  socket stays open; no frame, no ping, no pong, no answer comes from the server);
   ``disconnect_ws`` closes every market-stream and
   WS-API connection; ``server_shutdown`` sends the ``serverShutdown`` event to every
   connection open at that moment and closes those (only those) after a grace of
@@ -46,8 +52,11 @@ class FaultConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     drop_kline_rate: float = 0.0
     frozen: list[str] = msgspec.field(default_factory=list)
     revoked_keys: list[str] = msgspec.field(default_factory=list)
+    clock_offset_ms: int = 0
 
     def __post_init__(self) -> None:
+        if abs(self.clock_offset_ms) > 86_400_000:
+            raise ValueError(f"clock_offset_ms must be within +-1 day, got {self.clock_offset_ms}")
         for name in ("error_rate", "order_unknown_rate", "drop_kline_rate"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
@@ -70,9 +79,11 @@ class FaultUpdate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     drop_kline_rate: float | None = None
     frozen: list[str] | None = None
     revoked_keys: list[str] | None = None
+    clock_offset_ms: int | None = None
     rate_limit_s: float | None = None  # action: 429 to every REST request for N wall s
     ban_s: float | None = None  # action: 418 (IP ban) to every REST request for N wall s
     disconnect_ws: bool = False
+    half_open: bool = False  # action: every open WebSocket goes silent, not closed
     server_shutdown: bool = False
     shutdown_grace_s: float | None = None  # with server_shutdown: notice -> close
 

@@ -12,14 +12,14 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from decimal import Decimal
 from typing import Any
 
 import msgspec
 from aiohttp import WSMessage, WSMsgType, web
 
-from services.exchange_sim import responses
+from services.exchange_sim import marketdata, responses, wsapi
 from services.exchange_sim.apierror import (
     BAD_API_KEY_FMT,
     INVALID_SYMBOL,
@@ -27,7 +27,7 @@ from services.exchange_sim.apierror import (
     ApiError,
     mandatory,
 )
-from services.exchange_sim.book import UserEvent, new_client_id
+from services.exchange_sim.book import COMMISSION, UserEvent, new_client_id
 from services.exchange_sim.candles import DEFAULT_KLINES, MAX_KLINES
 from services.exchange_sim.exchange import Exchange
 from services.exchange_sim.faults import FaultUpdate
@@ -47,7 +47,6 @@ from services.exchange_sim.wsconn import (
     RawTransport,
     WsProtocol,
     text_frame,
-    wall_ms,
 )
 from shared.binance.endpoints import charged_weight, endpoint_for, weight_of
 from shared.binance.rules import exchange_info_symbol
@@ -59,9 +58,11 @@ from shared.service import cancel_tasks
 log = get_logger(__name__)
 _json = msgspec.json.Encoder(decimal_format="string")
 _EXTRA_WEIGHTS = {
-    ("GET", "/api/v3/uiKlines"): 2,
-    ("GET", "/api/v3/avgPrice"): 2,
     ("GET", "/api/v3/allOrders"): 20,
+    ("GET", "/sapi/v1/capital/config/getall"): 10,
+    ("GET", "/sapi/v1/asset/tradeFee"): 1,
+    ("GET", "/sapi/v1/margin/allPairs"): 1,
+    ("GET", "/sapi/v1/margin/isolated/allPairs"): 10,
     ("POST", "/api/v3/userDataStream"): 2,
     ("PUT", "/api/v3/userDataStream"): 2,
     ("DELETE", "/api/v3/userDataStream"): 2,
@@ -92,9 +93,13 @@ class SimServer:
         *,
         ws_ping_interval: float = 20.0,
         shutdown_grace_s: float = 3.0,
+        legacy_listen_key: bool = False,
         info: dict[str, Any] | None = None,
     ) -> None:
         self.ex = ex
+        # Binance retired the listenKey endpoints on 2026-02-20 (reference §0.1): they
+        # answer 410 Gone. --legacy-listen-key serves them for clients not yet moved.
+        self.legacy_listen_key = legacy_listen_key
         self.ws_ping_interval = ws_ping_interval
         # serverShutdown: wall seconds between the notice and the close of the
         # connections notified (time for a client to open and subscribe a replacement)
@@ -115,6 +120,12 @@ class SimServer:
         r.add_get("/api/v3/klines", self.klines)
         r.add_get("/api/v3/uiKlines", self.klines)
         r.add_get("/api/v3/ticker/price", self.ticker_price)
+        r.add_get("/api/v3/ticker/24hr", self.ticker_24hr)
+        r.add_get("/api/v3/ticker/bookTicker", self.book_ticker)
+        r.add_get("/api/v3/depth", self.depth)
+        r.add_get("/api/v3/trades", self.trades)
+        r.add_get("/api/v3/historicalTrades", self.historical_trades)
+        r.add_get("/api/v3/aggTrades", self.agg_trades)
         r.add_get("/api/v3/avgPrice", self.avg_price)
         r.add_post("/api/v3/order", self.new_order)
         r.add_post("/api/v3/order/test", self.test_order)
@@ -128,6 +139,15 @@ class SimServer:
         r.add_post("/api/v3/userDataStream", self.listen_key_new)
         r.add_put("/api/v3/userDataStream", self.listen_key_keep)
         r.add_delete("/api/v3/userDataStream", self.listen_key_delete)
+        # /sapi: the few wallet calls a spot client makes at start, answered truthfully
+        # for a spot-only exchange; /fapi and /dapi: an exchange without futures.
+        r.add_get("/sapi/v1/system/status", self.system_status)
+        r.add_get("/sapi/v1/capital/config/getall", self.capital_config)
+        r.add_get("/sapi/v1/margin/allPairs", self.margin_pairs)
+        r.add_get("/sapi/v1/margin/isolated/allPairs", self.margin_pairs)
+        r.add_get("/sapi/v1/asset/tradeFee", self.trade_fee)
+        r.add_get("/fapi/v1/exchangeInfo", self.futures_exchange_info)
+        r.add_get("/dapi/v1/exchangeInfo", self.futures_exchange_info)
         r.add_get("/ws", self.ws_streams)
         r.add_get("/ws/{streams:.*}", self.ws_streams)
         r.add_get("/stream", self.ws_streams)
@@ -143,8 +163,8 @@ class SimServer:
 
     @web.middleware
     async def _rest_middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        if not request.path.startswith("/api/"):
-            return await handler(request)
+        if not request.path.startswith(("/api/", "/sapi/")):
+            return await _not_found_as_binance(handler, request)
         faults = self.ex.faults.config
         if faults.latency_ms:
             log.info("fault.injected", kind="latency", ms=faults.latency_ms, path=request.path)
@@ -155,11 +175,7 @@ class SimServer:
         req = Request.from_raw(request.query_string, body)
         request["sim_req"] = req
         endpoint = endpoint_for(request.method, request.path)
-        weight = (
-            weight_of(endpoint, req.params)
-            if endpoint
-            else _EXTRA_WEIGHTS.get((request.method, request.path), 1)
-        )
+        weight = _weight(request.method, request.path, req.params)
         try:
             used = self.ex.limits.charge(ip, weight, now)
         except RateLimited as exc:
@@ -183,6 +199,8 @@ class SimServer:
                 resp = await handler(request)  # type: ignore[assignment]
             except ApiError as exc:
                 resp = _error(exc)
+            except web.HTTPException as exc:  # no such path or method: Binance's 404 / 405
+                resp = web.Response(status=exc.status, body=b"")
             except Exception:  # a simulator bug must still answer like Binance
                 log.exception("request.failed", path=request.path)
                 resp = _resp(
@@ -207,8 +225,16 @@ class SimServer:
     def _auth(self, request: web.Request) -> tuple[Request, ApiKey, int]:
         req = self._req(request)
         now = self.ex.now_ms()
+        if isinstance(request, wsapi.WsCall):  # a WS-API call, verified by its own rule
+            if request.key is None:
+                raise REJECTED_KEY
+            return req, request.key, now
         key = authenticate(
-            req, request.headers.get("X-MBX-APIKEY"), self.ex.active_keys(), now, wall_ms()
+            req,
+            request.headers.get("X-MBX-APIKEY"),
+            self.ex.active_keys(),
+            now,
+            self.ex.wall_fallback_ms(),
         )
         return req, key, now
 
@@ -282,6 +308,88 @@ class SimServer:
             if any(s not in self.ex.rules for s in names):
                 raise INVALID_SYMBOL
         return _resp([{"symbol": s, "price": _d8(self.ex.price(s))} for s in names])
+
+    async def ticker_24hr(self, request: web.Request) -> web.Response:
+        return _resp(marketdata.tickers_24hr(self.ex, self._req(request)))
+
+    async def book_ticker(self, request: web.Request) -> web.Response:
+        return _resp(marketdata.book_tickers(self.ex, self._req(request)))
+
+    async def depth(self, request: web.Request) -> web.Response:
+        return _resp(marketdata.depth(self.ex, self._req(request)))
+
+    async def trades(self, request: web.Request) -> web.Response:
+        return _resp(marketdata.trades(self.ex, self._req(request)))
+
+    async def historical_trades(self, request: web.Request) -> web.Response:
+        return _resp(marketdata.trades(self.ex, self._req(request), historical=True))
+
+    async def agg_trades(self, request: web.Request) -> web.Response:
+        return _resp(marketdata.agg_trades(self.ex, self._req(request)))
+
+    # --- /sapi, /fapi, /dapi: what a spot-only exchange answers --------------------------------
+
+    async def system_status(self, request: web.Request) -> web.Response:
+        return _resp({"status": 0, "msg": "normal"})
+
+    async def capital_config(self, request: web.Request) -> web.Response:
+        """Every asset of the account: trading only (no deposits, withdrawals or networks)."""
+        _, key, _ = self._auth(request)
+        account = self.ex.book.accounts[key.account]
+        assets = {r.base_asset for r in self.ex.rules.values()}
+        assets |= {r.quote_asset for r in self.ex.rules.values()} | set(account.balances)
+        rows = []
+        for asset in sorted(assets):
+            free, locked = account.balances.get(asset, [Decimal(0), Decimal(0)])
+            rows.append(
+                {
+                    "coin": asset,
+                    "depositAllEnable": False,
+                    "withdrawAllEnable": False,
+                    "name": asset,
+                    "free": _d8(free),
+                    "locked": _d8(locked),
+                    "freeze": "0",
+                    "withdrawing": "0",
+                    "ipoing": "0",
+                    "ipoable": "0",
+                    "storage": "0",
+                    "isLegalMoney": False,
+                    "trading": True,
+                    "networkList": [],
+                }
+            )
+        return _resp(rows)
+
+    async def margin_pairs(self, request: web.Request) -> web.Response:
+        return _resp([])  # no margin trading here
+
+    async def trade_fee(self, request: web.Request) -> web.Response:
+        req, _, _ = self._auth(request)
+        symbol = symbol_of(req, self.ex.rules, required=False)
+        fee = _d8(COMMISSION)
+        return _resp(
+            [
+                {"symbol": s, "makerCommission": fee, "takerCommission": fee}
+                for s in ([symbol] if symbol else list(self.ex.rules))
+            ]
+        )
+
+    async def futures_exchange_info(self, request: web.Request) -> web.Response:
+        """A futures venue that lists nothing: clients load zero futures markets."""
+        return _resp(
+            {
+                "timezone": "UTC",
+                "serverTime": self.ex.now_ms(),
+                "futuresType": "U_MARGINED"
+                if request.path.startswith("/fapi")
+                else "COIN_MARGINED",
+                "rateLimits": [],
+                "exchangeFilters": [],
+                "assets": [],
+                "symbols": [],
+            }
+        )
 
     async def avg_price(self, request: web.Request) -> web.Response:
         req = self._req(request)
@@ -462,18 +570,24 @@ class SimServer:
         return key
 
     async def listen_key_new(self, request: web.Request) -> web.Response:
+        if not self.legacy_listen_key:
+            return _gone()
         key = self._key_only(request)
         listen_key = secrets.token_urlsafe(48)[:64]
         self.listen_keys[listen_key] = key.account
         return _resp({"listenKey": listen_key})
 
     async def listen_key_keep(self, request: web.Request) -> web.Response:
+        if not self.legacy_listen_key:
+            return _gone()
         self._key_only(request)
         if self._req(request).require("listenKey") not in self.listen_keys:
             raise ApiError(-1125, "This listenKey does not exist.")
         return _resp({})
 
     async def listen_key_delete(self, request: web.Request) -> web.Response:
+        if not self.legacy_listen_key:
+            return _gone()
         self._key_only(request)
         self.listen_keys.pop(self._req(request).require("listenKey"), None)
         return _resp({})
@@ -490,6 +604,9 @@ class SimServer:
         except (msgspec.DecodeError, msgspec.ValidationError, ValueError, TypeError) as exc:
             return _resp({"error": str(exc)}, 400)
         log.warning("fault.configured", **self.ex.faults.as_dict())
+        if update.clock_offset_ms is not None:
+            self.ex.clock.offset_ms = config.clock_offset_ms
+            log.warning("fault.injected", kind="clock_offset", offset_ms=config.clock_offset_ms)
         self.ex.apply_freeze(self.ex.now_ms() // 1000)
         now = self.ex.now_ms()
         if update.rate_limit_s is not None:
@@ -503,6 +620,10 @@ class SimServer:
             if update.shutdown_grace_s is not None:
                 grace = update.shutdown_grace_s
             self.server_shutdown(grace)
+        elif update.half_open:
+            for conn in self.conns:
+                conn.half_open = True
+            log.warning("fault.injected", kind="half_open", connections=len(self.conns))
         elif update.disconnect_ws:
             log.warning("fault.injected", kind="ws_disconnect", connections=len(self.conns))
             await self.disconnect_all()
@@ -510,6 +631,7 @@ class SimServer:
 
     async def faults_delete(self, request: web.Request) -> web.Response:
         self.ex.faults.clear()
+        self.ex.clock.offset_ms = 0
         self.ex.limits.lift_forced()
         self.ex.apply_freeze(self.ex.now_ms() // 1000)
         log.warning("fault.cleared")
@@ -579,14 +701,12 @@ class SimServer:
         if len(names) == 1 and names[0] in self.listen_keys:
             listen_account = self.listen_keys[names[0]]
             names = []
-        bad = [n for n in names if not self.ex.feed.valid(n)]
-        if bad or len(names) > MAX_STREAMS_PER_CONNECTION:
-            return _resp(
-                {"code": -1121, "msg": "Invalid symbol."}
-                if bad
-                else {"code": 2, "msg": "too many streams"},
-                400,
-            )
+        if len(names) > MAX_STREAMS_PER_CONNECTION:
+            return _resp({"code": 2, "msg": "too many streams"}, 400)
+        # As Binance: a path that names no stream it serves (ccxt.pro connects to
+        # /ws/<number> and subscribes by message) still opens a connection; it simply
+        # carries nothing until a SUBSCRIBE.
+        names = [n for n in names if self.ex.feed.valid(n)]
         ws = web.WebSocketResponse(autoping=False, max_msg_size=1 << 20, compress=False)
         await ws.prepare(request)
         conn = Conn(ws, "listen-key" if listen_account else "market", combined, _transport(request))
@@ -623,6 +743,8 @@ class SimServer:
         ]
         try:
             async for msg in ws:
+                if conn.half_open:  # the fault: nothing from this side, not even a pong
+                    continue
                 if msg.type == WSMsgType.PING:
                     await ws.pong(msg.data)
                 elif msg.type == WSMsgType.PONG:
@@ -640,17 +762,102 @@ class SimServer:
     # --- WebSocket API (user data) ---------------------------------------------------------------
 
     async def ws_api(self, request: web.Request) -> web.StreamResponse:
+        ip = request.remote or "?"
+        try:  # §7: a WS-API connection costs 2 weight
+            self.ex.limits.charge(ip, 2, self.ex.now_ms())
+        except RateLimited as exc:
+            return _error(exc)
         ws = web.WebSocketResponse(autoping=False, compress=False)
         await ws.prepare(request)
         conn = Conn(ws, "ws-api", transport=_transport(request))
+        conn.ip = ip
+        conn.return_rate_limits = request.query.get("returnRateLimits", "").lower() != "false"
 
         async def on_message(msg: WSMessage) -> bool:
             if msg.type == WSMsgType.TEXT:
-                conn.push(self.proto.ws_api(conn, msg.data))
+                conn.push(await self._ws_api_call(conn, msg.data))
             return True
 
         await self._serve(conn, on_message)
         return ws
+
+    async def _ws_api_call(self, conn: Conn, text: str) -> bytes:
+        """A WS-API request: market data and trading through the REST handlers (see
+        :mod:`.wsapi`); session and user-data methods through :class:`WsProtocol`."""
+        try:
+            msg = msgspec.json.decode(text)
+        except msgspec.DecodeError:
+            return self.proto.ws_api(conn, text)
+        if not isinstance(msg, dict):
+            return self.proto.ws_api(conn, text)
+        method = wsapi.METHODS.get(msg.get("method"))  # type: ignore[arg-type]
+        params = msg.get("params") or {}
+        if method is None or not isinstance(params, dict):
+            return self.proto.ws_api(conn, text)
+        req_id = msg.get("id")
+        now = self.ex.now_ms()
+        show = conn.return_rate_limits and params.get("returnRateLimits") is not False
+        req = wsapi.as_request({k: v for k, v in params.items() if k != "returnRateLimits"})
+        weight = _weight(method.http_method, method.path, req.params)
+        try:
+            used = self.ex.limits.charge(conn.ip, weight, now)
+        except RateLimited as exc:
+            limits = self._ws_rate_limits(conn.ip, now) if show else None
+            return wsapi.error_reply(req_id, exc, now, limits)
+        try:
+            key = None
+            if method.signed:
+                logged_on = conn.logged_on
+                if "signature" not in params and logged_on is not None:
+                    if logged_on.key not in self.ex.active_keys():
+                        raise REJECTED_KEY
+                    key = logged_on
+                else:
+                    key = self.proto.verify(params)
+            call = wsapi.WsCall(req, key, method.path)
+            resp = await wsapi.run_handler(getattr(self, method.handler), call)
+            if resp.status != 200:  # a fault's answer (lost order, 5xx)
+                assert isinstance(resp.body, bytes)
+                body = msgspec.json.decode(resp.body)
+                raise ApiError(body["code"], body["msg"], resp.status)
+        except ApiError as exc:
+            limits = self._ws_rate_limits(conn.ip, now) if show else None
+            return wsapi.error_reply(req_id, exc, now, limits)
+        endpoint = endpoint_for(method.http_method, method.path)
+        if endpoint is not None and endpoint.success_weight is not None:
+            used = self.ex.limits.refund(
+                conn.ip, weight - charged_weight(endpoint, req.params, success=True)
+            )
+        limits = None
+        if show:
+            limits = self._ws_rate_limits(conn.ip, now, used)
+            if "X-MBX-ORDER-COUNT-10S" in resp.headers:
+                for interval, num, limit, header in (
+                    ("SECOND", 10, self.ex.limits.orders_per_10s, "X-MBX-ORDER-COUNT-10S"),
+                    ("DAY", 1, self.ex.limits.orders_per_day, "X-MBX-ORDER-COUNT-1D"),
+                ):
+                    limits.append(
+                        {
+                            "rateLimitType": "ORDERS",
+                            "interval": interval,
+                            "intervalNum": num,
+                            "limit": limit,
+                            "count": int(resp.headers[header]),
+                        }
+                    )
+        assert isinstance(resp.body, bytes)
+        return wsapi.ok_reply(req_id, resp.body, limits)
+
+    def _ws_rate_limits(self, ip: str, now: int, used: int | None = None) -> list[dict[str, Any]]:
+        return [
+            {
+                "rateLimitType": "REQUEST_WEIGHT",
+                "interval": "MINUTE",
+                "intervalNum": 1,
+                "limit": self.ex.limits.weight_per_minute,
+                "count": self.ex.limits.used(ip, now) if used is None else used,
+            }
+        ]
 
     # --- fan-out ----------------------------------------------------------------------------------
 
@@ -670,6 +877,8 @@ class SimServer:
             wrapped: bytes | None = None
             is_kline = drop and "@kline_" in stream
             for conn in subs:
+                if conn.half_open:
+                    continue
                 if not final and len(conn.outbox) > OUTBOX_BACKLOG:
                     conn.skipped += 1
                     continue
@@ -787,6 +996,37 @@ async def _close_all(conns: list[Conn], message: bytes) -> None:
     for result in results:
         if isinstance(result, Exception):
             log.info("ws.close_failed", error=repr(result))
+
+
+# What api.binance.com answers the listenKey endpoints since 2026-02-20: the front
+# proxy's page, not a JSON error (observed: thrasher-corp/gocryptotrader#2190,
+# unicorn-binance-websocket-api#399; 136 bytes).
+_GONE_BODY = (
+    b"<html>\r\n<head><title>410 Gone</title></head>\r\n<body>\r\n"
+    b"<center><h1>410 Gone</h1></center>\r\n<hr><center>nginx</center>\r\n"
+    b"</body>\r\n</html>\r\n"
+)
+
+
+def _gone() -> web.Response:
+    return web.Response(status=410, body=_GONE_BODY, content_type="text/html")
+
+
+def _weight(method: str, path: str, params: Mapping[str, str]) -> int:
+    """Request weight of a REST call (or the WS-API method that shares its code)."""
+    endpoint = endpoint_for(method, path)
+    if endpoint is not None:
+        return weight_of(endpoint, params)
+    found = marketdata.weight_for(method, path, params)
+    return found if found is not None else _EXTRA_WEIGHTS.get((method, path), 1)
+
+
+async def _not_found_as_binance(handler: Handler, request: web.Request) -> web.StreamResponse:
+    """Outside the REST prefixes: an unknown path is a bare 404 (never a 500)."""
+    try:
+        return await handler(request)
+    except web.HTTPNotFound:
+        return web.Response(status=404, body=b"")
 
 
 def _transport(request: web.Request) -> RawTransport | None:

@@ -23,6 +23,7 @@ from aiohttp import WSMsgType, web
 from services.exchange_sim.apierror import BAD_SIGNATURE, REJECTED_KEY, ApiError, mandatory
 from services.exchange_sim.exchange import Exchange
 from services.exchange_sim.requests import ApiKey, check_timestamp
+from services.exchange_sim.wsapi import METHODS
 from shared.binance.signing import verify_ed25519, verify_hmac, ws_api_signature_payload
 from shared.binance.streams import MAX_STREAMS_PER_CONNECTION
 from shared.logging import get_logger
@@ -98,12 +99,19 @@ class Conn:
         self.listen_account: str | None = None
         self.logged_on: ApiKey | None = None
         self.last_pong = time.monotonic()
+        # The half_open fault: the socket stays open but this side sends nothing more
+        # (no frame, no ping, no pong) and closes nothing.
+        self.half_open = False
+        self.ip = "?"  # the client's address (WS-API weight is per IP, shared with REST)
+        self.return_rate_limits = True  # WS API: ?returnRateLimits=false turns them off
 
     async def keepalive(self, interval: float) -> None:
         """Ping every ``interval`` seconds; close a client whose last pong is older
         than three intervals (Binance: every 20 s, pong within a minute, §2.1)."""
         while not self.ws.closed:
             await asyncio.sleep(interval)
+            if self.half_open:
+                continue
             if time.monotonic() - self.last_pong > 3 * interval:
                 log.info("ws.no_pong", kind=self.kind, timeout_s=3 * interval)
                 await self.ws.close(code=1008, message=b"Pong timeout")
@@ -112,6 +120,8 @@ class Conn:
 
     def push(self, data: bytes) -> None:
         """Queue one message (a payload; it is framed here)."""
+        if self.half_open:
+            return
         frame = text_frame(data)
         self.outbox.append(frame)
         self.queued_bytes += len(frame)
@@ -119,6 +129,8 @@ class Conn:
 
     def push_frames(self, frames: list[bytes], size: int) -> None:
         """Queue ready frames (``size``: their total length), one wake-up for all."""
+        if self.half_open:
+            return
         self.outbox.extend(frames)
         self.queued_bytes += size
         self._wake.set()
@@ -128,6 +140,10 @@ class Conn:
         while not ws.closed:
             await self._wake.wait()
             self._wake.clear()
+            if self.half_open:
+                self.outbox.clear()
+                self.queued_bytes = 0
+                continue
             if len(self.outbox) > OUTBOX_LIMIT:
                 log.warning("ws.slow_consumer_dropped", queued=len(self.outbox))
                 await ws.close(code=1008, message=b"too slow")
@@ -274,7 +290,7 @@ class WsProtocol:
             }
         )
 
-    def _ws_verify(self, params: dict[str, Any]) -> ApiKey:
+    def verify(self, params: dict[str, Any]) -> ApiKey:
         """A signed WS-API request (§4: params sorted, raw, not percent-encoded)."""
         api_key = params.get("apiKey")
         if not isinstance(api_key, str) or not api_key:
@@ -297,7 +313,7 @@ class WsProtocol:
         if not ok:
             raise BAD_SIGNATURE
         recv = params.get("recvWindow", 5000)
-        check_timestamp(timestamp, int(recv), self.ex.now_ms(), wall_ms())
+        check_timestamp(timestamp, int(recv), self.ex.now_ms(), self.ex.wall_fallback_ms())
         return key
 
     def _new_sub(self, conn: Conn, account: str) -> int:
@@ -332,12 +348,12 @@ class WsProtocol:
             elif method == "time":
                 result = {"serverTime": self.ex.now_ms()}
             elif method == "userDataStream.subscribe.signature":
-                key = self._ws_verify(params)
+                key = self.verify(params)
                 if key.account in conn.user_subs.values():
                     raise ApiError(-2035, "User Data Stream subscription already active.")
                 result = {"subscriptionId": self._new_sub(conn, key.account)}
             elif method == "session.logon":
-                key = self._ws_verify(params)
+                key = self.verify(params)
                 if key.public_key is None:
                     raise ApiError(-1022, "Signature for this request is not valid.")
                 conn.logged_on = key
@@ -368,7 +384,11 @@ class WsProtocol:
             else:
                 raise ApiError(
                     -1100,
-                    "Illegal characters found in parameter 'method'; legal range is 'ping, time, session.logon, userDataStream.subscribe, userDataStream.subscribe.signature, userDataStream.unsubscribe, session.subscriptions'.",
+                    "Illegal characters found in parameter 'method'; legal range is 'ping, time, "
+                    "session.logon, userDataStream.subscribe, userDataStream.subscribe.signature, "
+                    "userDataStream.unsubscribe, session.subscriptions, "
+                    + ", ".join(METHODS)
+                    + "'.",
                 )
         except ApiError as exc:
             return _json.encode(

@@ -24,6 +24,7 @@ import msgspec
 from services.gateway.breaker import BreakerState, CircuitBreaker
 from shared.binance import endpoints as ep
 from shared.binance.errors import (
+    AuthError,
     BinanceError,
     OutcomeUnknownError,
     RateLimitedError,
@@ -90,6 +91,7 @@ class ExchangeClient:
         recv_window_ms: int = 5000,
         use_server_time: bool = True,
         on_breaker: Callable[[BreakerState, str], Any] | None = None,
+        on_auth_error: Callable[[AuthError], Any] | None = None,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.http = http
@@ -106,6 +108,7 @@ class ExchangeClient:
         self.connected = False
         self.last_used_weight: int | None = None
         self.on_breaker = on_breaker
+        self.on_auth_error = on_auth_error  # any signed call refused for its credentials
         self.monotonic = monotonic
         self.requests = 0
         # the deadline (exchange ms) of the last 418 ban this client was answered, so the
@@ -292,6 +295,8 @@ class ExchangeClient:
             self._failed(f"{endpoint.name}: HTTP {response.status_code} {error.code}")
         else:
             self.breaker.success()  # the exchange answered; a refusal is not an outage
+            if isinstance(error, AuthError) and self.on_auth_error is not None:
+                self.on_auth_error(error)
         raise error
 
     def _failed(self, why: str) -> None:

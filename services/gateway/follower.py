@@ -28,12 +28,15 @@ async def follow(
     wake: asyncio.Event | None = None,
 ) -> None:
     """Run ``step`` every ``interval_s`` (a number or a function giving it), or sooner
-    when ``wake`` is set, until cancelled; a failing step is logged, never fatal."""
+    when ``wake`` is set, until cancelled; a failing step is logged, never fatal (one
+    resting order that cannot be handled must not stop the others, nor the gateway)."""
     while True:
         try:
             await step()
         except REDIS_ERRORS as exc:
             log.warning("follower.redis_error", follower=name, error=str(exc))
+        except Exception:  # isolation boundary: the next step tries again
+            log.exception("follower.step_failed", follower=name)
         interval = interval_s() if callable(interval_s) else interval_s
         if wake is None:
             await asyncio.sleep(interval)

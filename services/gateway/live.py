@@ -96,8 +96,7 @@ class LiveRuntime:
         self.balances_refreshed = time.monotonic()
         try:
             account = await self.client.account()
-        except AuthError as exc:
-            self.watch.auth_failed(exc)  # the watch holds the consumer and re-probes
+        except AuthError as exc:  # the client told the watch: it holds the intake, re-probes
             log.warning("balances.refresh_refused", code=exc.code)
             return
         except BinanceError as exc:
@@ -130,7 +129,8 @@ class LiveRuntime:
                     outcome = await self.executor.resolve(job)
                     if outcome is not None and outcome.report.final:
                         await self.executor.complete(processor, job, outcome)
-            await self.reconciler.retry_orphans(processor)
+            if not self.watch.hold():  # refused credentials: no order goes out meanwhile
+                await self.reconciler.retry_orphans(processor)
             await self.refresh_balances()
             await self.flush_events()
 
@@ -200,6 +200,7 @@ async def start_live(settings: GatewaySettings, store: GatewayStore, redis: Any)
         poll_interval_s=settings.gateway_poll_interval_s,
         stream_poll_interval_s=settings.gateway_stream_poll_interval_s,
     )
+    client.on_auth_error = runtime.watch.auth_failed  # every signed call, orders included
     if settings.gateway_user_stream:
         runtime.user_stream = UserStream(settings.ws_api_url, client, redis, store.balances_key)
     try:

@@ -109,6 +109,11 @@ class LiveExecutor:
         # "exchange refused the credentials: <code> <message>" after an AuthError on a
         # send ('' when fine); the runtime clears it once the credentials work again
         self.auth_failure = ""
+        # A SENDING record's handler may still be inside the request: it can stamp it up
+        # to one HTTP timeout (a -1021 resync, then the re-stamp) plus a budget wait of
+        # 5 s after ``sent_at``, so "no such order" proves nothing before that has passed.
+        timeout = getattr(getattr(client.http, "timeout", None), "read", None) or 5.0
+        self.in_flight_ms = int((2 * timeout + 5.0) * 1000)
 
     def take_events(self) -> list[Event]:
         events, self._events = self._events, []
@@ -147,8 +152,15 @@ class LiveExecutor:
             async with self.semaphore:
                 return await self._one(job)
 
-        outcomes = list(await asyncio.gather(*(one(job) for job in jobs)))
+        # every job runs to its end before anything is raised: no send is left running
+        # unowned while the consumer handles the batch again entry by entry
+        results = await asyncio.gather(*(one(job) for job in jobs), return_exceptions=True)
         await self.flush_events()
+        outcomes: list[Outcome | None] = []
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+            outcomes.append(result)
         return outcomes
 
     async def _one(self, job: Job) -> Outcome | None:
@@ -259,7 +271,8 @@ class LiveExecutor:
         except NoSuchOrderError:
             sent_at = int(job.record.get("sent_at") or 0)
             window = int(job.record.get("recv_window") or self.client.recv_window_ms)
-            verdict = after_not_found(self.client.now_ms(), sent_at, window)
+            in_flight = self.in_flight_ms if job.record.get("status") == RecordStatus.SENDING else 0
+            verdict = after_not_found(self.client.now_ms(), sent_at, window, in_flight)
             if verdict is NotFoundVerdict.WAIT:
                 return None
             if reconciling:

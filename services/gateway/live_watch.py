@@ -2,8 +2,8 @@
 an IP ban, a rate-limit pause.
 
 Credentials: an AuthError (-1022, -2014, -2015, HTTP 401) on an order
-(``LiveExecutor.auth_failure``) or on a signed call of the runtime (:meth:`auth_failed`)
-puts the gateway on hold: :meth:`hold` gives the reason, the intent consumer takes no
+(``LiveExecutor.auth_failure``) or on any signed call (the client calls
+:meth:`auth_failed`: order queries, the balances refresh) puts the gateway on hold: :meth:`hold` gives the reason, the intent consumer takes no
 entries while it does (they stay pending for a healthy instance's XAUTOCLAIM), the
 health says ``exchange: auth_failed`` with the reason and ``ok: 0``. The credentials are
 probed (``GET /api/v3/account``) after a capped, jittered backoff; the first probe that
@@ -72,7 +72,7 @@ class ExchangeWatch:
 
     # --- credentials -------------------------------------------------------------------
     def auth_failed(self, exc: AuthError) -> None:
-        """A signed call of the runtime was refused for its credentials."""
+        """A signed call was refused for its credentials (the probe clears it)."""
         self._auth_reason = f"exchange refused the credentials: {exc.code} {exc.message}"
 
     def hold(self) -> str:

@@ -133,9 +133,16 @@ class NotFoundVerdict(enum.StrEnum):
     WAIT = "wait"  # still inside timestamp + recvWindow: ask again later
 
 
-def after_not_found(exchange_now_ms: int, sent_at_ms: int, recv_window_ms: int) -> NotFoundVerdict:
-    """What an "order does not exist" answer proves (DESIGN "Traps")."""
-    if exchange_now_ms > sent_at_ms + recv_window_ms + NOT_FOUND_MARGIN_MS:
+def after_not_found(
+    exchange_now_ms: int, sent_at_ms: int, recv_window_ms: int, in_flight_ms: int = 0
+) -> NotFoundVerdict:
+    """What an "order does not exist" answer proves (DESIGN "Traps").
+
+    ``in_flight_ms``: for a record still SENDING, how much later than ``sent_at`` (taken
+    just before the request) the request itself may have been stamped -- its handler
+    may still be inside the call (a -1021 resync and re-stamp, a budget wait); an
+    UNKNOWN record's ``sent_at`` is taken after the answer, so it needs none."""
+    if exchange_now_ms > sent_at_ms + in_flight_ms + recv_window_ms + NOT_FOUND_MARGIN_MS:
         return NotFoundVerdict.RESEND
     return NotFoundVerdict.WAIT
 

@@ -9,7 +9,7 @@ from services.gateway.sizing import IntentRejected, prepare
 from services.gateway.store import Ending
 from shared import keys
 from shared.logging import get_logger
-from shared.messages import OrderIntent, decode_as
+from shared.messages import MessageDecodeError, OrderIntent, decode_as
 from shared.redis import now_ms
 from shared.streams import publish_nowait
 
@@ -32,9 +32,12 @@ class PaperFollower:
         for cid, record in zip(cids, records, strict=True):
             if record.get("status") != "OPEN":
                 continue
-            intents.append(
-                (cid, decode_as({"type": "order_intent", "data": record["intent"]}, OrderIntent))
-            )
+            try:
+                intent = decode_as({"type": "order_intent", "data": record["intent"]}, OrderIntent)
+            except (MessageDecodeError, KeyError) as exc:  # one bad record: not the others
+                log.error("order.record_undecodable", cid=cid, error=str(exc))
+                continue
+            intents.append((cid, intent))
         symbols = {i.symbol for _c, i in intents}
         rules = await self.processor.rules.get_many(symbols)
         prices = await self.store.prices(sorted(symbols))

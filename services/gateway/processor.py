@@ -500,9 +500,14 @@ class Processor:
                 self.store.queue_reject(pipe, data, cid, report, now, entry_id)
                 await pipe.execute()
         elif intent is not None and status == RecordStatus.ACCEPTED:
-            # admitted, never sent: end it so its reservation is released
+            # admitted, never sent: end it so its reservation is released -- only if it
+            # is still ACCEPTED (a sender moves it to SENDING first, atomically)
             report = rejection(intent, cid, reason, mode=self.store.mode, now_ms=now)
-            await self.store.finalize_many([Ending(cid, report)], now)
+            [completion] = await self.store.finalize_many(
+                [Ending(cid, report, only_from=RecordStatus.ACCEPTED.value)], now
+            )
+            if completion.outcome == "moved":
+                return await self.give_up(entry_id, fields, reason)  # look again
         await dead_letter(
             self.redis, keys.ORDER_INTENTS, entry_id, fields, reason, service=self.service
         )

@@ -156,7 +156,7 @@ class Reconciler:
         elif status != RecordStatus.ACCEPTED:
             # query first; "not found" past the window sends it (job.order set) by CAS,
             # or (no order) moves the record back to ACCEPTED: proven never executed
-            outcome = await self.executor.resolve(job, reconciling=True)
+            outcome = await self.executor.resolve(job, reconciling=job.order is not None)
         else:
             outcome = None
         if outcome is not None:

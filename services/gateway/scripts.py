@@ -100,6 +100,7 @@ class FinalizeArgs(Args):
     realized: str
     closes: bool
     retention: int  # seconds the final record lives (0 = keeps)
+    only_from: str  # end it only from this status ('' = any that is not final)
 
 
 class TransitionArgs(Args):

@@ -99,7 +99,8 @@ class Transition:
 
 @dataclass(frozen=True, slots=True)
 class Completion:
-    outcome: str  # done | already | missing | conflict (the position kept moving)
+    outcome: str  # done | already | moved (not in the status required) | missing
+    #  | conflict (the position kept moving)
     status: str = ""
     halt_reason: str = ""
 
@@ -115,6 +116,7 @@ class Ending(msgspec.Struct, frozen=True):
     balance_deltas: dict[str, Decimal] | None = None
     rejection: ExecutionReport | None = None
     rejection_json: str = ""  # used instead of ``rejection`` when given (trade.lua)
+    only_from: str = ""  # end the record only if it is in this status (else ``moved``)
 
     @property
     def position(self) -> PositionKey:
@@ -415,6 +417,7 @@ class GatewayStore:
             realized=str(split.realized) if split else "0",
             closes=split.closes if split else False,
             retention=self.retention_s,
+            only_from=ending.only_from,
         )
 
     @staticmethod
@@ -474,8 +477,8 @@ class GatewayStore:
         if parts[0] == "done":
             halt = parts[2] or await self._drawdown_halt(parts[3], parts[4], parts[5])
             return Completion("done", status=parts[1], halt_reason=halt)
-        if parts[0] == "already":
-            return Completion("already", status=parts[1])
+        if parts[0] in ("already", "moved"):
+            return Completion(parts[0], status=parts[1])
         return Completion("missing")
 
     async def _drawdown_halt(self, total: str, peak: str, limit: str) -> str:

@@ -7,8 +7,16 @@ jitter when the session dies, and *rolls over* without a gap when the server say
 ``serverShutdown`` or the connection nears its 24 h limit: a replacement session is
 opened and subscribed first, and only then is the old one closed (frames both
 deliver in the overlap are deduplicated downstream). Pings are answered by the
-websockets library; a session silent for longer than its streams' update period
-plus a grace is treated as dead (a frozen feed, DESIGN "Traps").
+websockets library; a session silent for longer than 1.5x its streams' *measured*
+update period is treated as dead (a frozen feed or a half-open socket, DESIGN
+"Traps"), so silence is noticed within 2x that period: 4 s on Binance's 2 s kline
+streams, 2 s on a simulator run with ``--kline-update-ms 1000`` at speed 1.
+
+The period is measured, not assumed: frames come in bursts (every stream of the
+connection updates at the same exchange second), and the gaps between the starts of
+consecutive bursts are the period. The largest of the recent gaps counts (jitter
+makes the threshold longer, never shorter), with a floor (``min_stale_s``) for very
+fast feeds (a sped-up simulator), and ``stale_after_s`` until enough gaps are known.
 
 Frames are decoded with :func:`shared.binance.parsing.parse_ws_frame`; kline events
 go to the :class:`MarketFeed`, control replies to the session's
@@ -22,6 +30,7 @@ import asyncio
 import contextlib
 import random
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -56,10 +65,43 @@ class ConnectionOptions:
     open_timeout_s: float = 10.0
     ping_interval_s: float = 20.0
     ping_timeout_s: float = 20.0
-    stale_after_s: float = 7.0  # update period (2 s) + grace
+    stale_after_s: float = 7.0  # silence threshold until the update period is measured
+    min_stale_s: float = 1.0  # floor of the measured threshold (very fast feeds)
     max_age_s: float = 23.5 * 3600  # roll over before the venue's 24 h cut
     backoff_base_s: float = 0.2
     backoff_cap_s: float = 30.0
+
+
+# Frames closer than this belong to one burst (one exchange second of every stream).
+BURST_GAP_S = 0.1
+_PERIOD_SAMPLES = 32  # burst-to-burst gaps remembered
+_MIN_SAMPLES = 3  # gaps needed before the measured period is trusted
+STALE_FACTOR = 1.5  # x the period; checked every period/4 -> noticed within < 2x
+
+
+@dataclass(slots=True)
+class UpdatePeriod:
+    """The connection's measured update period: gaps between burst starts."""
+
+    gaps: deque[float] = field(default_factory=lambda: deque(maxlen=_PERIOD_SAMPLES))
+    burst_start: float = 0.0
+    last_frame: float = 0.0
+
+    def on_frame(self, now: float) -> None:
+        if now - self.last_frame > BURST_GAP_S:
+            if self.burst_start:
+                self.gaps.append(now - self.burst_start)
+            self.burst_start = now
+        self.last_frame = now
+
+    def restart(self) -> None:
+        """A new session: a gap across the reconnect is not an update period."""
+        self.burst_start = self.last_frame = 0.0
+
+    def stale_after(self, default_s: float, floor_s: float) -> float:
+        if len(self.gaps) < _MIN_SAMPLES:
+            return default_s
+        return max(floor_s, STALE_FACTOR * max(self.gaps))
 
 
 @dataclass(slots=True)
@@ -116,6 +158,7 @@ class _Session:
             self._ws = ws
             self.opened_at = time.monotonic()
             self.owner.stats.last_message_at = self.opened_at
+            self.owner.period.restart()
             self.planner.on_connected(initial)
             self._check_ready()
             log.info("ws.connected", conn=self.owner.cid, streams=len(self.owner.wanted))
@@ -147,6 +190,7 @@ class _Session:
             stats.last_message_at = now
             frame = parse_ws_frame(raw)
             if type(frame) is KlineEvent:
+                owner.period.on_frame(now)
                 self.received_data = True
                 try:
                     feed.on_kline(frame, now)
@@ -191,14 +235,19 @@ class _Session:
                 await asyncio.wait_for(self._wake.wait(), timeout=delay if delay else 1.0)
 
     async def _watch(self) -> None:
-        stale_after = self.options.stale_after_s
+        options = self.options
         while True:
+            stale_after = self.owner.period.stale_after(options.stale_after_s, options.min_stale_s)
             await asyncio.sleep(min(1.0, stale_after / 4))
             if not self.planner.confirmed:
                 continue  # nothing subscribed: silence is expected
             silent = time.monotonic() - max(self.owner.stats.last_message_at, self.opened_at)
             if silent > stale_after:
                 self.owner.stats.stale_disconnects += 1
+                log.warning(
+                    "ws.silent", conn=self.owner.cid, silent_s=round(silent, 2),
+                    threshold_s=round(stale_after, 2),
+                )  # fmt: skip
                 raise StaleConnection(f"no frame for {silent:.1f}s")
 
 
@@ -213,6 +262,7 @@ class FeedConnection:
     wanted: set[str] = field(default_factory=set)
     stats: ConnectionStats = field(default_factory=ConnectionStats)
     sessions: list[_Session] = field(default_factory=list)
+    period: UpdatePeriod = field(default_factory=UpdatePeriod)
 
     def want(self, streams: set[str]) -> None:
         self.wanted = set(streams)

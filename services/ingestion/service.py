@@ -45,36 +45,62 @@ log = get_logger(__name__)
 KLINE_UPDATE_PERIOD_S = 2.0  # reference §2.3: 2000 ms for every interval but 1s
 
 
+LOOK_BACK = 5  # stored candles read past malformed ones when finding the newest
+
+
 async def read_last_open_times(
     redis: Any, pairs: list[tuple[str, str]]
 ) -> dict[tuple[str, str], int | None]:
-    """Open time of the newest stored candle of each stream (list, else stream)."""
+    """Open time of the newest stored candle of each stream (list, else stream).
+
+    A malformed entry among the newest is dead-lettered with the reason and read past,
+    so the newest good candle still counts."""
     if not pairs:
         return {}
     pipe = redis.pipeline(transaction=False)
     for symbol, interval in pairs:
-        pipe.lindex(keys.candles(symbol, interval), -1)
-        pipe.xrevrange(keys.candle_stream(symbol, interval), count=1)
+        pipe.lrange(keys.candles(symbol, interval), -LOOK_BACK, -1)
+        pipe.xrevrange(keys.candle_stream(symbol, interval), count=LOOK_BACK)
     results = await pipe.execute()
     out: dict[tuple[str, str], int | None] = {}
-    for i, pair in enumerate(pairs):
-        last, entries = results[2 * i], results[2 * i + 1]
-        candidates = []
-        if last:
-            candidates.append(_open_time_of({b"type": Candle.TYPE, b"data": last}))
-        if entries:
-            candidates.append(_open_time_of(entries[0][1]))
-        found = [c for c in candidates if c is not None]
-        out[pair] = max(found) if found else None
+    bad: list[tuple[str, Any, dict[Any, Any], str]] = []
+    for i, (symbol, interval) in enumerate(pairs):
+        listed, entries = results[2 * i], results[2 * i + 1]
+        # list elements are named by their index from the end (-1: the newest)
+        elements = [
+            (-n, {b"type": Candle.TYPE, b"data": raw}) for n, raw in enumerate(listed[::-1], 1)
+        ]
+        newest = [
+            _newest_open_time(keys.candles(symbol, interval), elements, bad),
+            _newest_open_time(keys.candle_stream(symbol, interval), entries, bad),
+        ]
+        found = [c for c in newest if c is not None]
+        out[(symbol, interval)] = max(found) if found else None
+    for source, entry_id, fields, reason in bad:
+        try:
+            await dead_letter(redis, source, entry_id, fields, reason, service="ingestion")
+        except REDIS_ERRORS as exc:
+            log.warning("dead_letter.failed", reason=reason, error=str(exc))
     return out
 
 
-def _open_time_of(fields: dict[Any, Any]) -> int | None:
-    try:
-        message = decode(fields)
-    except MessageDecodeError:
-        return None
-    return message.open_time if isinstance(message, Candle) else None
+def _newest_open_time(
+    source: str,
+    entries: list[tuple[Any, dict[Any, Any]]],
+    bad: list[tuple[str, Any, dict[Any, Any], str]],
+) -> int | None:
+    """Open time of the first (newest) entry that is a candle; the ones before it go
+    to ``bad`` with the reason."""
+    for entry_id, fields in entries:
+        try:
+            message = decode(fields)
+            if not isinstance(message, Candle):
+                raise MessageDecodeError(f"expected candle, got {message.TYPE}")
+        except MessageDecodeError as exc:
+            bad.append((source, entry_id, fields, exc.reason))
+            continue
+        return message.open_time
+    return None
 
 
 class IngestionService:

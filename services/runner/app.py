@@ -24,17 +24,7 @@ async def main(settings: RunnerSettings, stop: asyncio.Event) -> None:
         log.info(
             "runner.ready", capacity=settings.runner_capacity, lease_ms=settings.runner_lease_ms
         )
-        await supervise(
-            stop,
-            {
-                "heartbeat": heartbeat.run(),
-                "read": runner.read_loop(),
-                "commands": runner.command_loop(),
-                "reconcile": runner.reconcile_loop(),
-                "renew": runner.renew_loop(),
-                "housekeeping": runner.housekeeping_loop(),
-            },
-        )
+        await supervise(stop, {"heartbeat": heartbeat.run(), **runner.loops()})
     finally:
         await runner.shutdown()
         await heartbeat.clear()

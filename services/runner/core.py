@@ -1,6 +1,6 @@
 """The runner's pure decision core: one bot's state and what it does with a closed
 candle's signal, a price, an execution report or a stop. No I/O: every function
-returns a :class:`Change` that the shell (``services.runner.books``) writes atomically.
+returns a :class:`Change` that the shell (:mod:`.holdings`) writes atomically.
 
 Rules (issue 6, DESIGN "Data flow"):
 
@@ -69,7 +69,7 @@ DELETE = Delete.KEY
 # (an intent whose outcome was not known within the bound), both in the same hash.
 PENDING_FIELDS = ("intent", "intent_id", "exec_from", "sent_at")
 UNRESOLVED_PREFIX = "u_"
-UNRESOLVED_FIELDS = tuple(UNRESOLVED_PREFIX + f for f in PENDING_FIELDS)
+UNRESOLVED_FIELDS = (*(UNRESOLVED_PREFIX + f for f in PENDING_FIELDS), "u_superseded")
 
 
 @dataclass(slots=True)
@@ -79,16 +79,19 @@ class Pending:
     intent: OrderIntent
     exec_from: str = "0-0"  # stream:executions id before the intent was sent
     sent_at: int = 0
-    # When this owner started waiting for it (its first send, or its re-send on
-    # adoption): the bound runs from here. Not stored: an adopter starts afresh.
+    # Where the bound runs from: the decision (the intent's ``created_at``), whichever
+    # runner made it, so an adoption does not restart the wait.
     since: int = 0
     # Past the bound while another intent was already unresolved: a stop no longer
     # waits for it (it stays recorded; its report still applies).
     overdue: bool = False
+    # An unresolved exit superseded by a protective exit: the epoch the bot moved to so
+    # that every copy of it is refused by fencing (0: not superseded). Never re-sent.
+    superseded: int = 0
 
     def __post_init__(self) -> None:
         if not self.since:
-            self.since = self.sent_at
+            self.since = self.intent.created_at or self.sent_at
 
     @property
     def intent_id(self) -> str:
@@ -106,6 +109,8 @@ class Pending:
         }
         if with_intent:
             h[prefix + "intent"] = encode_json(self.intent).decode()
+        if prefix:  # only an unresolved intent is ever superseded
+            h[prefix + "superseded"] = str(self.superseded)
         return h
 
     @classmethod
@@ -119,29 +124,42 @@ class Pending:
         except (KeyError, msgspec.DecodeError, msgspec.ValidationError) as exc:
             raise ValueError(f"invalid pending intent hash: {exc}") from exc
         return cls(
-            intent, d.get(prefix + "exec_from") or "0-0", int(d.get(prefix + "sent_at") or 0)
+            intent,
+            d.get(prefix + "exec_from") or "0-0",
+            int(d.get(prefix + "sent_at") or 0),
+            superseded=int(d.get(prefix + "superseded") or 0),
         )
 
 
+# How a gateway words a refusal by fencing (services/gateway/lua/admit.lua). Only an
+# old-style final refusal needs it: a final REJECTED of an older epoch for any other
+# reason (a rail, risk) is that intent's real outcome, e.g. republished by the gateway
+# from its record for the adopter's re-send, and must end it.
+FENCE_REASON = "stale epoch"
+
+
 def fenced(report: ExecutionReport, sent_epoch: int) -> bool:
-    """A copy of an intent refused by fencing, which is never its outcome: the gateway's
-    notice (``final`` false), or an old-style final REJECTED of an epoch older than the
-    one the intent was last sent under, with nothing executed."""
+    """A copy of an intent refused by fencing, which is never its outcome: nothing
+    executed, REJECTED, an epoch older than the one the intent was last sent under, and
+    either the gateway's notice (``final`` false) or an old-style final refusal
+    (its reason says "stale epoch")."""
     return (
         report.status is ExecutionStatus.REJECTED
         and report.executed_qty == 0
         and report.epoch < sent_epoch
+        and (not report.final or report.reason.startswith(FENCE_REASON))
     )
 
 
 def ends(report: ExecutionReport, pending: Pending) -> bool:
     """Whether ``report`` is the outcome that ends ``pending``: its final report, not a
-    fenced copy's."""
-    return (
-        report.final
-        and report.intent_id == pending.intent_id
-        and not fenced(report, pending.intent.epoch)
-    )
+    fenced copy's; for a superseded exit, also a copy refused by fencing (none of its
+    copies can be placed any more: nothing executed)."""
+    if report.intent_id != pending.intent_id:
+        return False
+    if pending.superseded:
+        return report.final or fenced(report, pending.superseded)
+    return report.final and not fenced(report, pending.intent.epoch)
 
 
 def _text(value: Any) -> str:
@@ -163,6 +181,8 @@ class Change:
     events: list[tuple[str, str, str]] = field(default_factory=list)  # (kind, level, message)
     resent: list[OrderIntent] = field(default_factory=list)  # further intents (re-sends)
     release: bool = False  # the bot is done here: release the lease afterwards
+    # The bot moves to a new epoch (its state's) in this commit, fenced on this one.
+    epoch_from: int = 0
 
     @property
     def empty(self) -> bool:
@@ -191,6 +211,7 @@ class Change:
         self.events.extend(other.events)
         self.resent.extend(other.resent)
         self.release = self.release or other.release
+        self.epoch_from = self.epoch_from or other.epoch_from
         return self
 
 
@@ -269,8 +290,30 @@ class BotState:
         )
 
     def _send(self, intent: OrderIntent, exec_from: str, now: int, log: dict[str, str]) -> Change:
+        unresolved = self.unresolved
+        if unresolved is not None and intent.side is Side.SELL and not unresolved.superseded:
+            # needs_attention with an exit of this position whose outcome is unknown:
+            # both selling it would sell it twice. The bot moves to a new epoch in the
+            # same commit, so that the gateway refuses every copy of the old exit (its
+            # record is checked before the fence: a refusal means none was placed) and
+            # only this one can sell.
+            change = self._supersede(unresolved, intent, now)
+            intent = msgspec.structs.replace(intent, epoch=self.epoch)
+        else:
+            change = Change()
         self.pending = Pending(intent, exec_from, now)
-        return Change(intent=intent, pending=self.pending, log=[log])
+        return change.merge(Change(intent=intent, pending=self.pending, log=[log]))
+
+    def _supersede(self, unresolved: Pending, intent: OrderIntent, now: int) -> Change:
+        change = Change(epoch_from=self.epoch, unresolved=unresolved)
+        self.epoch += 1
+        unresolved.superseded = self.epoch
+        why = (
+            f"exit {unresolved.intent_id} (outcome unknown) superseded by {intent.intent_id}: "
+            f"epoch {self.epoch} fences off its copies"
+        )
+        change.log.append(log_entry(now, "supersede", why, intent_id=unresolved.intent_id))
+        return change
 
     def set_status(self, status: BotStatus, reason: str, now: int) -> Change:
         """A status change (no change when equal), with an event for people."""
@@ -461,17 +504,32 @@ class BotState:
         """Apply an execution report; the one that ends the pending (or unresolved)
         intent clears it. Fenced copies (:func:`fenced`) are logged and ignored."""
         pending, unresolved = self.pending, self.unresolved
+        if (
+            unresolved is not None
+            and unresolved.superseded
+            and report.intent_id == unresolved.intent_id
+            and fenced(report, unresolved.superseded)
+        ):
+            # A copy of a superseded exit refused: none of them can be placed any more.
+            self.unresolved = None
+            why = f"superseded exit {report.intent_id} refused by fencing: nothing executed"
+            change = Change(unresolved=DELETE, log=[log_entry(now, "report", why)])
+            return change.merge(self._known_again(report.intent_id, now))
         for slot in (pending, unresolved):
             if (
                 slot is not None
                 and report.intent_id == slot.intent_id
                 and fenced(report, slot.intent.epoch)
             ):
-                # An older epoch's copy refused by fencing; the copy re-sent under our
-                # epoch is still on its way, and its final report is the outcome.
+                # An older epoch's copy refused by fencing; the copy sent under our
+                # epoch brings the outcome. It is sent again at once, same id: a gateway
+                # that met both copies together may have taken ours for a duplicate of
+                # the refused one (it places an intent once, and republishes the stored
+                # report of one already done).
                 what = "report" if report.final else "notice"
                 why = f"ignored fenced {what} of epoch {report.epoch}: {report.reason}"
-                return Change(log=[log_entry(now, "report", why, intent_id=report.intent_id)])
+                change = Change(log=[log_entry(now, "report", why, intent_id=report.intent_id)])
+                return change.merge(self._resend(slot, now, "a fenced copy was refused"))
         if not report.final:
             return Change()
         result = self.book.apply(report)
@@ -486,11 +544,8 @@ class BotState:
                 # the next overdue intent becomes the unresolved one (exits go on)
                 self.unresolved, self.pending = self.pending, None
                 change.pending, change.unresolved = DELETE, self.unresolved
-            elif self.status == BotStatus.NEEDS_ATTENTION.value and not self.stopping:
-                late = f"final report for {report.intent_id} arrived late: running again"
-                if self.stale:
-                    late += f"; stale data for {self.stale}: no new entries"
-                change.merge(self.set_status(BotStatus.RUNNING, late, now))
+            else:
+                change.merge(self._known_again(report.intent_id, now))
         if not result.applied:
             change.log.append(
                 log_entry(now, "report", f"not applied: {result.note}", intent_id=report.intent_id)
@@ -518,9 +573,18 @@ class BotState:
         )
         return change
 
+    def _known_again(self, intent: str, now: int) -> Change:
+        """The outcome of the unresolved intent is known: ``running`` again."""
+        if self.status != BotStatus.NEEDS_ATTENTION.value or self.stopping:
+            return Change()
+        why = f"outcome of {intent} known late: running again"
+        if self.stale:
+            why += f"; stale data for {self.stale}: no new entries"
+        return self.set_status(BotStatus.RUNNING, why, now)
+
     def check_pending(self, now: int, bound_ms: int, exec_from: str) -> Change:
         """The bounded wait (issue 15): a pending intent without a final report for
-        ``bound_ms`` since this owner started waiting moves aside as ``unresolved`` (kept
+        ``bound_ms`` since it was decided moves aside as ``unresolved`` (kept
         recorded, still re-sent, its late report still applies) and the bot needs
         attention: no new entries, exits fire again (new intent ids), a stop goes on.
         When another intent is already unresolved, this one stays pending but overdue
@@ -569,21 +633,23 @@ class BotState:
         already done."""
         change = Change()
         for slot in (self.pending, self.unresolved):
-            if slot is None or slot.sent_at > sent_before:
-                continue
-            if slot.intent.epoch != self.epoch:
-                slot.intent = msgspec.structs.replace(slot.intent, epoch=self.epoch)
-            slot.sent_at = now
-            if slot is self.pending:
-                change.intent, change.pending = slot.intent, slot
-            else:
-                # The unresolved one is re-sent as an intent of its own; at most one per
-                # change goes through ``intent``, so it rides on ``resent``.
-                change.unresolved = slot
-                change.resent.append(slot.intent)
-            change.log.append(
-                log_entry(now, "resend", f"no final report for {slot.intent_id} yet: sent again")
-            )
+            if slot is not None and not slot.superseded and slot.sent_at <= sent_before:
+                change.merge(self._resend(slot, now, "no final report yet"))
+        return change
+
+    def _resend(self, slot: Pending, now: int, why: str) -> Change:
+        if slot.intent.epoch != self.epoch:
+            slot.intent = msgspec.structs.replace(slot.intent, epoch=self.epoch)
+        slot.sent_at = now
+        change = Change()
+        if slot is self.pending:
+            change.intent, change.pending = slot.intent, slot
+        else:
+            # The unresolved one is re-sent as an intent of its own; at most one per
+            # change goes through ``intent``, so it rides on ``resent``.
+            change.unresolved = slot
+            change.resent.append(slot.intent)
+        change.log.append(log_entry(now, "resend", f"{why} for {slot.intent_id}: sent again"))
         return change
 
     def on_stop(self, now: int, exec_from: str) -> Change:

@@ -1,9 +1,10 @@
 """The runner's view of the market: which streams it reads, one shared strategy
 computation per (symbol, interval, strategy key), and data freshness.
 
-:class:`Market` is in-memory bookkeeping only; the shell (``services.runner.runner``)
-feeds it what it read from Redis. Bots with the same symbol, interval, strategy and
-parameters share one :class:`Group` (one incremental evaluator).
+:class:`Market` is in-memory bookkeeping only; the shell feeds it what it read from
+Redis (:mod:`.reader`, :mod:`.lifecycle`). Bots with the same symbol, interval,
+strategy and parameters share one :class:`Group` (one incremental evaluator).
+:func:`replay` computes a strategy's signals over missed candles (:mod:`.adoption`).
 """
 
 from __future__ import annotations

@@ -103,6 +103,9 @@ return out
 #                               field is written, so nothing stale stays
 #   q  pending of the intent    as Q, plus ``intent``: the data of this bot's I
 #   D  field names              HDEL bot:{id}:pending (one of its two intents goes)
+#   E  new epoch (count 1)      HSET bot:{id} epoch: the bot moves to a new epoch (the
+#                               commit was fenced on the old one), which fences off
+#                               every copy of its older intents (a superseded exit)
 #   B  bot fields               HSET bot:{id}
 #   R  release (count 0)        let go of the lease and clear ``owner`` (a stopped bot:
 #                               never ``stopped`` while still leased)
@@ -128,6 +131,8 @@ for i = 1, (#ARGV - 3) / 2 do
         redis.call('XADD', KEYS[1], '*', 'type', p[first], 'data', intent)
       elseif tag == 'J' then
         redis.call('XADD', KEYS[1], '*', 'type', p[first], 'data', p[first + 1])
+      elseif tag == 'E' then
+        redis.call('HSET', KEYS[k + 2], 'epoch', p[first])
       elseif tag == 'D' then
         redis.call('HDEL', KEYS[k + 7], unpack(p, first, last))
       elseif tag == 'L' then

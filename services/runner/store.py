@@ -249,6 +249,8 @@ class BotStore:
         """The bot's part of a :data:`~services.runner.scripts.COMMIT` call: its
         operations as ``tag, count, values`` (see the script)."""
         ops: list[str] = []
+        if change.epoch_from:  # first: the intent below carries the new epoch
+            ops += ("E", "1", str(state.epoch))
         intent = change.intent
         if intent is not None:
             # str, not bytes: Redis' cmsgpack predates MessagePack's bin type
@@ -299,7 +301,7 @@ class BotStore:
         args: list[Any] = [self.owner, self.log_maxlen, self.trades_maxlen]
         for state, change in items:
             flat.extend(self.keys_of(state.bot_id))
-            args.append(state.epoch)
+            args.append(change.epoch_from or state.epoch)  # the epoch the commit is fenced on
             args.append(_msgpack(self.operations(state, change)))
         return flat, args
 

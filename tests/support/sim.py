@@ -80,7 +80,8 @@ class SimClient:
         ("503"|"500"|"timeout"), timeout_s, drop_kline_rate, frozen (list of symbols,
         "*"), revoked_keys (API keys answered 401 -2015), and the one-shot actions
         rate_limit_s / ban_s (every REST request 429 / 418 for N wall seconds),
-        disconnect_ws=True, server_shutdown=True (with an optional shutdown_grace_s:
+        clock_offset_ms (exchange clock shift; timestamps then checked against it only),
+        half_open=True (every open WebSocket goes silent, not closed), disconnect_ws=True, server_shutdown=True (with an optional shutdown_grace_s:
         wall seconds from the notice to the close)."""
         resp = httpx.post(self.rest_url + "/sim/faults", json=faults, timeout=10.0)
         resp.raise_for_status()
@@ -109,6 +110,14 @@ class SimClient:
 
     def disconnect_ws(self) -> None:
         self.set_faults(disconnect_ws=True)
+
+    def half_open(self) -> None:
+        """Every WebSocket open now goes half-open: no frame, ping or pong, not closed."""
+        self.set_faults(half_open=True)
+
+    def clock_offset(self, offset_ms: int) -> None:
+        """Shift the exchange clock; timestamps are then checked against it only."""
+        self.set_faults(clock_offset_ms=offset_ms)
 
     def server_shutdown(self, grace_s: float | None = None) -> None:
         """Send ``serverShutdown`` to every connection open now and close those (only

@@ -11,12 +11,14 @@
 -- expect_qty/expect_cost; if the position is not that any more, nothing is written and
 -- the caller recomputes ('conflict').
 -- Returns {'done', status, halt_reason, realized_total, realized_peak, drawdown limit}
---   | {'already', status} | {'missing'} | {'conflict'} | an error (a figure out of range)
+--   | {'already', status} | {'moved', status} (not in only_from) | {'missing'}
+--   | {'conflict'} | an error (a figure out of range)
 
 local rec = redis.call('HMGET', k_order, REC.STATUS, REC.RESERVED, REC.OPENED)
 local record_status = rec[1]
 if not record_status then return {'missing'} end
 if FINAL[record_status] then return {'already', record_status} end
+if only_from ~= '' and record_status ~= only_from then return {'moved', record_status} end
 
 local R, B = k_risk_state, k_balances
 local st = redis.call('HMGET', R, RISK.EXPOSURE, symbol_exposure_field, pos_qty_field,

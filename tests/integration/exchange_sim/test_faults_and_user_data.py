@@ -194,7 +194,27 @@ async def test_ws_api_rejects_a_bad_signature(sim: SimClient) -> None:
     assert (reply["id"], reply["status"], reply["error"]["code"]) == (7, 400, -1022)
 
 
-async def test_legacy_listen_key_stream_delivers_unwrapped_events(sim: SimClient) -> None:
+def test_listen_key_endpoints_answer_410_gone_as_binance_since_2026_02_20(
+    sim: SimClient,
+) -> None:
+    for method in ("POST", "PUT", "DELETE"):
+        resp = httpx.request(
+            method,
+            sim.rest_url + "/api/v3/userDataStream",
+            params={} if method == "POST" else {"listenKey": "x"},
+            headers={"X-MBX-APIKEY": sim.api_key},
+        )
+        assert resp.status_code == 410
+        assert resp.headers["content-type"].startswith("text/html")
+        assert "<title>410 Gone</title>" in resp.text and len(resp.content) == 136
+
+
+async def test_legacy_listen_key_stream_delivers_unwrapped_events(
+    sim_factory: SimFactory,
+) -> None:
+    sim = await asyncio.to_thread(
+        sim_factory, symbols=["BTCUSDT"], extra_args=["--legacy-listen-key"]
+    )
     async with httpx.AsyncClient() as client:
         resp = await client.post(
             sim.rest_url + "/api/v3/userDataStream", headers={"X-MBX-APIKEY": sim.api_key}

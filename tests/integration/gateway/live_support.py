@@ -128,3 +128,19 @@ def all_redis_text(client: sync_redis.Redis) -> str:
             value = ""
         parts.append(repr(value))
     return "\n".join(parts)
+
+
+def strand_a_record(
+    r: sync_redis.Redis, sim: SimClient, gw: BotfleetProcess, intent: OrderIntent
+) -> str:
+    """An order request answered 500 without being executed (the record UNKNOWN), then
+    the gateway killed and the intent's stream entry lost: nothing is left to finish it."""
+    cid = client_order_id(intent.intent_id)
+    sim.set_faults(error_rate=1.0)  # every REST answer a 500, nothing executed
+    send(r, intent)
+    gw.wait_for(lambda: r.hget(keys.order(cid), "status") == b"UNKNOWN", 20, "record UNKNOWN")
+    gw.kill()
+    sim.clear_faults()
+    r.delete(keys.ORDER_INTENTS)  # the entry is gone (trimmed, lost): no consumer will see it
+    assert r.sismember(keys.active_orders("live"), cid)
+    return cid

@@ -27,6 +27,7 @@ from tests.integration.gateway.live_support import (
     send,
     sim_orders,
     start_gateway,
+    strand_a_record,
     wait_final,
 )
 from tests.support.processes import BotfleetProcess
@@ -102,22 +103,6 @@ def test_an_order_executed_but_answered_500_minus_1001_is_queried_not_sent_again
     assert "order.outcome_unknown" in gw.log_text()
 
 
-def _strand_a_record(
-    r: sync_redis.Redis, sim: SimClient, gw: BotfleetProcess, intent: OrderIntent
-) -> str:
-    """An order request answered 500 without being executed (the record UNKNOWN), then
-    the gateway killed and the intent's stream entry lost: nothing is left to finish it."""
-    cid = client_order_id(intent.intent_id)
-    sim.set_faults(error_rate=1.0)  # every REST answer a 500, nothing executed
-    send(r, intent)
-    gw.wait_for(lambda: r.hget(keys.order(cid), "status") == b"UNKNOWN", 20, "record UNKNOWN")
-    gw.kill()
-    sim.clear_faults()
-    r.delete(keys.ORDER_INTENTS)  # the entry is gone (trimmed, lost): no consumer will see it
-    assert r.sismember(keys.active_orders("live"), cid)
-    return cid
-
-
 def test_a_stranded_record_the_exchange_never_saw_is_sent_once_and_reported(
     r: sync_redis.Redis,
     sim: SimClient,
@@ -129,7 +114,7 @@ def test_a_stranded_record_the_exchange_never_saw_is_sent_once_and_reported(
     gw = start_gateway(tmp_path, env)
     processes.append(gw)
     intent = buy(f"orphan-{time.time_ns()}")
-    cid = _strand_a_record(r, sim, gw, intent)
+    cid = strand_a_record(r, sim, gw, intent)
     assert sim_orders(sim, [intent])[intent.intent_id] == 0
     gw.start()
     finals = wait_final(r, [intent], gw, timeout=30)
@@ -154,7 +139,7 @@ def test_a_stranded_record_that_can_no_longer_be_sent_is_rejected_with_the_reaso
     gw = start_gateway(tmp_path, env)
     processes.append(gw)
     intent = buy(f"orphan-rej-{time.time_ns()}")
-    cid = _strand_a_record(r, sim, gw, intent)
+    cid = strand_a_record(r, sim, gw, intent)
     r.hdel(keys.EXCHANGE_SYMBOLS, "BTCUSDT")  # delisted meanwhile: it cannot be sent
     gw.start()
     finals = wait_final(r, [intent], gw, timeout=30)

@@ -136,3 +136,20 @@ async def test_waiting_intents_pages_through_every_waiting_entry(redis: Any) -> 
     for page in (7, 100, 500, 1000):
         found = [entry_id for entry_id, _f in await store.waiting_intents(page=page)]
         assert found == everything
+
+
+async def test_giving_up_ends_an_admitted_record_only_while_it_was_never_sent(
+    redis: Any,
+) -> None:
+    """finalize.lua with ``only_from=ACCEPTED`` (how a given-up entry ends its record)
+    refuses once a sender has moved the record to SENDING."""
+    store = GatewayStore(redis, mode="live", instance="a")
+    await store.load_scripts()
+    cid = "bf-giveup"
+    await _admitted(store, cid)
+    assert (await store.transition(cid, {"status": "ACCEPTED", "rev": "0"}, "SENDING", 1)).ok
+    report = rejection(intent("g"), cid, "gave up", mode="live", now_ms=1)
+    [completion] = await store.finalize_many([Ending(cid, report, only_from="ACCEPTED")], 1)
+    assert completion.outcome == "moved"
+    assert (await store.record(cid))["status"] == "SENDING"
+    assert await redis.xlen(keys.EXECUTIONS) == 0

@@ -160,6 +160,49 @@ def test_exits_keep_firing_while_needs_attention_and_a_stop_completes(
     assert events(r, "bot_stopped_unresolved")
 
 
+def test_a_stop_loss_supersedes_a_stuck_exit_so_only_one_of_them_can_sell(
+    sync_redis_client: sync_redis.Redis,
+    clean_redis_url: str,
+    tmp_path: Path,
+    processes: list[BotfleetProcess],
+) -> None:
+    r = sync_redis_client
+    next_open, up = one_bot(r)
+    processes.append(proc := runner(tmp_path, clean_redis_url, "r1"))
+    buy = entry(r, proc, next_open, up)
+    s.fill(r, buy, up)
+    s.wait(lambda: r.hget(keys.bot_position("b1"), "qty"), 5, "position")
+    s.push_tick(r, "BTCUSDT", up * 0.9)
+    stuck = s.wait(lambda: s.intents(r)[1:], 5, "stop-loss intent")[0]
+    proc.wait_for(lambda: status(r, "b1") == "needs_attention", BOUND_S + 5, "needs_attention")
+
+    s.push_tick(r, "BTCUSDT", up * 0.89)
+    stop = s.wait(
+        lambda: [i for i in s.intents(r) if i.is_exit and i.intent_id != stuck.intent_id],
+        5,
+        "the superseding exit",
+    )[0]
+    # It moved the bot to epoch 2: the gateway refuses every copy of the stuck exit.
+    assert stop.epoch == 2 and r.hget(keys.bot("b1"), "epoch") == b"2"
+    assert r.hget(keys.bot_pending("b1"), "u_superseded") == b"2"
+    fenced_copy(r, stuck, 1, final=False)  # the gateway's refusal of one of its copies
+    proc.wait_for(lambda: status(r, "b1") == "running", 5, "running again")
+    assert r.hget(keys.bot_pending("b1"), "u_intent_id") is None
+    s.fill(r, stop, up * 0.89)
+    proc.wait_for(lambda: not r.exists(keys.bot_position("b1")), 5, "position closed")
+    # Still held, renewed under its new epoch: a heartbeat more than a lease after the
+    # move finds the lease still r1's.
+    moved_ms = int(time.time() * 1000)
+
+    def beat_ms() -> int:
+        return int(r.hget(keys.health("runner", "r1"), "ts") or 0)
+
+    s.wait(lambda: beat_ms() > moved_ms + LEASE_MS + 500, LEASE_MS / 1000 + 5, "a lease later")
+    assert r.get(keys.bot_lease("b1")) == b"r1" and status(r, "b1") == "running"
+    sells = [i.intent_id for i in s.intents(r) if i.side is Side.SELL]
+    assert set(sells) == {stuck.intent_id, stop.intent_id}
+
+
 def test_an_adopted_stop_waiting_for_an_exit_completes_at_the_bound_and_closes_the_position(
     sync_redis_client: sync_redis.Redis,
     clean_redis_url: str,
@@ -183,7 +226,10 @@ def test_an_adopted_stop_waiting_for_an_exit_completes_at_the_bound_and_closes_t
     close = s.wait(
         lambda: [i for i in s.intents(r) if ":stop" in i.intent_id], BOUND_S + 10, "close"
     )[0]
-    assert close.intent_id != stuck.intent_id and close.epoch == 2
+    # The adopter holds epoch 2; the close supersedes the stuck exit by moving to 3, so
+    # that no copy of that exit can be placed after it.
+    assert close.intent_id != stuck.intent_id and close.epoch == 3
+    assert r.hget(keys.bot("b1"), "epoch") == b"3"
     assert stuck.intent_id in reason(r, "b1") and status(r, "b1") == "stopping"
     s.fill(r, close, up * 0.9)
     proc.wait_for(lambda: status(r, "b1") == "stopped", 5, "stopped")

@@ -126,6 +126,9 @@ def test_no_such_order_proves_nothing_until_the_window_has_passed() -> None:
     assert after_not_found(10_000, 9_000, 5_000) is NotFoundVerdict.WAIT
     assert after_not_found(14_500, 9_000, 5_000) is NotFoundVerdict.WAIT  # within the margin
     assert after_not_found(15_001, 9_000, 5_000) is NotFoundVerdict.RESEND
+    # a record still SENDING: its handler may stamp the request later than sent_at
+    assert after_not_found(15_001, 9_000, 5_000, in_flight_ms=9_000) is NotFoundVerdict.WAIT
+    assert after_not_found(24_001, 9_000, 5_000, in_flight_ms=9_000) is NotFoundVerdict.RESEND
 
 
 def test_venue_statuses_map_to_terminal_or_resting_reports() -> None:

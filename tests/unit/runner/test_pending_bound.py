@@ -89,8 +89,11 @@ def test_a_fenced_notice_and_an_old_style_fenced_rejection_leave_the_intent_pend
     for copy in (notice, old_style):
         assert fenced(copy, 3)
         change = state.on_report(copy, 101_000)
-        assert state.pending is not None and change.pending is None and not change.book
-        assert "ignored fenced" in change.log[0]["reason"]
+        assert state.pending is not None and change.pending is state.pending
+        assert not change.book and "ignored fenced" in change.log[0]["reason"]
+        # ours is sent again at once (a gateway may have taken it for a duplicate)
+        assert change.intent is not None and change.intent.intent_id == pending
+        assert change.intent.epoch == 3
     # The outcome of the copy sent under this epoch ends it.
     done = state.on_report(outcome(pending), 102_000)
     assert state.pending is None and done.book and state.book.is_open
@@ -107,6 +110,12 @@ def test_ends_skips_fenced_copies_and_takes_an_older_epochs_real_outcome() -> No
     assert not ends(outcome("b1:other:buy"), pending)
     assert ends(outcome(pid, epoch=2), pending)  # the older copy was placed: its fill counts
     assert ends(outcome(pid, status=ExecutionStatus.REJECTED, epoch=3), pending)
+    # An older epoch's real refusal (a rail, not the fence), e.g. republished from the
+    # gateway's record for a re-send, is the outcome.
+    refused = msgspec.structs.replace(
+        outcome(pid, status=ExecutionStatus.REJECTED, epoch=2), reason="max_bot_order_rate"
+    )
+    assert ends(refused, pending)
 
 
 def test_after_the_bound_the_bot_needs_attention_with_reason_and_event_and_no_entries() -> None:
@@ -134,6 +143,27 @@ def test_exits_fire_while_needs_attention_with_a_new_intent_id() -> None:
     assert exit_.intent is not None and exit_.intent.is_exit
     assert exit_.intent.intent_id != state.unresolved.intent_id
     assert "STOP_LOSS" in exit_.intent.reason and state.pending is not None
+
+
+def test_an_exit_while_an_exit_is_unresolved_supersedes_it_under_a_new_epoch() -> None:
+    state = bot(epoch=3)
+    in_position(state)
+    sell = state.on_signal(candle(120_000), Signal(action=SignalAction.SELL, reason="x"), 0, "0")
+    assert sell.intent is not None and sell.intent.epoch == 3
+    state.check_pending(BOUND + 1, BOUND, "0-0")
+    stop = state.on_price(Decimal(90), 999_000, BOUND + 2, "0-0")
+    # The stop-loss moves the bot to epoch 4 in its commit (fenced on 3), so that every
+    # copy of the stuck exit (epoch 3) is refused: only one of the two can sell.
+    assert stop.intent is not None and stop.intent.epoch == 4 and state.epoch == 4
+    assert stop.epoch_from == 3 and state.unresolved is not None
+    assert state.unresolved.superseded == 4 and stop.unresolved is state.unresolved
+    assert state.resend(10**9, 10**9).intent == stop.intent  # the superseded one never
+    assert not state.resend(10**9, 10**9).resent
+    # A refused copy of it ends it (nothing executed); the bot runs again.
+    refused = outcome(sell.intent.intent_id, status=ExecutionStatus.REJECTED, final=False)
+    change = state.on_report(refused, BOUND + 3)
+    assert state.unresolved is None and change.unresolved is not None
+    assert state.status == "running" and state.pending is not None
 
 
 def test_a_late_final_report_applies_and_the_bot_runs_again_by_itself() -> None:
