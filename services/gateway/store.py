@@ -402,9 +402,12 @@ class GatewayStore:
             maxlen=EXECUTIONS_MAXLEN,
             cid=ending.cid,
             check_field=_free(check[0]) if check else "",
-            check_needed=str(to_units(check[1])) if check else "0",
+            check_needed=str(_units(check[1], ending, prediction)) if check else "0",
             rejection=rejection,
-            deltas=[(_free(a), str(to_units(d))) for a, d in (ending.balance_deltas or {}).items()],
+            deltas=[
+                (_free(a), str(_units(d, ending, prediction)))
+                for a, d in (ending.balance_deltas or {}).items()
+            ],
             symbol_exposure_field=risk_state.symbol_exposure_field(report.symbol),
             pos_qty_field=qty_field,
             pos_cost_field=cost_field,
@@ -815,6 +818,20 @@ def _prices(symbols: list[str], values: list[Any]) -> dict[str, Decimal | None]:
             price = None
         result[symbol] = price if price is not None and price.is_finite() else None
     return result
+
+
+def _units(amount: Decimal, ending: Ending, prediction: Prediction) -> int:
+    """Units of a balance amount; a paper fill's are its quantity and quote amount (or
+    their negatives), converted once already."""
+    if amount == ending.quote_amount:
+        return prediction.quote
+    if amount == ending.position_qty:
+        return prediction.qty
+    if -amount == ending.quote_amount:
+        return -prediction.quote
+    if -amount == ending.position_qty:
+        return -prediction.qty
+    return to_units(amount)
 
 
 def _free(asset: str) -> str:
