@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
+from services.gateway import scripts
 from services.gateway.paper import PaperCosts
 from services.gateway.paper_executor import PaperExecutor
 from services.gateway.processor import Processor
@@ -302,3 +303,41 @@ async def test_an_unreadable_limit_refuses_entries_rather_than_counting_as_none(
     [report] = await reports(redis)
     assert report.status is ExecutionStatus.REJECTED
     assert report.reason == "risk limit unreadable: 1e3"
+
+
+async def test_the_lua_comparison_of_unit_strings_is_exact_in_sign_length_and_digits(
+    redis: Any,
+) -> None:
+    pairs = [
+        ("0", "0"),
+        ("100000000000000001", "100000000000000000"),  # 1e9 + 1e-8 vs 1e9: one unit
+        ("-100000000000000001", "-100000000000000000"),
+        ("-5", "3"),
+        ("3", "-5"),
+        ("-100", "-99"),
+        ("99", "100"),
+        ("", "0"),
+        ("7000000000000000000", "6999999999999999999"),
+    ]
+    script = (
+        scripts.prelude()
+        + scripts._body("money.lua")
+        + "local out = {}\n"
+        + "for i = 1, #ARGV, 2 do out[#out + 1] = cmp(ARGV[i], ARGV[i + 1]) end\n"
+        + "out[#out + 1] = units_of('1000.5') out[#out + 1] = units_of('-0.000000015')\n"
+        + "out[#out + 1] = units_of('007') out[#out + 1] = tostring(units_of('1e3'))\n"
+        + "out[#out + 1] = decimal('-150000000') out[#out + 1] = decimal('5')\n"
+        + "return out\n"
+    )
+    flat = [x for pair in pairs for x in pair]
+    reply = await redis.eval(script, 0, *flat)
+    expected = [(int(a or 0) > int(b or 0)) - (int(a or 0) < int(b or 0)) for a, b in pairs]
+    assert reply[: len(pairs)] == expected
+    assert [r.decode() if isinstance(r, bytes) else r for r in reply[len(pairs) :]] == [
+        "100050000000",
+        "-1",  # places past 1e-8 are dropped (limits only)
+        "700000000",
+        "nil",
+        "-1.50000000",
+        "0.00000005",
+    ]
