@@ -6,8 +6,16 @@ kline streams (4 symbols x 10 intervals) on one connection, then on eight, and
 prints the events received per second: the median of ``--runs`` short windows of
 ``--seconds`` each (with their range), total and per connection, and the
 simulator's CPU time per event. Later benchmarks use the figure as the ceiling of
-what the simulator can feed them. Run: ``make bench`` or
-``.venv/bin/python bench/bench_exchange_sim.py [--runs 7] [--seconds 1]``.
+what the simulator can feed them.
+
+Then, on a second simulator at speed 1 with limits out of the way: REST requests/s
+for ``GET /api/v3/ticker/24hr`` (one symbol) and ``GET /api/v3/depth`` (limit 100)
+with ``--clients`` keep-alive clients in one process, and WebSocket-API
+``order.place`` round trips (MARKET orders, HMAC-signed, one after the other on one
+connection; BUY and SELL alternate), as the median of ``--runs`` windows.
+
+Run: ``make bench`` or
+``.venv/bin/python bench/bench_exchange_sim.py [--runs 7] [--seconds 1] [--clients 8]``.
 """
 
 from __future__ import annotations
@@ -26,7 +34,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.support.sim import start_sim
+from tests.support.sim import SIM_API_KEY, SIM_API_SECRET, start_sim
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT", "BNBUSDT", "SOLUSDT")
 INTERVALS = ("1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "1d", "1w")
@@ -145,12 +153,109 @@ def measure(
     return counts, cpu
 
 
+async def _rest_rate(base: str, path: str, clients: int, seconds: float, runs: int) -> list[float]:
+    """Requests/s per window with ``clients`` concurrent keep-alive clients (aiohttp:
+    the lightest Python client, so that the figure is the simulator's, not httpx's)."""
+    import aiohttp
+
+    counts = [0] * runs
+    start = time.monotonic() + 0.5  # warm-up: connections open, caches filled
+
+    async def client(http: aiohttp.ClientSession) -> None:
+        while (now := time.monotonic()) < start + seconds * runs:
+            async with http.get(base + path) as resp:
+                resp.raise_for_status()
+                await resp.read()
+            if now >= start:
+                counts[min(runs - 1, int((now - start) / seconds))] += 1
+
+    async with aiohttp.ClientSession() as http:
+        await asyncio.gather(*(client(http) for _ in range(clients)))
+    return [c / seconds for c in counts]
+
+
+async def _ws_api_round_trips(url: str, seconds: float, runs: int) -> tuple[list[float], float]:
+    """order.place round trips per window and their median latency (ms)."""
+    import json
+
+    import websockets
+
+    from shared.binance.signing import HmacSigner, ws_api_signature_payload
+
+    signer = HmacSigner(SIM_API_SECRET)
+    counts = [0] * runs
+    latencies: list[float] = []
+    async with websockets.connect(url, max_size=None) as ws:
+        start = time.monotonic() + 0.5
+        n = 0
+        while (now := time.monotonic()) < start + seconds * runs:
+            params: dict[str, Any] = {
+                "apiKey": SIM_API_KEY, "symbol": "BTCUSDT", "side": ("BUY", "SELL")[n % 2],
+                "type": "MARKET", "quantity": "0.00010", "newOrderRespType": "ACK",
+                "timestamp": int(time.time() * 1000),
+            }  # fmt: skip
+            params["signature"] = signer.sign(ws_api_signature_payload(params))
+            sent = time.perf_counter()
+            await ws.send(json.dumps({"id": n, "method": "order.place", "params": params}))
+            reply = json.loads(await ws.recv())
+            if reply.get("status") != 200:
+                raise RuntimeError(f"order.place refused: {reply}")
+            n += 1
+            if now >= start:
+                latencies.append((time.perf_counter() - sent) * 1000)
+                counts[min(runs - 1, int((now - start) / seconds))] += 1
+    return [c / seconds for c in counts], statistics.median(latencies)
+
+
+def requests_section(clients: int, seconds: float, runs: int) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        sim = start_sim(
+            Path(tmp), speed=1.0, symbols=SYMBOLS,
+            extra_args=["--weight-limit", str(10**9), "--orders-per-10s", str(10**9),
+                        "--orders-per-day", str(10**9), "--balances", "USDT=100000000,BTC=1000"],
+        )  # fmt: skip
+        try:
+            print(
+                f"exchange-sim requests: {clients} keep-alive aiohttp clients in one process "
+                f"(REST), one websockets connection (WS API); median of {runs} windows of "
+                f"{seconds:g} s (range); load average {os.getloadavg()[0]:.1f}"
+            )
+            for label, path in (
+                ("GET /api/v3/ticker/24hr?symbol=BTCUSDT", "/api/v3/ticker/24hr?symbol=BTCUSDT"),
+                ("GET /api/v3/depth?symbol=BTCUSDT", "/api/v3/depth?symbol=BTCUSDT&limit=100"),
+            ):
+                cpu0 = _cpu_seconds(sim.process.pid)
+                rates = asyncio.run(_rest_rate(sim.rest_url, path, clients, seconds, runs))
+                cpu = _cpu_seconds(sim.process.pid) - cpu0
+                served = sum(rates) * seconds
+                print(
+                    f"  {label}: {statistics.median(rates):,.0f} requests/s "
+                    f"({min(rates):,.0f} - {max(rates):,.0f}); simulator CPU "
+                    f"{cpu * 1000 / max(served, 1):.2f} ms per request"
+                )
+            rates, latency = asyncio.run(_ws_api_round_trips(sim.ws_api_url, seconds, runs))
+            print(
+                f"  WS API order.place (MARKET, ACK): {statistics.median(rates):,.0f} round "
+                f"trips/s ({min(rates):,.0f} - {max(rates):,.0f}), median {latency:.2f} ms"
+            )
+        finally:
+            sim.stop()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=7, help="measurement windows")
     parser.add_argument("--seconds", type=float, default=1.0, help="length of each window")
     parser.add_argument("--speed", type=float, default=3000.0)
+    parser.add_argument("--clients", type=int, default=8, help="concurrent REST clients")
+    parser.add_argument(
+        "--only", choices=("fanout", "requests"), default=None, help="run one section"
+    )
     args = parser.parse_args()
+    if args.only != "fanout":
+        requests_section(args.clients, args.seconds, args.runs)
+    if args.only == "requests":
+        return
     demand = len(SYMBOLS) * len(INTERVALS) * args.speed
     with tempfile.TemporaryDirectory() as tmp:
         sim = start_sim(Path(tmp), speed=args.speed, symbols=SYMBOLS)

@@ -6,7 +6,9 @@ every ``market:subscriptions`` member, and puts each decoded message on the queu
 every subscriber. Prices are coalesced to the latest per symbol and flushed at most
 every ``price_interval_s`` so a busy market cannot flood a browser. A subscriber whose
 queue is full is dropped (its stream ends; the client reconnects) rather than slowing
-the others. With no subscriber the loop idles and reads nothing.
+the others. With no subscriber the loop idles and reads nothing. An entry that is not a
+valid message goes to ``stream:dead-letter`` with the reason and the loop reads on
+(issue 14); so does one of a type the feed does not show.
 """
 
 from __future__ import annotations
@@ -22,8 +24,17 @@ import msgspec
 from services.api.repository import text
 from shared import keys
 from shared.logging import get_logger
-from shared.messages import Candle, Event, ExecutionReport, MessageDecodeError, Tick, decode
+from shared.messages import (
+    Candle,
+    Event,
+    ExecutionReport,
+    Message,
+    MessageDecodeError,
+    Tick,
+    decode,
+)
 from shared.redis import REDIS_ERRORS, Redis, now_ms
+from shared.streams import dead_letter
 
 log = get_logger(__name__)
 
@@ -109,11 +120,22 @@ class FeedHub:
         start = f"{now_ms()}-0"
         return {s: self._last_ids.get(s, start) for s in wanted}
 
-    def _item(self, fields: dict[Any, Any]) -> FeedItem | None:
+    async def _entry(self, stream: str, entry_id: Any, fields: dict[Any, Any]) -> FeedItem | None:
+        """The entry as a feed item, or None after dead-lettering it with the reason."""
         try:
             message = decode(fields)
-        except MessageDecodeError:
+            item = self._item(message)
+            if item is None:
+                raise MessageDecodeError(f"unexpected message type {message.TYPE!r} on {stream}")
+        except MessageDecodeError as exc:
+            try:
+                await dead_letter(self.redis, stream, entry_id, fields, exc.reason, service="api")
+            except REDIS_ERRORS as err:  # the letter is lost; the entry is skipped anyway
+                log.warning("feed.dead_letter_failed", reason=exc.reason, error=str(err))
             return None
+        return item
+
+    def _item(self, message: Message) -> FeedItem | None:
         data = _to_builtins(message)
         if isinstance(message, ExecutionReport):
             return FeedItem("execution", data)
@@ -135,7 +157,13 @@ class FeedHub:
         refreshed = 0.0
         flushed = 0.0
         loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
         while True:
+            if task is not None and task.cancelling():
+                # A cancellation that lands in a blocking XREAD can be swallowed by
+                # redis-py (the call returns or fails as a connection error); without
+                # this the reader would outlive its owner, parked on the wake event.
+                raise asyncio.CancelledError
             if not self.subscribers:
                 self._last_ids.clear()
                 self._wake.clear()
@@ -157,7 +185,7 @@ class FeedHub:
                 name = text(stream)
                 for entry_id, fields in entries:
                     streams[name] = self._last_ids[name] = text(entry_id)
-                    item = self._item(fields)
+                    item = await self._entry(name, entry_id, fields)
                     if item is None:
                         continue
                     if item.kind == "price":

@@ -20,6 +20,9 @@ def register(app: typer.Typer) -> None:
     app.add_typer(bots_app, name="bots")
     app.add_typer(risk_app, name="risk")
     app.command("health")(health)
+    from services.client.trades import trades
+
+    app.command("trades")(trades)
 
 
 def _api() -> Any:

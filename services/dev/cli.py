@@ -82,6 +82,7 @@ def register(app: typer.Typer) -> None:
             redis_port=redis_port,
             external_redis_url=external,
             demo=not no_demo,
+            ledger_database_url=os.environ.get("BOTFLEET_LEDGER_DATABASE_URL") or None,
         )
         busy = ports_in_use(options, _can_bind)
         if busy:

@@ -26,16 +26,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 # Start order; each entry is a `botfleet <command>`.
-SERVICES: tuple[str, ...] = ("exchange-sim", "ingestion", "gateway", "runner", "api")
+SERVICES: tuple[str, ...] = ("exchange-sim", "ingestion", "gateway", "ledger", "runner", "api")
 REDIS = "redis"
 
 # Start phases (index = phase). Redis first, then the exchange, then everything that
 # needs both; runners and the API last so the gateway is draining before any intent.
-_PHASE = {REDIS: 0, "exchange-sim": 1, "ingestion": 2, "gateway": 2, "runner": 3, "api": 3}
+_PHASE = {
+    REDIS: 0, "exchange-sim": 1, "ingestion": 2, "gateway": 2, "ledger": 2, "runner": 3, "api": 3,
+}  # fmt: skip
 
 # Stop order by service (the reverse of the data flow): no new intents once the runners
-# are gone, and the gateway finishes the ones already in its stream.
-_STOP_ORDER = ("api", "runner", "gateway", "ingestion", "exchange-sim", REDIS)
+# are gone, and the gateway finishes the ones already in its stream; the ledger after it,
+# so the last reports are in SQL.
+_STOP_ORDER = ("api", "runner", "gateway", "ledger", "ingestion", "exchange-sim", REDIS)
 
 # Inherited variables a dev fleet never passes on: exchange credentials and endpoints
 # (dev trades against its own simulator) and the production confirmation.
@@ -86,6 +89,12 @@ class DevOptions:
     redis_port: int = 6390
     external_redis_url: str | None = None  # BOTFLEET_REDIS_URL: use it, start none
     demo: bool = True
+    ledger_database_url: str | None = None  # BOTFLEET_LEDGER_DATABASE_URL, else SQLite
+
+    @property
+    def ledger_url(self) -> str:
+        """The ledger's database: the operator's, or a SQLite file in the data directory."""
+        return self.ledger_database_url or f"sqlite:///{self.data_dir / 'ledger.db'}"
 
     @property
     def redis_url(self) -> str:
@@ -228,6 +237,7 @@ def build_plan(
             env["BOTFLEET_API_TOKEN"] = secrets.api_token
             env["BOTFLEET_API_HOST"] = options.api_host
             env["BOTFLEET_API_PORT"] = str(options.api_port)
+            env["BOTFLEET_LEDGER_DATABASE_URL"] = options.ledger_url  # history reads
             specs.append(
                 ProcessSpec(
                     name=spec.name,
@@ -239,6 +249,10 @@ def build_plan(
                     ready_target=f"{_connect_host(options.api_host)}:{options.api_port}",
                 )
             )
+        elif service == "ledger":
+            spec = _service(options, service, "ledger", python, stop_timeout_s=30.0)
+            env = {**spec.env, "BOTFLEET_LEDGER_DATABASE_URL": options.ledger_url}
+            specs.append(_replace_env(spec, env))
         else:
             specs.append(_service(options, service, service, python))
     return specs

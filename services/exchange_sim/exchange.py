@@ -72,6 +72,7 @@ class Exchange:
         self.rules = {s: rules_for(m.spec) for s, m in self.markets.items()}
         self.book = Book(self.rules)
         self.feed = Feed(self.markets, self.update_every_s)
+        self.feed.book_qty = {s: r.market_max_qty for s, r in self.rules.items()}
 
     def active_keys(self) -> dict[str, ApiKey]:
         """The registered keys minus those revoked by the ``revoked_keys`` fault."""

@@ -5,7 +5,9 @@ Owns what the market streams say (reference §2.3-2.4): for every subscribed
 exchange seconds (default: every second) and one final ``x: true`` event per
 closed candle, sent when the next candle's first second starts (``E`` = the next
 open time); for every ``<symbol>@miniTicker`` the rolling 24 h window at most once
-per exchange second. Candle values come from :class:`~.candles.SymbolMarket`, so a
+per exchange second; ``<symbol>@ticker`` (the full 24 h ticker) and
+``<symbol>@bookTicker`` (the book's top, which is the path's price: see
+:mod:`.marketdata`) once per exchange second too. Candle values come from :class:`~.candles.SymbolMarket`, so a
 closed candle here is exactly the row ``GET /api/v3/klines`` serves.
 
 Streams are live, as Binance's are: a stream that starts (its first subscriber
@@ -27,12 +29,14 @@ in plain integers, so an exchange second costs a few integer operations per stre
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
 from operator import itemgetter
 
 import msgspec
 
+from services.exchange_sim.book import d8
 from services.exchange_sim.candles import SymbolMarket, fmt8
-from services.exchange_sim.market import HOUR_S, TRADE_ID_STRIDE
+from services.exchange_sim.market import HOUR_S, QUOTE_UNIT, TRADE_ID_STRIDE
 from shared.binance.intervals import next_open_time, open_time_of
 from shared.binance.schemas import MiniTickerEvent
 from shared.binance.streams import parse_stream_name
@@ -48,6 +52,11 @@ _KLINE_TEMPLATE = (
     '"q":"%d.%08d","V":"%d.%08d","Q":"%d.%08d","B":"0"}}'
 )
 _by_second = itemgetter(0)
+_TICKER_KINDS = ("miniTicker", "ticker", "bookTicker")
+
+
+def _signed8(value: Decimal) -> str:
+    return d8(value) if value >= 0 else "-" + d8(-value)
 
 
 @dataclass(slots=True)
@@ -93,10 +102,15 @@ class Feed:
         self._by_symbol: dict[str, list[str]] = {}
         self._last: dict[str, int] = {}  # last second processed per symbol with streams
         self._ticker_sent: dict[str, int] = {}
+        # The most one MARKET order may carry per symbol: the book's size at the top.
+        self.book_qty: dict[str, Decimal] = {}
 
     # --- which streams exist --------------------------------------------------------------
 
     def valid(self, stream: str) -> bool:
+        symbol, _, kind = stream.partition("@")
+        if kind in _TICKER_KINDS:
+            return symbol == symbol.lower() and symbol.upper() in self.markets
         parsed = parse_stream_name(stream)
         return (
             parsed is not None
@@ -108,15 +122,19 @@ class Feed:
     def add(self, stream: str, now_s: int) -> None:
         """Start ``stream`` live at exchange second ``now_s``: its first events are
         those of ``now_s + 1``, on the candle open at ``now_s``."""
+        symbol_part, _, kind = stream.partition("@")
+        if kind in _TICKER_KINDS:
+            self._start_symbol(symbol_part.upper(), now_s)
+            self._tickers.add(stream)
+            streams = self._by_symbol.setdefault(symbol_part.upper(), [])
+            if stream not in streams:
+                streams.append(stream)
+            return
         parsed = parse_stream_name(stream)
         if parsed is None or parsed.symbol not in self.markets:
             return
         symbol = parsed.symbol
-        live_s = self.markets[symbol].visible_second(now_s)
-        if not self._by_symbol.get(symbol):
-            # Nobody was listening to this symbol: it starts now, not where it stopped.
-            self._last[symbol] = live_s
-            self._ticker_sent.pop(symbol, None)
+        live_s = self._start_symbol(symbol, now_s)
         if parsed.kind == "kline" and stream not in self._klines:
             assert parsed.interval is not None
             state = _KlineState(
@@ -134,6 +152,14 @@ class Feed:
         streams = self._by_symbol.setdefault(symbol, [])
         if stream not in streams:
             streams.append(stream)
+
+    def _start_symbol(self, symbol: str, now_s: int) -> int:
+        live_s = self.markets[symbol].visible_second(now_s)
+        if not self._by_symbol.get(symbol):
+            # Nobody was listening to this symbol: it starts now, not where it stopped.
+            self._last[symbol] = live_s
+            self._ticker_sent.pop(symbol, None)
+        return live_s
 
     def remove(self, stream: str) -> None:
         self._klines.pop(stream, None)
@@ -219,10 +245,17 @@ class Feed:
                 events.sort(key=_by_second)  # stable: per stream, close before update
             out.extend([(name, raw, final) for _, name, raw, final in events])
             self._last[symbol] = target
-            ticker = f"{symbol.lower()}@miniTicker"
-            if ticker in self._tickers and self._ticker_sent.get(symbol) != target:
-                self._ticker_sent[symbol] = target
-                out.append((ticker, self.mini_ticker(symbol, target), False))
+            if self._ticker_sent.get(symbol) != target:
+                lower = symbol.lower()
+                for kind, build in (
+                    ("miniTicker", self.mini_ticker),
+                    ("ticker", self.ticker),
+                    ("bookTicker", self.book_ticker),
+                ):
+                    name = f"{lower}@{kind}"
+                    if name in self._tickers:
+                        self._ticker_sent[symbol] = target
+                        out.append((name, build(symbol, target), False))
         return out
 
     @staticmethod
@@ -297,6 +330,42 @@ class Feed:
         st.open_ms, st.next_open_s, st.last_update_s, st.empty = open_ms, nxt, lu, empty
         st.o, st.h, st.l, st.c = o, h, l, c
         st.v, st.q, st.tb, st.tbq, st.n, st.first_id, st.last_id = v, q, tb, tbq, n, fid, lid
+
+    def ticker(self, symbol: str, now_s: int) -> bytes:
+        """``24hrTicker`` (§2.4): the rolling 24 h window, the book's top at the price."""
+        market = self.markets[symbol]
+        first = max(now_s - DAY_S + 1, market.first_second)
+        agg = market.aggregate(first, now_s + 1)
+        assert agg is not None
+        tick = market.spec.tick
+        o, c = Decimal(agg.o) * tick, Decimal(agg.c) * tick
+        volume = Decimal(agg.v) * market.spec.base_unit
+        quote = Decimal(agg.q) * QUOTE_UNIT
+        pct = (c - o) * 100 / o if o else Decimal(0)
+        last = market.second_summary(now_s)
+        last_qty = (Decimal(last.v) // max(1, last.n)) * market.spec.base_unit
+        price = market.fmt_price(agg.c)
+        qty = d8(self.book_qty.get(symbol, Decimal(0)))
+        return _encode(
+            {
+                "e": "24hrTicker", "E": now_s * 1000, "s": symbol,
+                "p": _signed8(c - o), "P": format(pct.quantize(Decimal("0.001")), "f"),
+                "w": d8(quote / volume) if volume else price,
+                "x": d8(market.price(first - 1)), "c": price, "Q": d8(last_qty),
+                "b": price, "B": qty, "a": price, "A": qty,
+                "o": market.fmt_price(agg.o), "h": market.fmt_price(agg.h),
+                "l": market.fmt_price(agg.l), "v": market.fmt_qty(agg.v), "q": fmt8(agg.q),
+                "O": first * 1000, "C": now_s * 1000 + 999,
+                "F": agg.first_id, "L": agg.last_id, "n": agg.n,
+            }
+        )  # fmt: skip
+
+    def book_ticker(self, symbol: str, now_s: int) -> bytes:
+        """``bookTicker`` (§2.4, no ``e``/``E``): bid = ask = the price (see marketdata)."""
+        market = self.markets[symbol]
+        price = market.fmt_price(market.price_ticks(now_s))
+        qty = d8(self.book_qty.get(symbol, Decimal(0)))
+        return _encode({"u": now_s, "s": symbol, "b": price, "B": qty, "a": price, "A": qty})
 
     def mini_ticker(self, symbol: str, now_s: int) -> bytes:
         market = self.markets[symbol]

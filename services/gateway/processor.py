@@ -145,9 +145,17 @@ class Processor:
                 continue
             self.figures.intents += 1
             cid = client_order_id(intent.intent_id)
-            if cid in batch:  # the same intent twice in one batch shares the first's fate
+            if cid in batch:  # the same intent twice in one batch shares one fate
                 self.figures.duplicates += 1
-                batch[cid][2].append(entry_id)
+                kept, _data, ids = batch[cid]
+                if intent.epoch > kept.epoch:
+                    # a re-send under a newer epoch (the adopting runner) speaks for the
+                    # intent: a stale copy met in the same batch must not fence it out
+                    raw = fields.get(b"data", fields.get("data"))
+                    data = raw if isinstance(raw, bytes) else encode_json(intent)
+                    batch[cid] = (intent, data, [entry_id, *ids])
+                else:
+                    ids.append(entry_id)
             else:
                 raw = fields.get(b"data", fields.get("data"))
                 data = raw if isinstance(raw, bytes) else encode_json(intent)

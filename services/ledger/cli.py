@@ -47,5 +47,36 @@ def ledger(
     raise typer.Exit(run_service("ledger", settings, lambda stop: main(settings, stop)))
 
 
+@ledger_app.command("check")
+def check(
+    ctx: typer.Context,
+    start: str = typer.Option(None, help="from (epoch ms or ISO date, UTC); default: 24 h ago"),
+    end: str = typer.Option(
+        None, help="until (epoch ms or ISO date, UTC), exclusive; default: now"
+    ),
+    symbol: list[str] = typer.Option([], "--symbol", "-s", help="symbols (default: the ledger's)"),
+) -> None:
+    """Compare the ledger's fills with the exchange's trades (myTrades); print every
+    difference. Exit 0 when they agree, 1 when they differ, 2 when it cannot check."""
+    import asyncio
+
+    from services.ledger.check_cli import run_check
+    from services.ledger.settings import LedgerSettings
+    from shared.settings import SettingsError, load_settings
+
+    given = ctx.obj or {}
+    try:
+        settings = load_settings(
+            LedgerSettings,
+            ledger_database_url=given.get("database_url"),
+            redis_url=given.get("redis_url"),
+            instance=given.get("instance"),
+        )
+    except SettingsError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from None
+    raise typer.Exit(asyncio.run(run_check(settings, start, end, symbol)))
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(ledger_app, name="ledger")

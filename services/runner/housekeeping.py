@@ -37,12 +37,23 @@ class Housekeeping:
                     changes.setdefault(bot_id, (state, Change()))[1].book = True
             held.dirty.clear()
             exec_from = held.exec_from
+            resend_before = now - resend_ms
             for bot_id, state in held.bots.items():
-                if state.pending is None and state.unresolved is None:
+                pending, unresolved = state.pending, state.unresolved
+                # Most bots have nothing due (after a burst: thousands pending, under
+                # the lock): tell that without building changes.
+                if (
+                    pending is None
+                    or (pending.sent_at > resend_before and now - pending.since < bound_ms)
+                ) and (
+                    unresolved is None
+                    or unresolved.superseded
+                    or unresolved.sent_at > resend_before
+                ):
                     continue
                 # The bounded wait, then re-sends of what has no final report yet.
                 change = state.check_pending(now, bound_ms, exec_from)
-                change.merge(state.resend(now, now - resend_ms))
+                change.merge(state.resend(now, resend_before))
                 if not change.empty:
                     changes.setdefault(bot_id, (state, Change()))[1].merge(change)
             await held.commit(list(changes.values()))

@@ -7,12 +7,21 @@ only when it holds one). This is what lets every bot with the same symbol, inter
 strategy and parameters share one computation, keyed by
 ``(symbol, interval, strategy.key)``.
 
-Two ways to evaluate, which give the same signal on the same closes (tests check it):
+Strategies see each closed candle whole (:class:`~shared.strategies.bars.Bar`: open,
+high, low, close, volume, open and close time). Two ways to evaluate, which give the
+same signal on the same candles (tests check it):
 
-- ``strategy.analyze(candles)`` / ``analyze_closes(closes)``: vectorised over the whole
-  history; for the API, backtests and tests.
-- ``strategy.evaluator()``: an object seeded once with ``seed(closes)`` and then fed one
-  close at a time with ``on_close(close, open_time)`` in O(1); for the runner.
+- ``strategy.analyze(candles)`` / ``analyze_bars(bars)`` (``analyze_closes(closes)`` for
+  strategies that read only the close): vectorised over the whole history; for the
+  API, backtests and tests.
+- ``strategy.evaluator()``: an object seeded once with ``seed_candles(candles)`` (or
+  ``seed_bars``) and then fed one closed candle at a time with ``on_candle(candle)`` in
+  O(1); for the runner. ``seed(closes)`` / ``on_close(close)`` remain for strategies
+  that read only the close.
+
+``strategy.warmup_candles`` is the strategy's own declaration of how many closed candles
+an evaluator must be seeded with so that its indicator values agree to 1e-9 relative
+with an evaluator that has run from the first candle (docs/strategies.md, "Warm-up").
 """
 
 from __future__ import annotations
@@ -25,11 +34,11 @@ from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, Generic, TypeVar, cast
 
 import msgspec
-import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from shared.messages import Candle
-from shared.strategies.indicators import ArrayLike, FloatArray, as_float_array
+from shared.strategies.bars import Bar, Bars
+from shared.strategies.indicators import ArrayLike, as_float_array
 
 
 class SignalAction(enum.StrEnum):
@@ -71,11 +80,16 @@ class OutOfOrderCandle(ValueError):
 
 class TradingStrategy(ABC, Generic[P]):
     """A strategy with validated parameters. Subclasses set ``name``, ``title`` and
-    ``params_model`` and implement ``min_candles``, ``analyze_closes`` and ``evaluator``."""
+    ``params_model`` and implement ``min_candles``, ``evaluator`` and one of
+    ``analyze_bars`` (any strategy) or ``analyze_closes`` (strategies that read only the
+    close; set ``uses_ohlcv = False``). ``warmup_candles`` defaults to ``min_candles``:
+    a strategy whose indicators remember their start (EMA, Wilder smoothing) overrides it."""
 
     name: ClassVar[str]
     title: ClassVar[str]
     params_model: ClassVar[type[StrategyParams]]
+    # False: the strategy reads only closes, so ``seed(closes)`` / ``on_close`` may feed it.
+    uses_ohlcv: ClassVar[bool] = True
 
     def __init__(self, params: P | Mapping[str, Any] | None = None) -> None:
         model = self.params_model
@@ -86,6 +100,16 @@ class TradingStrategy(ABC, Generic[P]):
             validated = model.model_validate(dict(params or {}))
         self.params: P = cast(P, validated)
         self.key = f"{self.name}:{canonical_params(validated)}"
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        own = TradingStrategy.__dict__
+        if (
+            not getattr(cls, "__abstractmethods__", None)
+            and cls.analyze_bars is own["analyze_bars"]
+            and cls.analyze_closes is own["analyze_closes"]
+        ):
+            raise TypeError(f"{cls.__name__} must implement analyze_bars or analyze_closes")
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.key}>"
@@ -100,20 +124,29 @@ class TradingStrategy(ABC, Generic[P]):
     def min_candles(self) -> int:
         """Closed candles needed before the strategy can say anything but HOLD."""
 
-    @abstractmethod
-    def analyze_closes(self, closes: ArrayLike) -> Signal:
-        """Signal on the last of ``closes`` (oldest first), computed over all of them."""
+    @property
+    def warmup_candles(self) -> int:
+        """Closed candles to seed an evaluator with so that it decides as one that has
+        run from the first candle (indicator values within 1e-9 relative)."""
+        return self.min_candles
 
     @abstractmethod
-    def evaluator(self) -> StrategyEvaluator:
+    def evaluator(self) -> StrategyEvaluator[Any]:
         """A fresh incremental evaluator of this strategy and parameters."""
+
+    def analyze_bars(self, bars: Bars) -> Signal:
+        """Signal on the last of ``bars`` (oldest first), computed over all of them."""
+        return self.analyze_closes(bars.close)
+
+    def analyze_closes(self, closes: ArrayLike) -> Signal:
+        """Signal on the last of ``closes`` (only for strategies that read only the close)."""
+        if self.uses_ohlcv:
+            raise TypeError(f"strategy {self.name} reads whole candles, not closes alone")
+        return self.analyze_bars(Bars.from_closes(closes))
 
     def analyze(self, candles: Sequence[Candle]) -> Signal:
         """Signal on the last of ``candles`` (closed, oldest first)."""
-        closes = np.fromiter(
-            (float(c.close) for c in candles), dtype=np.float64, count=len(candles)
-        )
-        return self.analyze_closes(closes)
+        return self.analyze_bars(Bars.from_candles(candles))
 
     def not_enough(self, have: int) -> Signal:
         return Signal(
@@ -130,11 +163,13 @@ S = TypeVar("S", bound=TradingStrategy[Any])
 class StrategyEvaluator(ABC, Generic[S]):
     """Incremental evaluation of one strategy on one candle series.
 
-    ``seed(closes)`` replaces the state with the one after ``closes`` and returns the
-    signal on the last of them; ``on_close(close, open_time)`` takes the next closed
-    candle in O(1). With ``open_time`` given, a repeated candle returns the previous
-    signal without changing the state (replays after a restart are harmless) and an
-    older one raises :class:`OutOfOrderCandle`.
+    ``seed_bars(bars)`` / ``seed_candles(candles)`` replace the state with the one after
+    those candles and return the signal on the last of them; ``on_candle(candle)`` (a
+    :class:`Candle` or :class:`Bar`) takes the next closed candle in O(1). A repeated
+    candle (same ``open_time``) returns the previous signal without changing the state
+    (replays after a restart are harmless) and an older one raises
+    :class:`OutOfOrderCandle`. ``seed(closes)`` / ``on_close(close, open_time)`` feed
+    strategies that read only the close.
     """
 
     def __init__(self, strategy: S) -> None:
@@ -148,20 +183,49 @@ class StrategyEvaluator(ABC, Generic[S]):
     def ready(self) -> bool:
         return self.count >= self._min
 
-    def seed(self, closes: ArrayLike, last_open_time: int | None = None) -> Signal:
-        x = as_float_array(closes)
-        if not np.isfinite(x).all():
-            raise ValueError("closes must be finite")
-        self._seed(x[:-1])
-        self.count = x.size
-        if x.size == 0:
+    def seed_bars(self, bars: Bars, last_open_time: int | None = None) -> Signal:
+        """Seed on ``bars``; the last one's ``open_time`` is remembered unless
+        ``last_open_time`` says otherwise (bars made from closes alone have none)."""
+        if not bars.finite():
+            raise ValueError("candle prices and volumes must be finite")
+        self._seed(bars[:-1])
+        self.count = bars.size
+        if bars.size == 0:
             self.last_signal = self.strategy.not_enough(0)
-        else:
-            self.last_signal = self._step(float(x[-1]))
-        self.last_open_time = last_open_time
+            self.last_open_time = last_open_time
+            return self.last_signal
+        last = bars.bar(bars.size - 1)
+        self.last_signal = self._step(last)
+        self.last_open_time = last.open_time if last_open_time is None else last_open_time
         return self.last_signal
 
+    def seed_candles(self, candles: Sequence[Candle]) -> Signal:
+        return self.seed_bars(Bars.from_candles(candles))
+
+    def seed(self, closes: ArrayLike, last_open_time: int | None = None) -> Signal:
+        """Seed on closes alone (strategies that read only the close)."""
+        self._closes_only()
+        x = as_float_array(closes)
+        signal = self.seed_bars(Bars.from_closes(x))
+        self.last_open_time = last_open_time
+        return signal
+
+    def on_candle(self, candle: Candle | Bar) -> Signal:
+        bar = Bar.of(candle) if isinstance(candle, Candle) else candle
+        return self._take(bar, bar.open_time)
+
     def on_close(self, close: float, open_time: int | None = None) -> Signal:
+        """The next close alone (strategies that read only the close)."""
+        self._closes_only()
+        return self._take(Bar.from_close(close, open_time or 0), open_time)
+
+    def _closes_only(self) -> None:
+        if self.strategy.uses_ohlcv:
+            raise TypeError(
+                f"strategy {self.strategy.name} reads whole candles: use seed_bars/on_candle"
+            )
+
+    def _take(self, bar: Bar, open_time: int | None) -> Signal:
         if open_time is not None and self.last_open_time is not None:
             if open_time == self.last_open_time:
                 return self.last_signal
@@ -169,18 +233,18 @@ class StrategyEvaluator(ABC, Generic[S]):
                 raise OutOfOrderCandle(
                     f"candle open_time {open_time} is older than {self.last_open_time}"
                 )
-        if not math.isfinite(close):
-            raise ValueError(f"close must be finite, got {close}")
+        if not all(math.isfinite(v) for v in bar[2:]):
+            raise ValueError(f"candle prices and volume must be finite, got {bar}")
         self.count += 1
-        self.last_signal = self._step(close)
+        self.last_signal = self._step(bar)
         if open_time is not None:
             self.last_open_time = open_time
         return self.last_signal
 
     @abstractmethod
-    def _seed(self, closes: FloatArray) -> None:
-        """Reset the indicators to the state after ``closes`` (may be empty)."""
+    def _seed(self, bars: Bars) -> None:
+        """Reset the indicators to the state after ``bars`` (may be empty)."""
 
     @abstractmethod
-    def _step(self, close: float) -> Signal:
-        """Update the indicators with one close (``self.count`` already counts it)."""
+    def _step(self, bar: Bar) -> Signal:
+        """Update the indicators with one candle (``self.count`` already counts it)."""

@@ -11,6 +11,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from shared.strategies.bars import Bar, Bars
 from shared.strategies.base import (
     Signal,
     SignalAction,
@@ -21,7 +22,6 @@ from shared.strategies.base import (
 from shared.strategies.indicators import (
     ArrayLike,
     BandValues,
-    FloatArray,
     RollingBands,
     as_float_array,
     bollinger,
@@ -39,6 +39,7 @@ class BollingerParams(StrategyParams):
 class BollingerStrategy(TradingStrategy[BollingerParams]):
     name = "bollinger"
     title = "Bollinger mean reversion: buy at the lower band, sell at the upper (or middle) band"
+    uses_ohlcv = False
     params_model = BollingerParams
 
     @property
@@ -93,10 +94,12 @@ class BollingerEvaluator(StrategyEvaluator[BollingerStrategy]):
         super().__init__(strategy)
         self._bands = RollingBands(strategy.params.period, strategy.params.num_std)
 
-    def _seed(self, closes: FloatArray) -> None:
+    def _seed(self, bars: Bars) -> None:
+        closes = bars.close
         self._bands.seed(closes)
 
-    def _step(self, close: float) -> Signal:
+    def _step(self, bar: Bar) -> Signal:
+        close = bar.close
         bands = self._bands.update(close)
         if bands is None:
             return self.strategy.not_enough(self.count)

@@ -11,6 +11,7 @@ import math
 
 from pydantic import Field, ValidationInfo, field_validator
 
+from shared.strategies.bars import Bar, Bars
 from shared.strategies.base import (
     Signal,
     SignalAction,
@@ -18,7 +19,7 @@ from shared.strategies.base import (
     StrategyParams,
     TradingStrategy,
 )
-from shared.strategies.indicators import EMA, ArrayLike, FloatArray, as_float_array, ema
+from shared.strategies.indicators import EMA, ArrayLike, as_float_array, ema, ema_warmup
 
 
 class EMACrossParams(StrategyParams):
@@ -40,7 +41,12 @@ class EMACrossParams(StrategyParams):
 class EMACrossStrategy(TradingStrategy[EMACrossParams]):
     name = "ema_cross"
     title = "EMA crossover: buy when the fast EMA crosses above the slow EMA"
+    uses_ohlcv = False
     params_model = EMACrossParams
+
+    @property
+    def warmup_candles(self) -> int:
+        return ema_warmup(self.params.slow_period) + 1
 
     @property
     def min_candles(self) -> int:
@@ -83,11 +89,13 @@ class EMACrossEvaluator(StrategyEvaluator[EMACrossStrategy]):
         self._fast = EMA(strategy.params.fast_period)
         self._slow = EMA(strategy.params.slow_period)
 
-    def _seed(self, closes: FloatArray) -> None:
+    def _seed(self, bars: Bars) -> None:
+        closes = bars.close
         self._fast.seed(closes)
         self._slow.seed(closes)
 
-    def _step(self, close: float) -> Signal:
+    def _step(self, bar: Bar) -> Signal:
+        close = bar.close
         pf, ps = self._fast.value, self._slow.value
         fast = self._fast.update(close)
         slow = self._slow.update(close)

@@ -12,6 +12,7 @@ import math
 
 from pydantic import Field, ValidationInfo, field_validator
 
+from shared.strategies.bars import Bar, Bars
 from shared.strategies.base import (
     Signal,
     SignalAction,
@@ -21,10 +22,10 @@ from shared.strategies.base import (
 )
 from shared.strategies.indicators import (
     ArrayLike,
-    FloatArray,
     WilderRSI,
     as_float_array,
     wilder_rsi,
+    wilder_warmup,
 )
 
 
@@ -50,7 +51,12 @@ class RSIParams(StrategyParams):
 class RSIStrategy(TradingStrategy[RSIParams]):
     name = "rsi"
     title = "RSI mean reversion: buy when RSI recovers from oversold"
+    uses_ohlcv = False
     params_model = RSIParams
+
+    @property
+    def warmup_candles(self) -> int:
+        return wilder_warmup(self.params.period)
 
     @property
     def min_candles(self) -> int:
@@ -90,10 +96,12 @@ class RSIEvaluator(StrategyEvaluator[RSIStrategy]):
         super().__init__(strategy)
         self._rsi = WilderRSI(strategy.params.period)
 
-    def _seed(self, closes: FloatArray) -> None:
+    def _seed(self, bars: Bars) -> None:
+        closes = bars.close
         self._rsi.seed(closes)
 
-    def _step(self, close: float) -> Signal:
+    def _step(self, bar: Bar) -> Signal:
+        close = bar.close
         prev = self._rsi.value
         rsi = self._rsi.update(close)
         if rsi is None or self.count < self._min:

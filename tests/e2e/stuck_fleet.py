@@ -252,6 +252,7 @@ class StuckFleet:
             b: {
                 "bot": {k: v for k, v in self.r.hgetall(keys.bot(b)).items() if k != "config"},
                 "pending": self.r.hgetall(keys.bot_pending(b)),
+                "stats": self.r.hgetall(keys.bot_stats(b)),
                 "orders": {
                     cid: {k: v for k, v in self.r.hgetall(keys.order(cid)).items() if k != "report"}
                     for cid in {

@@ -8,6 +8,7 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -155,3 +156,18 @@ def test_ws_api_rate_limit_errors_carry_retry_after_as_epoch_ms(sim: SimClient) 
     data = reply["error"]["data"]
     assert data["retryAfter"] > data["serverTime"]
     assert reply["rateLimits"][0]["rateLimitType"] == "REQUEST_WEIGHT"
+    # the recorded shape of Binance's WS-API rate-limit error (tests/fixtures/binance)
+    recorded = json.loads(
+        (
+            Path(__file__).resolve().parents[2] / "fixtures/binance/wsapi_error_ipbanned.json"
+        ).read_text()
+    )
+    assert _shape(reply) == _shape(recorded)
+
+
+def _shape(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _shape(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_shape(value[0])] if value else []
+    return type(value).__name__

@@ -112,7 +112,9 @@ def test_unknown_paths_answer_404_never_500(sim: SimClient) -> None:
 
 
 def test_sapi_and_futures_answer_as_a_spot_only_exchange(sim: SimClient) -> None:
-    assert _get(sim, "/sapi/v1/system/status").json() == {"status": 0, "msg": "normal"}
+    assert _get(sim, "/sapi/v1/system/status").json() == _fixture("sapi_system_status.json")
+    fees = _ccxt(sim).sapiGetAssetTradeFee()  # signed: through a published client
+    assert _shape(fees) == _shape(_fixture("sapi_tradefee.json"))
     assert _get(sim, "/sapi/v1/margin/allPairs").json() == []
     for path in ("/fapi/v1/exchangeInfo", "/dapi/v1/exchangeInfo"):
         info = _get(sim, path).json()

@@ -6,11 +6,16 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 import websockets
 
 from tests.support.sim import SimClient
+
+RECORDED_BOOK_TICKER = (
+    Path(__file__).resolve().parents[2] / "fixtures" / "binance" / "ws_bookticker_bnbusdt.json"
+).read_text()
 
 
 async def _until(ws: Any, predicate: Any, timeout: float = 10.0) -> Any:
@@ -72,5 +77,25 @@ async def test_ccxt_pro_watches_candles_by_message_subscription(sim: SimClient) 
             candles = await asyncio.wait_for(exchange.watch_ohlcv("BTC/USDT", "1m"), 10)
             seen.add(candles[-1][0])
         assert len(seen) >= 2  # at speed 60 a new minute opens every wall second
+        ticker = await asyncio.wait_for(exchange.watch_ticker("ETH/USDT"), 10)
+        assert ticker["last"] > 0 and ticker["bid"] == ticker["ask"] == ticker["last"]
+        books = await asyncio.wait_for(exchange.watch_bids_asks(["BTC/USDT"]), 10)
+        assert books["BTC/USDT"]["bid"] == books["BTC/USDT"]["ask"]
     finally:
         await exchange.close()
+
+
+async def test_ticker_and_book_ticker_streams_have_binances_fields(sim: SimClient) -> None:
+    recorded = json.loads(RECORDED_BOOK_TICKER)
+    url = sim.ws_url + "/stream?streams=btcusdt@bookTicker/btcusdt@ticker"
+    async with websockets.connect(url) as ws:
+        book = (await _until(ws, lambda f: f["stream"] == "btcusdt@bookTicker"))["data"]
+        ticker = (await _until(ws, lambda f: f["stream"] == "btcusdt@ticker"))["data"]
+    assert {k: type(v) for k, v in book.items()} == {k: type(v) for k, v in recorded.items()}
+    assert book["b"] == book["a"]
+    # §2.4's field list of the 24hrTicker event
+    assert list(ticker) == [
+        "e", "E", "s", "p", "P", "w", "x", "c", "Q", "b", "B", "a", "A",
+        "o", "h", "l", "v", "q", "O", "C", "F", "L", "n",
+    ]  # fmt: skip
+    assert ticker["e"] == "24hrTicker" and ticker["c"] == ticker["b"]

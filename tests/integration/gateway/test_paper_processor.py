@@ -344,3 +344,21 @@ async def test_a_batch_larger_than_one_trade_call_fills_every_intent_once(redis:
     assert all(v[0].status is ExecutionStatus.FILLED for v in finals.values())
     btc = await redis.hget(keys.balances("paper"), "BTC:free")
     assert from_units(btc) == Decimal("0.01") * count
+
+
+async def test_a_stale_copy_in_the_same_batch_does_not_fence_out_the_new_epochs_resend(
+    redis: Any,
+) -> None:
+    """The adopting runner re-sends an intent under the new epoch while the old copy is
+    still waiting: both in one batch, the new one is placed (one order, one report)."""
+    await seed_market(redis)
+    await redis.hset(keys.bot("bot3"), BotField.EPOCH.value, 5)
+    processor = await make_processor(redis)
+    old = intent("adopted", bot="bot3", epoch=4)
+    new = intent("adopted", bot="bot3", epoch=5)
+    assert old.intent_id == new.intent_id
+    assert await run(processor, old, new) == 0
+    [report] = (await final_reports(redis))[new.intent_id]
+    assert report.status is ExecutionStatus.FILLED and report.epoch == 5
+    btc = await redis.hget(keys.balances("paper"), "BTC:free")
+    assert from_units(btc) == Decimal("0.01")

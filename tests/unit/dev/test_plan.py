@@ -35,7 +35,9 @@ def by_name(**kw: object) -> dict[str, object]:
 
 def test_full_plan_starts_redis_sim_services_and_two_runners_in_order() -> None:
     names = [s.name for s in build_plan(options(), SECRETS, python="py")]
-    assert names == [REDIS, "exchange-sim", "ingestion", "gateway", "runner-1", "runner-2", "api"]
+    assert names == [
+        REDIS, "exchange-sim", "ingestion", "gateway", "ledger", "runner-1", "runner-2", "api",
+    ]  # fmt: skip
 
 
 def test_runner_count_flag_sets_the_number_of_runner_processes() -> None:
@@ -130,7 +132,7 @@ def test_start_phases_put_redis_then_the_exchange_before_the_services() -> None:
     assert phases == [
         [REDIS],
         ["exchange-sim"],
-        ["ingestion", "gateway"],
+        ["ingestion", "gateway", "ledger"],
         ["runner-1", "runner-2", "api"],
     ]
 
@@ -141,6 +143,7 @@ def test_stop_order_stops_runners_before_the_gateway_and_redis_last() -> None:
         ["api"],
         ["runner-1", "runner-2"],
         ["gateway"],
+        ["ledger"],
         ["ingestion"],
         ["exchange-sim"],
         [REDIS],
@@ -190,3 +193,13 @@ def test_busy_ports_are_named_with_the_flag_that_moves_them() -> None:
         ports_in_use(options(external_redis_url="redis://x:1/0", services=()), lambda h, p: False)
         == []
     )
+
+
+def test_the_ledger_and_the_api_share_one_database_sqlite_in_the_data_dir_by_default() -> None:
+    plan = by_name()
+    for name in ("ledger", "api"):
+        env = plan[name].env  # type: ignore[attr-defined]
+        assert env["BOTFLEET_LEDGER_DATABASE_URL"] == "sqlite:////data/ledger.db"
+    chosen = by_name(ledger_database_url="postgresql://u@db/ledger")
+    assert chosen["ledger"].env["BOTFLEET_LEDGER_DATABASE_URL"] == "postgresql://u@db/ledger"  # type: ignore[attr-defined]
+    assert "BOTFLEET_BINANCE_API_SECRET" not in plan["ledger"].env  # type: ignore[attr-defined]
