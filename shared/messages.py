@@ -171,23 +171,26 @@ class Candle(Message, frozen=True, kw_only=True):
     event_time: Millis = 0
 
     def __post_init__(self) -> None:
-        _check_name("symbol", self.symbol, _SYMBOL_RE, _SYMBOLS)
-        _check_name("interval", self.interval, _INTERVAL_RE, _INTERVALS)
+        if self.symbol not in _SYMBOLS:
+            _check_name("symbol", self.symbol, _SYMBOL_RE, _SYMBOLS)
+        if self.interval not in _INTERVALS:
+            _check_name("interval", self.interval, _INTERVAL_RE, _INTERVALS)
         # No check that low and high hold open and close: Binance's own documented
         # kline (tests/fixtures/binance/ws_kline_open.json) has open < low.
-        prices = (self.open, self.high, self.low, self.close)
         volume, quote_volume = self.volume, self.quote_volume
         try:
             fine = (
-                min(prices) >= _MIN
-                and max(prices) < _LIMIT
+                _MIN <= self.open < _LIMIT
+                and _MIN <= self.high < _LIMIT
+                and _MIN <= self.low < _LIMIT
+                and _MIN <= self.close < _LIMIT
                 and (_MIN <= volume < _LIMIT or volume == 0)
                 and (_MIN <= quote_volume < _LIMIT or quote_volume == 0)
             )
         except InvalidOperation:  # a NaN
             fine = False
         if not fine:
-            _check_amounts(_CANDLE_PRICES, prices, True)
+            _check_amounts(_CANDLE_PRICES, (self.open, self.high, self.low, self.close), True)
             _check_amounts(_CANDLE_VOLUMES, (volume, quote_volume), False)
         if self.close_time < self.open_time:
             raise ValueError(f"close_time {self.close_time} is before open_time {self.open_time}")
@@ -206,7 +209,8 @@ class Tick(Message, frozen=True, kw_only=True):
     event_time: Millis
 
     def __post_init__(self) -> None:
-        _check_name("symbol", self.symbol, _SYMBOL_RE, _SYMBOLS)
+        if self.symbol not in _SYMBOLS:
+            _check_name("symbol", self.symbol, _SYMBOL_RE, _SYMBOLS)
         _check_positive("price", self.price)
 
 
@@ -221,7 +225,8 @@ class BotCommand(Message, frozen=True, kw_only=True):
 
     def __post_init__(self) -> None:
         _check_name("command_id", self.command_id, _BOT_ID_RE, None)
-        _check_name("bot_id", self.bot_id, _BOT_ID_RE, _BOT_IDS)
+        if self.bot_id not in _BOT_IDS:
+            _check_name("bot_id", self.bot_id, _BOT_ID_RE, _BOT_IDS)
 
 
 class OrderIntent(Message, frozen=True, kw_only=True):
@@ -250,8 +255,10 @@ class OrderIntent(Message, frozen=True, kw_only=True):
 
     def __post_init__(self) -> None:
         _check_name("intent_id", self.intent_id, _INTENT_ID_RE, None)
-        _check_name("bot_id", self.bot_id, _BOT_ID_RE, _BOT_IDS)
-        _check_name("symbol", self.symbol, _SYMBOL_RE, _SYMBOLS)
+        if self.bot_id not in _BOT_IDS:
+            _check_name("bot_id", self.bot_id, _BOT_ID_RE, _BOT_IDS)
+        if self.symbol not in _SYMBOLS:
+            _check_name("symbol", self.symbol, _SYMBOL_RE, _SYMBOLS)
         if self.quantity is not None:
             _check_positive("quantity", self.quantity)
         if self.quote_quantity is not None:
@@ -306,8 +313,10 @@ class ExecutionReport(Message, frozen=True, kw_only=True):
     def __post_init__(self) -> None:
         _check_name("intent_id", self.intent_id, _INTENT_ID_RE, None)
         _check_name("client_order_id", self.client_order_id, _CLIENT_ORDER_ID_RE, None)
-        _check_name("bot_id", self.bot_id, _BOT_ID_RE, _BOT_IDS)
-        _check_name("symbol", self.symbol, _SYMBOL_RE, _SYMBOLS)
+        if self.bot_id not in _BOT_IDS:
+            _check_name("bot_id", self.bot_id, _BOT_ID_RE, _BOT_IDS)
+        if self.symbol not in _SYMBOLS:
+            _check_name("symbol", self.symbol, _SYMBOL_RE, _SYMBOLS)
         amounts = (self.executed_qty, self.cumulative_quote, self.avg_price, self.commission)
         try:
             fine = all(_MIN <= a < _LIMIT or a == 0 for a in amounts)
