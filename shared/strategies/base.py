@@ -212,12 +212,25 @@ class StrategyEvaluator(ABC, Generic[S]):
 
     def on_candle(self, candle: Candle | Bar) -> Signal:
         bar = Bar.of(candle) if isinstance(candle, Candle) else candle
+        _, _, o, h, lo, c, v = bar
+        if not (
+            math.isfinite(o)
+            and math.isfinite(h)
+            and math.isfinite(lo)
+            and math.isfinite(c)
+            and math.isfinite(v)
+        ):
+            raise ValueError(f"candle prices and volume must be finite, got {bar}")
         return self._take(bar, bar.open_time)
 
     def on_close(self, close: float, open_time: int | None = None) -> Signal:
         """The next close alone (strategies that read only the close)."""
-        self._closes_only()
-        return self._take(Bar.from_close(close, open_time or 0), open_time)
+        if self.strategy.uses_ohlcv:
+            self._closes_only()
+        if not math.isfinite(close):
+            raise ValueError(f"close must be finite, got {close}")
+        t = open_time or 0
+        return self._take(Bar(t, t, close, close, close, close, 0.0), open_time)
 
     def _closes_only(self) -> None:
         if self.strategy.uses_ohlcv:
@@ -233,8 +246,6 @@ class StrategyEvaluator(ABC, Generic[S]):
                 raise OutOfOrderCandle(
                     f"candle open_time {open_time} is older than {self.last_open_time}"
                 )
-        if not all(math.isfinite(v) for v in bar[2:]):
-            raise ValueError(f"candle prices and volume must be finite, got {bar}")
         self.count += 1
         self.last_signal = self._step(bar)
         if open_time is not None:
