@@ -171,3 +171,29 @@ async def test_database_away_holds_every_ack_until_it_is_back(
     finally:
         proxy.stop()
         await engine.dispose()
+
+
+async def test_a_failing_migration_exits_saying_why_and_leaves_the_database_as_it_was(
+    tmp_path: Path, clean_redis_url: str
+) -> None:
+    """A database someone already put a ``fills`` table in: migration 1 cannot create its
+    tables, rolls back whole (no ``orders`` table left behind) and the ledger exits 1."""
+    from sqlalchemy import inspect, text
+
+    from shared.ledger.engine import create_engine
+
+    url = f"sqlite:///{tmp_path / 'taken.db'}"
+    engine = create_engine(url)
+    async with engine.begin() as conn:
+        await conn.execute(text("CREATE TABLE fills (x INTEGER)"))
+    proc = ledger_process(tmp_path, clean_redis_url, url, "l4").start()
+    assert proc.proc is not None
+    code = await asyncio.to_thread(proc.proc.wait, 60)
+    assert code == 1
+    log = proc.log_text()
+    assert "ledger.migration_failed" in log and "migration 1 (initial) failed" in log
+    async with engine.connect() as conn:
+        tables = await conn.run_sync(lambda c: inspect(c).get_table_names())
+    await engine.dispose()
+    assert sorted(tables) == ["fills"]  # neither orders nor schema_migrations remain
+    proc.stop()
