@@ -197,3 +197,30 @@ async def test_a_failing_migration_exits_saying_why_and_leaves_the_database_as_i
     await engine.dispose()
     assert sorted(tables) == ["fills"]  # neither orders nor schema_migrations remain
     proc.stop()
+
+
+async def test_two_ledgers_share_the_stream_and_write_every_fill_once(
+    tmp_path: Path, redis: Any, clean_redis_url: str, engine: AsyncEngine, database_url: str,
+    processes: list[Any],
+) -> None:  # fmt: skip
+    await publish(redis, [report(n, fills=2) for n in range(3000)])
+    procs = [
+        ledger_process(
+            tmp_path, clean_redis_url, database_url, name, BOTFLEET_LEDGER_BATCH="50"
+        ).start()
+        for name in ("la", "lb")
+    ]
+    processes.extend(procs)
+
+    async def shares() -> list[int]:
+        return [int((await health(redis, name)).get("entries", "0")) for name in ("la", "lb")]
+
+    async def all_acked() -> bool:
+        groups = await redis.xinfo_groups(keys.EXECUTIONS)
+        done = bool(groups) and groups[0]["entries-read"] == 3000 and groups[0]["pending"] == 0
+        return done and sum(await shares()) == 3000
+
+    await eventually(all_acked, "every entry read and acknowledged", procs[0])
+    assert await count(engine, schema.orders) == 3000
+    assert await count(engine, schema.fills) == 6000
+    assert all(s > 0 for s in await shares())  # both took part
