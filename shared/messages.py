@@ -404,14 +404,14 @@ def decode(fields: dict[Any, Any]) -> Message:
     decoder = _decoders.get(type_name)
     if decoder is None:
         raise MessageDecodeError(f"unknown message type {type_name!r}")
-    if not isinstance(raw_data, bytes | str | bytearray | memoryview):
-        raise MessageDecodeError(f"invalid {type_name}: data is {type(raw_data).__name__}")
     try:
         message = decoder.decode(raw_data)
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
         raise MessageDecodeError(f"invalid {type_name}: {exc}") from exc
     except UnicodeError as exc:  # a str holding a lone surrogate
         raise MessageDecodeError(f"invalid {type_name}: {exc}") from exc
+    except TypeError as exc:  # data that is not bytes or str (checked here, not on every call)
+        raise MessageDecodeError(f"invalid {type_name}: data is {type(raw_data).__name__}") from exc
     if message.v > SCHEMA_VERSION:
         raise MessageDecodeError(
             f"{type_name} schema version {message.v} is newer than {SCHEMA_VERSION}"
