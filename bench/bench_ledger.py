@@ -229,7 +229,8 @@ def bench_api(redis_url: str, db_url: str, workdir: Path, rows: int) -> None:
                     "limit": 100,
                 },
                 f"cursor {depth}k deep": {"cursor": deep, "limit": 100},
-                "csv 5,000 rows": {"bot_id": "bot-9", "end": T0 + 5000 * 1000 * 30_000,
+                # g % 4 == 0 is BTCUSDT and g < 20,000: the oldest 5,000 BTCUSDT fills
+                "csv 5,000 rows": {"symbol": "BTCUSDT", "end": T0 + 20_000 * 30_000,
                                    "format": "csv"},
             }  # fmt: skip
             for name, params in cases.items():
