@@ -21,7 +21,14 @@ from shared.strategies.base import (
     StrategyParams,
     TradingStrategy,
 )
-from shared.strategies.indicators import EMA, ema, ema_warmup, wilder_warmup
+from shared.strategies.indicators import (
+    CONVERGED,
+    EMA,
+    converged_after,
+    ema,
+    ema_warmup,
+    wilder_warmup,
+)
 from shared.strategies.oscillators import StochRSI, StochValues, stoch_rsi
 
 
@@ -73,7 +80,11 @@ class EMAStochRSIStrategy(TradingStrategy[EMAStochRSIParams]):
     @property
     def signal_warmup(self) -> int:
         p = self.params
-        stoch = wilder_warmup(p.rsi_period) + p.stoch_period + p.k_smooth + p.d_smooth
+        # %K = 100 * (rsi - lowest) / range multiplies the RSI's residual seed error by
+        # 100 / range: the RSI converges 1e4 further, so %K holds 1e-9 while the window
+        # spans at least 0.01 RSI points (docs/strategies.md, "Warm-up").
+        rsi = p.rsi_period + 1 + converged_after(1.0 / p.rsi_period, CONVERGED * 1e-4)
+        stoch = rsi + p.stoch_period + p.k_smooth + p.d_smooth
         return max(ema_warmup(p.ema_slow), stoch, wilder_warmup(p.atr_period)) + 1
 
     def decide(
