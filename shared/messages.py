@@ -11,12 +11,12 @@ Decoding refuses, naming the field, anything that can never be a valid message (
 14), so no loop does arithmetic on it or builds a key of it: a money field that is not
 finite, out of range (``|x| < 1e18``; a non-zero ``|x| >= 1e-30``) or of the wrong
 sign; an id, a symbol or an interval that does not match its pattern; an integer
-outside int64 or a negative time.
-Integer ranges are msgspec constraints; the rest is each Struct's ``__post_init__``,
-so it holds for every decoder of the type (the runner and the API build their own) and
-for a Struct built in code. The checks sit on hot paths: amounts take one chained
-comparison (the wording of the refusal is worked out only for a bad value), and
-symbols, intervals and bot ids, which repeat, are matched once and remembered.
+outside int64 or a negative time. Integer ranges are msgspec constraints; the rest is
+each Struct's ``__post_init__``, so it holds for every decoder of the type (the runner
+and the API build their own) and for a Struct built in code. The checks sit on hot
+paths: an amount costs two comparisons (the wording of a refusal is worked out only
+for a bad value), and symbols, intervals and bot ids, which repeat, are matched once
+and remembered.
 
 How valid fields combine into an order (exactly one of quantity and quote quantity on
 a MARKET intent, a price on a LIMIT one) is the gateway's sizing: it answers the bot
@@ -51,7 +51,6 @@ Millis = Annotated[int, msgspec.Meta(ge=0, le=INT64_MAX)]  # epoch ms (0: not se
 Count = Annotated[int, msgspec.Meta(ge=0, le=INT64_MAX)]
 Int64 = Annotated[int, msgspec.Meta(ge=-INT64_MAX - 1, le=INT64_MAX)]  # venue ids (-1: none)
 
-_ZERO = Decimal(0)
 _LIMIT = Decimal("1e18")  # no price, quantity or amount of ours comes near it
 # The smallest real non-zero amount is a fee of a fraction of a satoshi (~1e-12); a
 # smaller one is crafted. No bound on decimal places: the runner's own sizing divides
