@@ -16,10 +16,12 @@ help:
 	@echo "make lint   - ruff check, ruff format --check, mypy"
 	@echo "make bench  - run the benchmarks in bench/ and print their figures"
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml examples/botfleet-donchian/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
+	# The example strategy plugin (docs/strategies.md): tests check it is registered.
+	$(PY) -m pip install --quiet -e examples/botfleet-donchian
 	touch $(STAMP)
 
 install: $(STAMP) dashboard

@@ -80,7 +80,35 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def bench_process(redis_url: str, db_url: str, workdir: Path, reports: int) -> None:
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time of these processes (Linux /proc), in seconds."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime (clock ticks)
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def postgres_pids(pg: PostgresServer) -> list[int]:
+    """The postmaster and its backends (children)."""
+    assert pg.proc is not None
+    out = [pg.proc.pid]
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid == pg.proc.pid:
+            out.append(int(stat.parent.name))
+    return out
+
+
+def bench_process(
+    redis_url: str, db_url: str, workdir: Path, reports: int, pg: PostgresServer
+) -> None:
     r = sync_redis.Redis.from_url(redis_url)
     pipe = r.pipeline(transaction=False)
     for n in range(reports):
@@ -98,6 +126,8 @@ def bench_process(redis_url: str, db_url: str, workdir: Path, reports: int) -> N
         proc.wait_for(lambda: int(r.hget(health, "batches") or 0) > 0, 60, "first batch")
         started = time.perf_counter()
         first_entries = int(r.hget(health, "entries") or 0)
+        pids = postgres_pids(pg)
+        cpu0 = cpu_seconds([proc.pid]), cpu_seconds(pids)
 
         def done() -> bool:
             (group,) = r.xinfo_groups(keys.EXECUTIONS)
@@ -106,10 +136,19 @@ def bench_process(redis_url: str, db_url: str, workdir: Path, reports: int) -> N
         proc.wait_for(done, 600, "every report acknowledged")
         elapsed = time.perf_counter() - started
         fills = (reports - first_entries) * 2
+        ledger_cpu = cpu_seconds([proc.pid]) - cpu0[0]
+        pg_cpu = cpu_seconds(postgres_pids(pg)) - cpu0[1]
         print(
             f"botfleet ledger (process): {reports:,} reports / {reports * 2:,} fills; "
             f"{fills / elapsed:,.0f} fills/s ({(reports - first_entries) / elapsed:,.0f} "
             f"reports/s) read, written to PostgreSQL, acknowledged"
+        )
+        print(
+            f"  CPU used: ledger process {ledger_cpu:.1f} s, PostgreSQL {pg_cpu:.1f} s "
+            f"= {fills / max(ledger_cpu + pg_cpu, 1e-9):,.0f} fills per CPU-second "
+            f"(the rate on otherwise idle cores, the two sharing one core: "
+            f"{fills / max(ledger_cpu + pg_cpu, ledger_cpu, pg_cpu, 1e-9):,.0f}/s; on two: "
+            f"{fills / max((ledger_cpu + pg_cpu) / 2, ledger_cpu, pg_cpu, 1e-9):,.0f}/s)"
         )
     finally:
         proc.stop()
@@ -175,7 +214,8 @@ def bench_api(redis_url: str, db_url: str, workdir: Path, rows: int) -> None:
         with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {TOKEN}"}) as c:
             deep = None
             page = c.get("/api/v1/trades", params={"limit": 1000}).json()
-            for _ in range(200):  # 200 pages down: a cursor 200,000 rows deep
+            depth = max(1, min(200, rows // 2000))
+            for _ in range(depth):  # up to 200 pages down: a cursor 200,000 rows deep
                 page = c.get(
                     "/api/v1/trades", params={"limit": 1000, "cursor": page["next_cursor"]}
                 ).json()
@@ -188,8 +228,9 @@ def bench_api(redis_url: str, db_url: str, workdir: Path, rows: int) -> None:
                     "symbol": "ETHUSDT", "side": "SELL", "start": mid, "end": mid + 86_400_000,
                     "limit": 100,
                 },
-                "cursor 200k deep": {"cursor": deep, "limit": 100},
-                "csv 5,000 rows": {"bot_id": "bot-9", "end": T0 + 5000 * 1000 * 30_000,
+                f"cursor {depth}k deep": {"cursor": deep, "limit": 100},
+                # g % 4 == 0 is BTCUSDT and g < 20,000: the oldest 5,000 BTCUSDT fills
+                "csv 5,000 rows": {"symbol": "BTCUSDT", "end": T0 + 20_000 * 30_000,
                                    "format": "csv"},
             }  # fmt: skip
             for name, params in cases.items():
@@ -217,7 +258,7 @@ def main() -> None:
     pg = PostgresServer().start()
     try:
         db_url = pg.create_database()
-        bench_process(redis_server.url, db_url, workdir, reports)
+        bench_process(redis_server.url, db_url, workdir, reports, pg)
         asyncio.run(bench_writer(db_url, reports))
 
         api_db = pg.create_database()

@@ -76,7 +76,7 @@ class ConnectionOptions:
 BURST_GAP_S = 0.1
 _PERIOD_SAMPLES = 32  # burst-to-burst gaps remembered
 _MIN_SAMPLES = 3  # gaps needed before the measured period is trusted
-STALE_FACTOR = 1.5  # x the period; checked every period/4 -> noticed within < 2x
+STALE_FACTOR = 1.5  # x the period; checked every threshold/8 -> noticed within ~1.7x
 
 
 @dataclass(slots=True)
@@ -238,7 +238,7 @@ class _Session:
         options = self.options
         while True:
             stale_after = self.owner.period.stale_after(options.stale_after_s, options.min_stale_s)
-            await asyncio.sleep(min(1.0, stale_after / 4))
+            await asyncio.sleep(min(1.0, stale_after / 8))
             if not self.planner.confirmed:
                 continue  # nothing subscribed: silence is expected
             silent = time.monotonic() - max(self.owner.stats.last_message_at, self.opened_at)

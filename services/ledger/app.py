@@ -64,6 +64,7 @@ async def main(settings: LedgerSettings, stop: asyncio.Event) -> None:
         block_ms=settings.ledger_block_ms,
         claim_idle_ms=settings.ledger_claim_idle_ms,
         retry_max_s=settings.ledger_db_retry_max_s,
+        workers=settings.ledger_workers,
     )
     recorder = BotRecorder(redis, writer, db, interval_s=settings.ledger_poll_interval_s)
     schema_version = 0

@@ -3,8 +3,10 @@
 A batch is read (XREADGROUP COUNT/BLOCK), decoded, written in one transaction and only
 then acknowledged, so an entry is acknowledged only once its rows are committed; a
 crash anywhere before XACK leaves the batch pending, and writing it again inserts
-nothing twice (unique keys). While a batch cannot be written, nothing more is read:
-that is the back-pressure, and the stream keeps the entries for later.
+nothing twice (unique keys). ``workers`` loops do this side by side, so one batch's
+database round trips overlap the next one's Redis read and decoding. While a batch cannot be written, nothing more is read:
+that is the back-pressure (at most ``workers`` batches in hand), and the stream keeps
+the entries for later.
 
 - The database unreachable: the batch is kept and written again with capped, jittered
   backoff until it goes in; :class:`DbState` says so in the health key meanwhile.
@@ -34,6 +36,7 @@ from shared.ledger.engine import is_unreachable
 from shared.logging import get_logger
 from shared.messages import ExecutionReport
 from shared.redis import REDIS_ERRORS, now_ms
+from shared.retention import id_key
 from shared.streams import dead_letter, decode_entry, ensure_group, is_group_lost
 
 log = get_logger(__name__)
@@ -70,7 +73,7 @@ class Figures:
     orders_written: int = 0
     fills_written: int = 0
     dead_letters: int = 0
-    last_acked: str = ""
+    last_acked: str = ""  # the newest entry id acknowledged
     recreated: int = 0
 
 
@@ -86,7 +89,9 @@ class ExecutionConsumer:
         block_ms: int = 500,
         claim_idle_ms: int = 30_000,
         retry_max_s: float = 10.0,
+        workers: int = 2,
     ) -> None:
+        self.workers = workers
         self.redis = redis
         self.writer = writer
         self.consumer = consumer
@@ -112,14 +117,25 @@ class ExecutionConsumer:
                 delay = next(delays)
                 log.warning("ledger.redis_error", error=str(exc), retry_in=round(delay, 3))
                 await asyncio.sleep(delay)
-        await self._loop()
+        loops = [
+            asyncio.create_task(self._loop(i == 0), name=f"executions-{i}")
+            for i in range(self.workers)
+        ]
+        try:
+            await asyncio.gather(*loops)
+        finally:
+            for task in loops:
+                task.cancel()
+            await asyncio.gather(*loops, return_exceptions=True)
 
-    async def _loop(self) -> None:
+    async def _loop(self, housekeeper: bool) -> None:
+        """One read-write-ack loop; the first also takes over a dead ledger's entries.
+        Each loop holds at most one batch: ``workers`` batches in hand at most."""
         delays = backoff_delays(0.05, 5.0, random.Random())
         next_claim = time.monotonic()
         while True:
             try:
-                if time.monotonic() >= next_claim:
+                if housekeeper and time.monotonic() >= next_claim:
                     await self._claim_dead()
                     next_claim = time.monotonic() + max(0.2, self.claim_idle_ms / 2000)
                 reply = await self.redis.xreadgroup(
@@ -165,7 +181,9 @@ class ExecutionConsumer:
             await self._write(reports, entries)
         if ack:
             await self.redis.xack(self.stream, self.group, *ack)
-            self.figures.last_acked = _text(ack[-1])
+            newest = max((_text(i) for i in ack), key=id_key)
+            if not self.figures.last_acked or id_key(newest) > id_key(self.figures.last_acked):
+                self.figures.last_acked = newest  # the loops finish out of order
         self.figures.batches += 1
         self.figures.entries += len(entries)
 

@@ -16,6 +16,9 @@ class LedgerSettings(Settings):
     ledger_batch: int = Field(
         default=1000, ge=1, le=100_000, description="execution reports written per transaction"
     )
+    ledger_workers: int = Field(
+        default=2, ge=1, le=16, description="batches written side by side (each its transaction)"
+    )
     ledger_block_ms: int = Field(default=500, ge=10, le=10_000, description="XREADGROUP block")
     ledger_claim_idle_ms: int = Field(
         default=30_000,

@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from shared.ledger import schema
 
 MAX_PAGE = 5000
+_INT64_MAX = 2**63 - 1  # ids are BIGINT
 
 
 class Trade(msgspec.Struct, frozen=True, kw_only=True):
@@ -114,7 +115,7 @@ def parse_cursor(cursor: str | None) -> int | None:
     """The id a cursor stands for; ValueError when it is not one of ours."""
     if cursor is None or cursor == "":
         return None
-    if not cursor.isdigit() or len(cursor) > 19:
+    if not cursor.isascii() or not cursor.isdigit() or int(cursor) > _INT64_MAX:
         raise ValueError(f"invalid cursor {cursor[:40]!r}")
     return int(cursor)
 

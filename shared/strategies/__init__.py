@@ -8,6 +8,7 @@ statistics.
 """
 
 from shared.strategies.accounting import ApplyResult, BotBook, RoundTrip
+from shared.strategies.bars import Bar, Bars
 from shared.strategies.base import (
     OutOfOrderCandle,
     Signal,
@@ -39,6 +40,7 @@ from shared.strategies.registry import (
     create_strategy,
     describe_strategies,
     get_strategy_class,
+    plugin_errors,
     register,
     strategy_names,
 )
@@ -46,6 +48,8 @@ from shared.strategies.sizing import EntrySize, size_entry, stop_distance
 
 __all__ = [
     "ApplyResult",
+    "Bar",
+    "Bars",
     "BotBook",
     "BotConfig",
     "EntrySize",
@@ -73,6 +77,7 @@ __all__ = [
     "describe_strategies",
     "exit_levels",
     "get_strategy_class",
+    "plugin_errors",
     "register",
     "size_entry",
     "stop_distance",

@@ -29,6 +29,7 @@ report and every :meth:`BotBook.mark`.
 from __future__ import annotations
 
 import json
+import math
 from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -114,6 +115,7 @@ class BotBook:
     stop_price: Decimal | None = None
     take_profit_price: Decimal | None = None
     trailing_high: Decimal | None = None
+    atr: Decimal | None = None  # the strategy's latest ATR (ATR stops), see note_atr
     # the open round trip
     rt_bought: Decimal = ZERO
     rt_cost: Decimal = ZERO
@@ -187,6 +189,12 @@ class BotBook:
         self.mark_price = price
         if self.qty > 0:  # flat, equity does not move with the price (reports track it)
             self._track_drawdown()
+
+    def note_atr(self, value: float | None) -> None:
+        """The ATR of the bot's strategy on the last closed candle (``Signal.metadata``
+        ``"atr"``): ATR stop-loss/take-profit of the next entry are measured in it."""
+        if value is not None and math.isfinite(value) and value > 0:
+            self.atr = Decimal(repr(value))
 
     def check_exit(self, price: Decimal) -> ExitCheck:
         """Exit rules at ``price`` (also marks); keeps the raised trailing high."""
@@ -303,7 +311,7 @@ class BotBook:
         self.rt_cost += basis
         self.rt_fees += fee
         if self.exit_plan is not None and self.is_open:
-            levels = exit_levels(self.exit_plan, self.entry_price)
+            levels = exit_levels(self.exit_plan, self.entry_price, self.atr)
             self.stop_price, self.take_profit_price = levels.stop_price, levels.take_profit_price
             if self.trailing_high is None or self.trailing_high < self.entry_price:
                 self.trailing_high = self.entry_price
@@ -400,6 +408,7 @@ class BotBook:
             "stop_price": _opt(self.stop_price),
             "take_profit_price": _opt(self.take_profit_price),
             "trailing_high": _opt(self.trailing_high),
+            "atr": _opt(self.atr),
             "opened_at": str(self.opened_at),
             "rt_bought": _fmt(self.rt_bought),
             "rt_cost": _fmt(self.rt_cost),
@@ -467,6 +476,7 @@ class BotBook:
                 stop_price=opt("stop_price"),
                 take_profit_price=opt("take_profit_price"),
                 trailing_high=opt("trailing_high"),
+                atr=opt("atr"),
                 rt_bought=dec("rt_bought"),
                 rt_cost=dec("rt_cost"),
                 rt_sold=dec("rt_sold"),

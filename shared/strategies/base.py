@@ -22,6 +22,10 @@ same signal on the same candles (tests check it):
 ``strategy.warmup_candles`` is the strategy's own declaration of how many closed candles
 an evaluator must be seeded with so that its indicator values agree to 1e-9 relative
 with an evaluator that has run from the first candle (docs/strategies.md, "Warm-up").
+
+Every evaluator fed whole candles also keeps the ATR of ``strategy.atr_period`` and adds
+it to each signal's metadata as ``"atr"``: what ATR stop-losses and take-profits of any
+strategy are measured in (:mod:`shared.strategies.exits`).
 """
 
 from __future__ import annotations
@@ -38,7 +42,10 @@ from pydantic import BaseModel, ConfigDict
 
 from shared.messages import Candle
 from shared.strategies.bars import Bar, Bars
-from shared.strategies.indicators import ArrayLike, as_float_array
+from shared.strategies.indicators import ArrayLike, as_float_array, wilder_warmup
+from shared.strategies.ranges import ATR, atr
+
+DEFAULT_ATR_PERIOD = 14
 
 
 class SignalAction(enum.StrEnum):
@@ -82,8 +89,10 @@ class TradingStrategy(ABC, Generic[P]):
     """A strategy with validated parameters. Subclasses set ``name``, ``title`` and
     ``params_model`` and implement ``min_candles``, ``evaluator`` and one of
     ``analyze_bars`` (any strategy) or ``analyze_closes`` (strategies that read only the
-    close; set ``uses_ohlcv = False``). ``warmup_candles`` defaults to ``min_candles``:
-    a strategy whose indicators remember their start (EMA, Wilder smoothing) overrides it."""
+    close; set ``uses_ohlcv = False``). ``signal_warmup`` defaults to ``min_candles``:
+    a strategy whose indicators remember their start (EMA, Wilder smoothing) overrides
+    it with the candles they need to converge (``indicators.ema_warmup`` and
+    ``wilder_warmup``)."""
 
     name: ClassVar[str]
     title: ClassVar[str]
@@ -125,10 +134,21 @@ class TradingStrategy(ABC, Generic[P]):
         """Closed candles needed before the strategy can say anything but HOLD."""
 
     @property
+    def atr_period(self) -> int:
+        """Period of the ATR reported with every signal (for ATR stops)."""
+        return DEFAULT_ATR_PERIOD
+
+    @property
+    def signal_warmup(self) -> int:
+        """Closed candles after which the strategy's own indicators have converged."""
+        return self.min_candles
+
+    @property
     def warmup_candles(self) -> int:
         """Closed candles to seed an evaluator with so that it decides as one that has
-        run from the first candle (indicator values within 1e-9 relative)."""
-        return self.min_candles
+        run from the first candle (indicator values, the ATR included, within 1e-9
+        relative)."""
+        return max(self.signal_warmup, wilder_warmup(self.atr_period))
 
     @abstractmethod
     def evaluator(self) -> StrategyEvaluator[Any]:
@@ -145,8 +165,20 @@ class TradingStrategy(ABC, Generic[P]):
         return self.analyze_bars(Bars.from_closes(closes))
 
     def analyze(self, candles: Sequence[Candle]) -> Signal:
-        """Signal on the last of ``candles`` (closed, oldest first)."""
-        return self.analyze_bars(Bars.from_candles(candles))
+        """Signal on the last of ``candles`` (closed, oldest first), with the ATR."""
+        return self.analyze_with_atr(Bars.from_candles(candles))
+
+    def analyze_with_atr(self, bars: Bars) -> Signal:
+        """``analyze_bars`` plus ``metadata["atr"]``, as an evaluator fed whole candles."""
+        signal = self.analyze_bars(bars)
+        value = (
+            float(atr(bars.high, bars.low, bars.close, self.atr_period)[-1])
+            if bars.size
+            else math.nan
+        )
+        if math.isnan(value):
+            return signal
+        return msgspec.structs.replace(signal, metadata={**signal.metadata, "atr": value})
 
     def not_enough(self, have: int) -> Signal:
         return Signal(
@@ -178,24 +210,33 @@ class StrategyEvaluator(ABC, Generic[S]):
         self.last_open_time: int | None = None
         self.last_signal: Signal = strategy.not_enough(0)
         self._min = strategy.min_candles
+        self._atr = ATR(strategy.atr_period)
 
     @property
     def ready(self) -> bool:
         return self.count >= self._min
 
-    def seed_bars(self, bars: Bars, last_open_time: int | None = None) -> Signal:
+    def seed_bars(
+        self, bars: Bars, last_open_time: int | None = None, *, whole: bool = True
+    ) -> Signal:
         """Seed on ``bars``; the last one's ``open_time`` is remembered unless
-        ``last_open_time`` says otherwise (bars made from closes alone have none)."""
+        ``last_open_time`` says otherwise. ``whole=False``: bars made from closes alone
+        (no ATR is kept)."""
         if not bars.finite():
             raise ValueError("candle prices and volumes must be finite")
-        self._seed(bars[:-1])
+        head = bars[:-1]
+        self._seed(head)
+        self._atr.reset()
+        if whole:
+            self._atr.seed(head.high, head.low, head.close)
         self.count = bars.size
         if bars.size == 0:
             self.last_signal = self.strategy.not_enough(0)
             self.last_open_time = last_open_time
             return self.last_signal
         last = bars.bar(bars.size - 1)
-        self.last_signal = self._step(last)
+        signal = self._step(last)
+        self.last_signal = self._with_atr(signal, last) if whole else signal
         self.last_open_time = last.open_time if last_open_time is None else last_open_time
         return self.last_signal
 
@@ -206,18 +247,31 @@ class StrategyEvaluator(ABC, Generic[S]):
         """Seed on closes alone (strategies that read only the close)."""
         self._closes_only()
         x = as_float_array(closes)
-        signal = self.seed_bars(Bars.from_closes(x))
+        signal = self.seed_bars(Bars.from_closes(x), whole=False)
         self.last_open_time = last_open_time
         return signal
 
     def on_candle(self, candle: Candle | Bar) -> Signal:
         bar = Bar.of(candle) if isinstance(candle, Candle) else candle
-        return self._take(bar, bar.open_time)
+        _, _, o, h, lo, c, v = bar
+        if not (
+            math.isfinite(o)
+            and math.isfinite(h)
+            and math.isfinite(lo)
+            and math.isfinite(c)
+            and math.isfinite(v)
+        ):
+            raise ValueError(f"candle prices and volume must be finite, got {bar}")
+        return self._take(bar, bar.open_time, whole=True)
 
     def on_close(self, close: float, open_time: int | None = None) -> Signal:
         """The next close alone (strategies that read only the close)."""
-        self._closes_only()
-        return self._take(Bar.from_close(close, open_time or 0), open_time)
+        if self.strategy.uses_ohlcv:
+            self._closes_only()
+        if not math.isfinite(close):
+            raise ValueError(f"close must be finite, got {close}")
+        t = open_time or 0
+        return self._take(Bar(t, t, close, close, close, close, 0.0), open_time)
 
     def _closes_only(self) -> None:
         if self.strategy.uses_ohlcv:
@@ -225,7 +279,13 @@ class StrategyEvaluator(ABC, Generic[S]):
                 f"strategy {self.strategy.name} reads whole candles: use seed_bars/on_candle"
             )
 
-    def _take(self, bar: Bar, open_time: int | None) -> Signal:
+    def _with_atr(self, signal: Signal, bar: Bar) -> Signal:
+        atr = self._atr.update(bar.high, bar.low, bar.close)
+        if atr is None:
+            return signal
+        return msgspec.structs.replace(signal, metadata={**signal.metadata, "atr": atr})
+
+    def _take(self, bar: Bar, open_time: int | None, whole: bool = False) -> Signal:
         if open_time is not None and self.last_open_time is not None:
             if open_time == self.last_open_time:
                 return self.last_signal
@@ -233,10 +293,9 @@ class StrategyEvaluator(ABC, Generic[S]):
                 raise OutOfOrderCandle(
                     f"candle open_time {open_time} is older than {self.last_open_time}"
                 )
-        if not all(math.isfinite(v) for v in bar[2:]):
-            raise ValueError(f"candle prices and volume must be finite, got {bar}")
         self.count += 1
-        self.last_signal = self._step(bar)
+        signal = self._step(bar)
+        self.last_signal = self._with_atr(signal, bar) if whole else signal
         if open_time is not None:
             self.last_open_time = open_time
         return self.last_signal

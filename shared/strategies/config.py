@@ -97,6 +97,15 @@ class BotConfig(BaseModel):
     trailing_stop_pct: Decimal | None = Field(
         None, gt=0, lt=100, description="trailing stop below the highest price since entry, percent"
     )
+    stop_loss_atr: Decimal | None = Field(
+        None,
+        gt=0,
+        le=100,
+        description="stop-loss this many ATRs (the strategy's atr_period) below entry",
+    )
+    take_profit_atr: Decimal | None = Field(
+        None, gt=0, le=1000, description="take-profit this many ATRs above entry"
+    )
     sizing: Sizing = Field(
         default_factory=lambda: PercentEquitySizing(percent=Decimal(100)),
         description="how much to buy on an entry",
@@ -170,4 +179,14 @@ class BotConfig(BaseModel):
         return (self.symbol, self.interval, self.build_strategy().key)
 
     def exit_plan(self) -> ExitPlan:
-        return ExitPlan(self.stop_loss_pct, self.take_profit_pct, self.trailing_stop_pct)
+        return ExitPlan(
+            self.stop_loss_pct,
+            self.take_profit_pct,
+            self.trailing_stop_pct,
+            self.stop_loss_atr,
+            self.take_profit_atr,
+        )
+
+    def warmup_candles(self) -> int:
+        """Closed candles the bot's strategy must be seeded with (its own declaration)."""
+        return self.build_strategy().warmup_candles

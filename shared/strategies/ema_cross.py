@@ -45,7 +45,7 @@ class EMACrossStrategy(TradingStrategy[EMACrossParams]):
     params_model = EMACrossParams
 
     @property
-    def warmup_candles(self) -> int:
+    def signal_warmup(self) -> int:
         return ema_warmup(self.params.slow_period) + 1
 
     @property

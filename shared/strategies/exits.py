@@ -5,6 +5,12 @@ a position, persists the returned trailing high when it rose, and sends a SELL f
 whole position when a reason comes back. Exits are never blocked by portfolio risk
 (DESIGN "Ownership and failure").
 
+Stop-loss and take-profit are set in percent of the entry price, in multiples of the
+ATR (``stop_loss_atr``: entry minus k x ATR; ``take_profit_atr``: entry plus k x ATR;
+the ATR is the strategy's, of the last closed candle before the entry fill, reported
+by every strategy fed whole candles), or both: then the stop is the nearer (higher)
+one and so is the take-profit (the lower one), so each rule still holds.
+
 When one price crosses several levels at once (a gap down through both the trailing
 stop and the stop-loss), the reason is the level the price met first on its way down,
 i.e. the highest one crossed.
@@ -27,11 +33,14 @@ class ExitReason(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class ExitPlan:
-    """A bot's exit settings in percent of the entry price (trailing: of the high)."""
+    """A bot's exit settings in percent of the entry price (trailing: of the high) and
+    in multiples of the ATR at entry."""
 
     stop_loss_pct: Decimal | None = None
     take_profit_pct: Decimal | None = None
     trailing_stop_pct: Decimal | None = None
+    stop_loss_atr: Decimal | None = None
+    take_profit_atr: Decimal | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,15 +71,21 @@ class ExitCheck:
     level: Decimal | None = None
 
 
-def exit_levels(plan: ExitPlan, entry_price: Decimal) -> ExitLevels:
-    """Stop-loss and take-profit prices of a position entered at ``entry_price``."""
-    stop = None
-    take = None
+def exit_levels(plan: ExitPlan, entry_price: Decimal, atr: Decimal | None = None) -> ExitLevels:
+    """Stop-loss and take-profit prices of a position entered at ``entry_price`` (ATR
+    levels only when ``atr`` is known; an ATR stop at or below zero is no stop)."""
+    stops: list[Decimal] = []
+    takes: list[Decimal] = []
     if plan.stop_loss_pct is not None:
-        stop = entry_price * (_HUNDRED - plan.stop_loss_pct) / _HUNDRED
+        stops.append(entry_price * (_HUNDRED - plan.stop_loss_pct) / _HUNDRED)
     if plan.take_profit_pct is not None:
-        take = entry_price * (_HUNDRED + plan.take_profit_pct) / _HUNDRED
-    return ExitLevels(stop, take)
+        takes.append(entry_price * (_HUNDRED + plan.take_profit_pct) / _HUNDRED)
+    if atr is not None and atr > 0:
+        if plan.stop_loss_atr is not None and entry_price - plan.stop_loss_atr * atr > 0:
+            stops.append(entry_price - plan.stop_loss_atr * atr)
+        if plan.take_profit_atr is not None:
+            takes.append(entry_price + plan.take_profit_atr * atr)
+    return ExitLevels(max(stops) if stops else None, min(takes) if takes else None)
 
 
 def trailing_stop_price(trailing_high: Decimal, trailing_stop_pct: Decimal) -> Decimal:

@@ -301,15 +301,31 @@ class BandValues(NamedTuple):
     lower: float
 
 
+# A slid sum carries a rounding error of a few ulps of the largest magnitude it held
+# since it was last computed exactly; when it has shrunk below this fraction of that
+# peak (a crash leaving the window, a plateau after a storm) it is recomputed exactly.
+_CANCELLED = 1e-4
+
+
 class RollingBands:
     """Incremental Bollinger bands over the last ``period`` values.
 
     The window's mean and sum of squared deviations are slid in O(1) per value
     (Welford's update for a sliding window) and recomputed exactly from the window
-    every ``period`` updates, so rounding cannot drift.
+    every ``period`` updates, or sooner when they shrank far below their peak (see
+    ``_CANCELLED``), so rounding can neither drift nor cancel.
     """
 
-    __slots__ = ("_m2", "_mean", "_since_exact", "_window", "num_std", "period", "value")
+    __slots__ = (
+        "_m2",
+        "_mean",
+        "_peak",
+        "_since_exact",
+        "_window",
+        "num_std",
+        "period",
+        "value",
+    )
 
     def __init__(self, period: int = 20, num_std: float = 2.0) -> None:
         _check_period(period)
@@ -322,6 +338,7 @@ class RollingBands:
         self._mean = 0.0
         self._m2 = 0.0
         self._since_exact = 0
+        self._peak = (0.0, 0.0)
         self.value: BandValues | None = None
 
     @property
@@ -334,6 +351,7 @@ class RollingBands:
         self._mean = mean
         self._m2 = math.fsum((v - mean) * (v - mean) for v in window)
         self._since_exact = 0
+        self._peak = (abs(mean), self._m2)
 
     def _publish(self) -> BandValues:
         var = self._m2 / self.period
@@ -359,8 +377,13 @@ class RollingBands:
         else:
             mean = self._mean
             new_mean = mean + (x - old) / n
-            self._m2 += (x - old) * (x - new_mean + old - mean)
-            self._mean = new_mean
+            m2 = self._m2 + (x - old) * (x - new_mean + old - mean)
+            peak_mean, peak_m2 = self._peak
+            peak_mean, peak_m2 = max(peak_mean, abs(new_mean)), max(peak_m2, m2)
+            self._peak = (peak_mean, peak_m2)
+            self._mean, self._m2 = new_mean, m2
+            if m2 < _CANCELLED * peak_m2 or abs(new_mean) < _CANCELLED * peak_mean:
+                self._exact()
         return self._publish()
 
     def seed(self, values: ArrayLike) -> BandValues | None:
@@ -424,7 +447,7 @@ class RollingSum:
     """Sum (and mean) of the last ``period`` values in O(1), recomputed exactly from the
     window every ``period`` updates so that rounding cannot drift."""
 
-    __slots__ = ("_since_exact", "_sum", "_window", "period")
+    __slots__ = ("_peak", "_since_exact", "_sum", "_window", "period")
 
     def __init__(self, period: int) -> None:
         _check_period(period)
@@ -434,6 +457,7 @@ class RollingSum:
     def reset(self) -> None:
         self._window: deque[float] = deque(maxlen=self.period)
         self._sum = 0.0
+        self._peak = 0.0
         self._since_exact = 0
 
     @property
@@ -444,18 +468,22 @@ class RollingSum:
         """The mean of the last ``period`` values, None until there are that many."""
         window = self._window
         if len(window) == self.period:
-            self._sum += x - window[0]
+            total = self._sum + x - window[0]
             window.append(x)
             self._since_exact += 1
-            if self._since_exact >= self.period:
-                self._sum = math.fsum(window)
+            self._peak = max(self._peak, abs(total))
+            if self._since_exact >= self.period or abs(total) < _CANCELLED * self._peak:
+                total = math.fsum(window)
                 self._since_exact = 0
+                self._peak = abs(total)
+            self._sum = total
         else:
             window.append(x)
             self._sum += x
             if len(window) < self.period:
                 return None
             self._sum = math.fsum(window)
+            self._peak = abs(self._sum)
         return self._sum / self.period
 
 
@@ -502,7 +530,7 @@ class WMA:
     both are recomputed exactly every ``period`` updates.
     """
 
-    __slots__ = ("_num", "_since_exact", "_total", "_window", "period", "value")
+    __slots__ = ("_num", "_peak", "_since_exact", "_total", "_window", "period", "value")
 
     def __init__(self, period: int) -> None:
         _check_period(period)
@@ -513,6 +541,7 @@ class WMA:
         self._window: deque[float] = deque(maxlen=self.period)
         self._num = 0.0
         self._total = 0.0
+        self._peak = 0.0
         self._since_exact = 0
         self.value: float | None = None
 
@@ -524,6 +553,7 @@ class WMA:
         self._num = math.fsum((i + 1) * v for i, v in enumerate(self._window))
         self._total = math.fsum(self._window)
         self._since_exact = 0
+        self._peak = abs(self._total)
 
     def update(self, x: float) -> float | None:
         window, n = self._window, self.period
@@ -538,7 +568,8 @@ class WMA:
             window.append(x)
             self._num += n * x - old_total
             self._since_exact += 1
-            if self._since_exact >= n:
+            self._peak = max(self._peak, abs(self._total))
+            if self._since_exact >= n or abs(self._total) < _CANCELLED * self._peak:
                 self._exact()
         self.value = self._num / (n * (n + 1) / 2.0)
         return self.value

@@ -13,9 +13,12 @@ Definitions are TA-Lib's (its ``MACD``, ``STOCH``/``STOCHF`` with SMA smoothing 
   defined, as TA-Lib reports them.
 - Stochastic RSI: the stochastic of Wilder's RSI (RSI as high, low and close).
 
-One deliberate difference: where the window has no range (highest == lowest) %K_fast is
-50, not TA-Lib's 0 (a window without movement is neither overbought nor oversold; the
-same choice as the RSI of a window without movement, docs/strategies.md).
+One deliberate difference: where the window has no range %K_fast is 50, not TA-Lib's 0
+(a window without movement is neither overbought nor oversold; the same choice as the
+RSI of a window without movement, docs/strategies.md). "No range" is a range below
+1e-10 of the level: on a price plateau the RSI is mathematically constant but its
+computed values differ in the last bits, and a stochastic of that rounding noise would
+swing between 0 and 100 on nothing (TA-Lib's STOCHRSI does).
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from shared.strategies.indicators import (
 )
 
 NEUTRAL = 50.0
+NO_RANGE = 1e-10  # a window's range below this fraction of its level is no range
 
 
 class MACDLines(NamedTuple):
@@ -165,7 +169,9 @@ def _check_stoch(k_period: int, k_smooth: int, d_smooth: int) -> None:
 def fast_k(close: float, highest: float, lowest: float) -> float:
     """Raw %K of ``close`` in the range [lowest, highest]; 50 when there is no range."""
     span = highest - lowest
-    return 100.0 * (close - lowest) / span if span > 0.0 else NEUTRAL
+    if span > NO_RANGE * max(abs(highest), abs(lowest)):
+        return 100.0 * (close - lowest) / span
+    return NEUTRAL
 
 
 def stochastic(
@@ -184,7 +190,8 @@ def stochastic(
     hh, ll = rolling_max(h, k_period), rolling_min(lo, k_period)
     span = hh - ll
     with np.errstate(invalid="ignore", divide="ignore"):
-        raw = np.where(span > 0.0, 100.0 * (c - ll) / span, NEUTRAL)
+        level = np.maximum(np.abs(hh), np.abs(ll))
+        raw = np.where(span > NO_RANGE * level, 100.0 * (c - ll) / span, NEUTRAL)
     raw[np.isnan(span)] = np.nan
     k = nan_sma(raw, k_smooth)
     d = nan_sma(k, d_smooth)

@@ -1,19 +1,38 @@
 """Strategies by name. The API lists them and serves their parameter schemas; the runner
-builds one from a bot's config with :func:`create_strategy`."""
+builds one from a bot's config with :func:`create_strategy`.
+
+Besides the built-in ones, every installed package may add strategies through the
+``botfleet.strategies`` entry-point group (docs/strategies.md, "Your own strategy"):
+
+    [project.entry-points."botfleet.strategies"]
+    my_strategy = "my_package.module:MyStrategy"
+
+Each entry point names a :class:`TradingStrategy` subclass; its ``name`` is the
+strategy's name (the entry point's own name is only a label). A plugin that cannot be
+loaded, is not a strategy, or takes a name already taken is left out and reported by
+:func:`plugin_errors` (the API shows them) instead of stopping every service.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from importlib.metadata import entry_points
 from typing import Any
 
 from shared.strategies.base import TradingStrategy
 from shared.strategies.bollinger import BollingerStrategy
 from shared.strategies.ema_cross import EMACrossStrategy
+from shared.strategies.ema_stochrsi import EMAStochRSIStrategy
+from shared.strategies.macd_cross import MACDCrossStrategy
 from shared.strategies.rsi import RSIStrategy
 
 StrategyClass = type[TradingStrategy[Any]]
 
+ENTRY_POINT_GROUP = "botfleet.strategies"
+
 _REGISTRY: dict[str, StrategyClass] = {}
+_PLUGINS: dict[str, str] = {}  # strategy name -> "distribution entry point" it came from
+_PLUGIN_ERRORS: list[str] = []
 
 
 class UnknownStrategyError(ValueError):
@@ -49,12 +68,50 @@ def create_strategy(name: str, params: Mapping[str, Any] | None = None) -> Tradi
 
 
 def describe_strategies() -> list[dict[str, Any]]:
-    """Name, title and parameter JSON schema of every strategy (for the API)."""
+    """Name, title, parameter JSON schema, warm-up of the default parameters and origin
+    (``builtin`` or the plugin's distribution) of every strategy (for the API)."""
     return [
-        {"name": name, "title": cls.title, "params_schema": cls.params_schema()}
+        {
+            "name": name,
+            "title": cls.title,
+            "params_schema": cls.params_schema(),
+            "warmup_candles": cls().warmup_candles,
+            "source": _PLUGINS.get(name, "builtin"),
+        }
         for name, cls in sorted(_REGISTRY.items())
     ]
 
 
-for _cls in (RSIStrategy, EMACrossStrategy, BollingerStrategy):
+def plugin_errors() -> list[str]:
+    """Why each ``botfleet.strategies`` entry point that was left out was left out."""
+    return list(_PLUGIN_ERRORS)
+
+
+def load_plugins() -> None:
+    """Register the strategies of every installed ``botfleet.strategies`` entry point."""
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        origin = f"{ep.dist.name if ep.dist else '?'} {ep.name}"
+        try:
+            cls = ep.load()
+        except Exception as exc:  # noqa: BLE001 - any error of foreign code: reported, left out
+            _PLUGIN_ERRORS.append(f"{origin}: cannot load {ep.value}: {exc!r}")
+            continue
+        if not (isinstance(cls, type) and issubclass(cls, TradingStrategy)):
+            _PLUGIN_ERRORS.append(f"{origin}: {ep.value} is not a TradingStrategy subclass")
+            continue
+        if _REGISTRY.get(cls.name, cls) is not cls:
+            _PLUGIN_ERRORS.append(f"{origin}: strategy name {cls.name!r} is already taken")
+            continue
+        register(cls)
+        _PLUGINS[cls.name] = origin
+
+
+for _cls in (
+    RSIStrategy,
+    EMACrossStrategy,
+    BollingerStrategy,
+    MACDCrossStrategy,
+    EMAStochRSIStrategy,
+):
     register(_cls)
+load_plugins()

@@ -55,7 +55,7 @@ class RSIStrategy(TradingStrategy[RSIParams]):
     params_model = RSIParams
 
     @property
-    def warmup_candles(self) -> int:
+    def signal_warmup(self) -> int:
         return wilder_warmup(self.params.period)
 
     @property

@@ -25,13 +25,17 @@ from services.api.errors import BadRequest
 from services.api.ledger import LedgerReader
 from shared.bots import BOT_ID_PATTERN
 from shared.ledger import history
-from shared.messages import SYMBOL_PATTERN
+from shared.messages import INT64_MAX, SYMBOL_PATTERN
 
 BotId = Annotated[str | None, Parameter(pattern=BOT_ID_PATTERN, description="one bot")]
 SymbolQ = Annotated[str | None, Parameter(pattern=SYMBOL_PATTERN, description="e.g. BTCUSDT")]
 SideQ = Annotated[Literal["BUY", "SELL"] | None, Parameter(description="BUY or SELL")]
-Start = Annotated[int | None, Parameter(ge=0, description="from this epoch ms (inclusive)")]
-End = Annotated[int | None, Parameter(ge=0, description="until this epoch ms (exclusive)")]
+Start = Annotated[
+    int | None, Parameter(ge=0, le=INT64_MAX, description="from this epoch ms (inclusive)")
+]
+End = Annotated[
+    int | None, Parameter(ge=0, le=INT64_MAX, description="until this epoch ms (exclusive)")
+]
 Cursor = Annotated[
     str | None, Parameter(max_length=19, description="next_cursor of the previous page")
 ]

@@ -44,7 +44,16 @@ from tests.support.processes import BotfleetProcess
 from tests.support.sim import SimClient, start_sim
 
 _tags = itertools.count()
-DELETE = object()  # a change that removes the field
+
+
+class _Delete:
+    """A change that removes the field."""
+
+    def __repr__(self) -> str:
+        return "DELETE"
+
+
+DELETE = _Delete()
 FIELDS = sorted(OrderIntent.__struct_fields__)
 # Values that keep an intent valid, so that some poisoned maps still decode.
 PLAUSIBLE: list[Any] = ["SELL", "LIMIT", "GTC", "0.002", "60000", "ETHUSDT", 7, True, "why"]

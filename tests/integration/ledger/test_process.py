@@ -171,3 +171,56 @@ async def test_database_away_holds_every_ack_until_it_is_back(
     finally:
         proxy.stop()
         await engine.dispose()
+
+
+async def test_a_failing_migration_exits_saying_why_and_leaves_the_database_as_it_was(
+    tmp_path: Path, clean_redis_url: str
+) -> None:
+    """A database someone already put a ``fills`` table in: migration 1 cannot create its
+    tables, rolls back whole (no ``orders`` table left behind) and the ledger exits 1."""
+    from sqlalchemy import inspect, text
+
+    from shared.ledger.engine import create_engine
+
+    url = f"sqlite:///{tmp_path / 'taken.db'}"
+    engine = create_engine(url)
+    async with engine.begin() as conn:
+        await conn.execute(text("CREATE TABLE fills (x INTEGER)"))
+    proc = ledger_process(tmp_path, clean_redis_url, url, "l4").start()
+    assert proc.proc is not None
+    code = await asyncio.to_thread(proc.proc.wait, 60)
+    assert code == 1
+    log = proc.log_text()
+    assert "ledger.migration_failed" in log and "migration 1 (initial) failed" in log
+    async with engine.connect() as conn:
+        tables = await conn.run_sync(lambda c: inspect(c).get_table_names())
+    await engine.dispose()
+    assert sorted(tables) == ["fills"]  # neither orders nor schema_migrations remain
+    proc.stop()
+
+
+async def test_two_ledgers_share_the_stream_and_write_every_fill_once(
+    tmp_path: Path, redis: Any, clean_redis_url: str, engine: AsyncEngine, database_url: str,
+    processes: list[Any],
+) -> None:  # fmt: skip
+    await publish(redis, [report(n, fills=2) for n in range(3000)])
+    procs = [
+        ledger_process(
+            tmp_path, clean_redis_url, database_url, name, BOTFLEET_LEDGER_BATCH="50"
+        ).start()
+        for name in ("la", "lb")
+    ]
+    processes.extend(procs)
+
+    async def shares() -> list[int]:
+        return [int((await health(redis, name)).get("entries", "0")) for name in ("la", "lb")]
+
+    async def all_acked() -> bool:
+        groups = await redis.xinfo_groups(keys.EXECUTIONS)
+        done = bool(groups) and groups[0]["entries-read"] == 3000 and groups[0]["pending"] == 0
+        return done and sum(await shares()) == 3000
+
+    await eventually(all_acked, "every entry read and acknowledged", procs[0])
+    assert await count(engine, schema.orders) == 3000
+    assert await count(engine, schema.fills) == 6000
+    assert all(s > 0 for s in await shares())  # both took part

@@ -80,7 +80,7 @@ def test_equity_row_is_dated_by_the_utc_day() -> None:
     assert equity_row("b1", {}, 1_704_067_200_000)["day"] == "2024-01-01"
 
 
-@pytest.mark.parametrize("bad", ["abc", "-1", "1.5", "9" * 20, " 1"])
+@pytest.mark.parametrize("bad", ["abc", "-1", "1.5", "9" * 19, "9" * 20, " 1", "١٢"])
 def test_a_cursor_is_a_row_id_or_refused(bad: str) -> None:
     assert parse_cursor("123") == 123 and parse_cursor(None) is None
     with pytest.raises(ValueError):

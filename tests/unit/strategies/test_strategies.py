@@ -30,6 +30,8 @@ PARAM_SETS: list[tuple[str, dict[str, Any]]] = [
     ("ema_cross", {"fast_period": 1, "slow_period": 3}),
     ("bollinger", {}),
     ("bollinger", {"period": 5, "num_std": 1.0, "exit_at": "middle"}),
+    ("macd_cross", {}),
+    ("macd_cross", {"fast_period": 3, "slow_period": 7, "signal_period": 2}),
 ]
 
 
@@ -81,7 +83,9 @@ def test_incremental_evaluator_gives_the_signals_of_analyze(
 def test_analyze_takes_candles() -> None:
     closes = random_walk(200, seed=5)
     strategy = create_strategy("rsi")
-    assert_same_signal(strategy.analyze(candles(closes)), strategy.analyze_closes(closes))
+    whole = strategy.analyze(candles(closes))
+    assert whole.metadata.pop("atr") > 0.0  # close-to-close true ranges
+    assert_same_signal(whole, strategy.analyze_closes(closes))
 
 
 def test_rsi_says_how_many_candles_it_needs() -> None:
@@ -152,12 +156,15 @@ def test_equal_parameters_share_one_key() -> None:
 
 
 def test_registry_lists_every_strategy_with_a_schema() -> None:
-    assert strategy_names() == ["bollinger", "ema_cross", "rsi"]
+    builtin = ["bollinger", "ema_cross", "ema_stochrsi", "macd_cross", "rsi"]
     described = {d["name"]: d for d in describe_strategies()}
+    assert set(builtin) <= set(strategy_names())
+    assert [n for n, d in sorted(described.items()) if d["source"] == "builtin"] == builtin
+    assert described["rsi"]["warmup_candles"] == create_strategy("rsi").warmup_candles
     assert described["rsi"]["params_schema"]["properties"]["period"]["default"] == 14
     assert described["rsi"]["params_schema"]["properties"]["period"]["minimum"] == 2
     assert get_strategy_class("ema_cross").params_schema()["additionalProperties"] is False
-    with pytest.raises(UnknownStrategyError, match="known: bollinger, ema_cross, rsi"):
+    with pytest.raises(UnknownStrategyError, match="known: bollinger, ema_cross, ema_stochrsi"):
         create_strategy("macd")
 
 

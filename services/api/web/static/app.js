@@ -8,7 +8,7 @@ const INTERVAL_MS = { "1s": 1e3, "1m": 6e4, "3m": 18e4, "5m": 3e5, "15m": 9e5, "
   "2h": 72e5, "4h": 144e5, "6h": 216e5, "8h": 288e5, "12h": 432e5, "1d": 864e5, "3d": 2592e5, "1w": 6048e5, "1M": 2592e6 };
 
 const state = { token: null, bots: [], selected: null, strategies: [], chart: null, series: null,
-  candles: [], feedAbort: null, refreshTimer: null };
+  candles: [], feedAbort: null, refreshTimer: null, equityChart: null, equitySeries: null };
 
 const $ = (sel) => document.querySelector(sel);
 function el(tag, text, cls) {
@@ -210,6 +210,7 @@ async function refreshDetail() {
     state.series.setData(state.candles);
     setMarkers(bot, executions);
   }
+  await refreshHistory(bot).catch((e) => { $("#ledger-note").textContent = `ledger: ${e.message}`; });
   const log = await api(`/api/v1/bots/${bot.id}/log?limit=25`);
   const body = $("#decisions tbody");
   body.replaceChildren();
@@ -221,6 +222,37 @@ async function refreshDetail() {
     tr.append(el("td", new Date(ms).toLocaleTimeString()), el("td", text));
     body.append(tr);
   }
+}
+
+// --- detail: the ledger's history (trade list and equity curve) ------------------------
+async function refreshHistory(bot) {
+  const [trades, equity] = await Promise.all([
+    api(`/api/v1/trades?bot_id=${encodeURIComponent(bot.id)}&limit=50`),
+    api(`/api/v1/equity?bot_id=${encodeURIComponent(bot.id)}`),
+  ]);
+  const body = $("#ledger-trades tbody");
+  body.replaceChildren();
+  for (const t of trades.items) {
+    const tr = el("tr");
+    tr.append(el("td", new Date(t.ts).toLocaleString()), el("td", t.side, t.side === "BUY" ? "pos" : "neg"),
+      el("td", t.qty), el("td", t.price), el("td", `${t.commission} ${t.commission_asset}`), el("td", t.trade_id || "–"));
+    body.append(tr);
+  }
+  $("#ledger-note").textContent = trades.items.length
+    ? `${trades.items.length} most recent fills${trades.next_cursor ? " (more: botfleet trades --csv)" : ""}`
+    : "No fills recorded yet.";
+  $("#ledger-trades").dataset.rows = String(trades.items.length);
+  if (!window.LightweightCharts) return;
+  if (!state.equityChart) {
+    state.equityChart = LightweightCharts.createChart($("#equity-chart"), {
+      layout: { background: { color: "#171d24" }, textColor: "#d8dee6" },
+      grid: { vertLines: { color: "#25303b" }, horzLines: { color: "#25303b" } },
+      autoSize: true,
+    });
+    state.equitySeries = state.equityChart.addLineSeries({ color: "#26a69a" });
+  }
+  state.equitySeries.setData(equity.map((p) => ({ time: p.day, value: Number(p.equity) })));
+  $("#equity-note").textContent = equity.length ? `${equity.length} days` : "No equity snapshot yet.";
 }
 
 function setMarkers(bot, executions) {
