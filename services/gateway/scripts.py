@@ -101,6 +101,8 @@ class FinalizeArgs(Args):
     closes: bool
     retention: int  # seconds the final record lives (0 = keeps)
     only_from: str  # end it only from this status ('' = any that is not final)
+    reserved_hint: str  # the reservation the caller knows the record holds ('' = unknown)
+    exposure_change: str  # quote - reserved_hint: the exposure's one change if it does
 
 
 class TransitionArgs(Args):

@@ -117,6 +117,7 @@ class Ending(msgspec.Struct, frozen=True):
     rejection: ExecutionReport | None = None
     rejection_json: str = ""  # used instead of ``rejection`` when given (trade.lua)
     only_from: str = ""  # end the record only if it is in this status (else ``moved``)
+    reserved: int | None = None  # units the record reserved, when known (trade.lua)
 
     @property
     def position(self) -> PositionKey:
@@ -421,6 +422,10 @@ class GatewayStore:
             closes=split.closes if split else False,
             retention=self.retention_s,
             only_from=ending.only_from,
+            reserved_hint="" if ending.reserved is None else str(ending.reserved),
+            exposure_change="0"
+            if ending.reserved is None
+            else str(prediction.quote - ending.reserved),
         )
 
     @staticmethod
@@ -555,6 +560,10 @@ class GatewayStore:
                 balance_check=balance_check,
                 balance_deltas=balance_deltas,
                 rejection_json=rejection_json,
+                # admit.lua reserves an entry's notional in the same call
+                reserved=int(aargs.notional)
+                if intent.side is Side.BUY and not intent.is_exit
+                else 0,
             ),
             now_ms=now_ms,
         )

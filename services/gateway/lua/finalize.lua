@@ -33,7 +33,8 @@ for i, d in ipairs(deltas) do fields[i] = d[1] end
 if check_field ~= '' then fields[#fields + 1] = check_field end
 local bal = {}
 if #fields > 0 then bal = redis.call('HMGET', B, unpack(fields)) end
-if check_field ~= '' and cmp(bal[#fields] or '0', check_needed) < 0 then
+local refused = check_field ~= '' and cmp(bal[#fields] or '0', check_needed) < 0
+if refused then
   final_status, report, qty, quote, sell = ST.REJECTED, rejection, '0', '0', false
 end
 for i = 1, 6 do
@@ -52,14 +53,23 @@ local opened = rec[3] == '1'
 local halt_reason, total, peak, max_dd = '', '', '', ''
 
 if side == SIDE.BUY then
-  -- the reservation made at admission gives way to what was spent
-  if reserved ~= '0' then
-    redis.call('HINCRBY', R, RISK.EXPOSURE, neg(reserved))
-    redis.call('HINCRBY', R, symbol_exposure_field, neg(reserved))
-  end
-  if quote ~= '0' then
-    redis.call('HINCRBY', R, RISK.EXPOSURE, quote)
-    redis.call('HINCRBY', R, symbol_exposure_field, quote)
+  -- the reservation made at admission gives way to what was spent: in one change when
+  -- the caller knew the reservation (the same call admitted it), else in two
+  local known = not refused and reserved_hint ~= '' and reserved == reserved_hint
+  if known then
+    if exposure_change ~= '0' then
+      redis.call('HINCRBY', R, RISK.EXPOSURE, exposure_change)
+      redis.call('HINCRBY', R, symbol_exposure_field, exposure_change)
+    end
+  else
+    if reserved ~= '0' then
+      redis.call('HINCRBY', R, RISK.EXPOSURE, neg(reserved))
+      redis.call('HINCRBY', R, symbol_exposure_field, neg(reserved))
+    end
+    if quote ~= '0' then
+      redis.call('HINCRBY', R, RISK.EXPOSURE, quote)
+      redis.call('HINCRBY', R, symbol_exposure_field, quote)
+    end
   end
   if positive(qty) then
     redis.call('HINCRBY', R, pos_qty_field, qty)
