@@ -18,6 +18,7 @@ from shared.strategies.registry import (
     describe_strategies,
     get_strategy_class,
     strategy_names,
+    strategy_source,
 )
 from shared.strategies.rsi import RSIStrategy
 from tests.unit.strategies.test_indicators import random_walk
@@ -159,12 +160,12 @@ def test_registry_lists_every_strategy_with_a_schema() -> None:
     builtin = ["bollinger", "ema_cross", "ema_stochrsi", "macd_cross", "rsi"]
     described = {d["name"]: d for d in describe_strategies()}
     assert set(builtin) <= set(strategy_names())
-    assert [n for n, d in sorted(described.items()) if d["source"] == "builtin"] == builtin
-    assert described["rsi"]["warmup_candles"] == create_strategy("rsi").warmup_candles
+    assert [n for n in sorted(described) if strategy_source(n) == "builtin"] == builtin
+    assert strategy_source("donchian_breakout") == "botfleet-donchian donchian_breakout"
     assert described["rsi"]["params_schema"]["properties"]["period"]["default"] == 14
     assert described["rsi"]["params_schema"]["properties"]["period"]["minimum"] == 2
     assert get_strategy_class("ema_cross").params_schema()["additionalProperties"] is False
-    with pytest.raises(UnknownStrategyError, match="known: bollinger, ema_cross, ema_stochrsi"):
+    with pytest.raises(UnknownStrategyError, match="known: bollinger, donchian_breakout, ema_cross"):
         create_strategy("macd")
 
 
