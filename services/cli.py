@@ -30,6 +30,7 @@ COMMAND_MODULES = (
     "services.ledger.cli",
     "services.client.cli",
     "services.dev.cli",
+    "services.backtest.cli",
 )
 
 

@@ -1,0 +1,87 @@
+"""``botfleet backtest CONFIG KLINES``: one bot config over a kline file, in this process.
+
+The config is the JSON body ``POST /api/v1/bots`` takes, validated by the same model
+(``BotConfig``); its errors are printed as the API words them (``field: message``).
+Exit codes: 0 done, 2 refused input (config, kline file, rules file).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+HELP = "Run one bot config over a kline file with the live code (docs/backtest.md)."
+
+
+def _fail(message: str) -> None:
+    typer.echo(f"backtest: {message}", err=True)
+    raise typer.Exit(2)
+
+
+def backtest(
+    config: Annotated[Path, typer.Argument(help="bot config JSON (the POST /api/v1/bots body)")],
+    klines: Annotated[Path, typer.Argument(help="kline file: Binance CSV, 6-column CSV, JSON")],
+    rules: Annotated[
+        Path | None, typer.Option(help="symbol rules JSON (SymbolRules or exchangeInfo entry)")
+    ] = None,
+    fmt: Annotated[str, typer.Option("--format", help="auto | csv | json")] = "auto",
+    fee: Annotated[str, typer.Option(help="taker fee rate")] = "0.001",
+    slippage: Annotated[str, typer.Option(help="slippage, a fraction of the price")] = "0.0005",
+    fee_asset: Annotated[str, typer.Option(help="asset of BUY commissions: quote | base")] = (
+        "quote"
+    ),
+    as_json: Annotated[bool, typer.Option("--json", help="print the result as JSON")] = False,
+) -> None:
+    """Run one bot config over a kline file with the live code (docs/backtest.md)."""
+    from pydantic import ValidationError
+
+    from services.backtest.engine import Backtest
+    from services.backtest.klines import KlineError, read_klines
+    from services.backtest.report import render
+    from services.backtest.rules import RulesError, load_rules
+    from shared.fills import Costs
+    from shared.strategies.config import BotConfig
+
+    try:
+        raw = json.loads(config.read_text())
+    except (OSError, ValueError) as exc:
+        _fail(f"{config}: {exc}")
+    try:
+        bot = BotConfig.model_validate(raw)
+    except ValidationError as exc:
+        errors = []
+        for err in exc.errors(include_url=False, include_input=False):
+            errors.append(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}")
+        _fail(f"{config}: invalid bot config: " + "; ".join(errors))
+    if fee_asset not in ("quote", "base"):
+        _fail(f"--fee-asset must be quote or base, not {fee_asset!r}")
+    try:
+        costs = Costs(
+            taker_fee=Decimal(fee),
+            slippage=Decimal(slippage),
+            fee_asset="base" if fee_asset == "base" else "quote",
+        )
+        symbol_rules = load_rules(rules, bot.symbol)
+    except (ArithmeticError, RulesError) as exc:
+        _fail(str(exc))
+    if not klines.is_file():
+        _fail(f"{klines}: no such file")
+    engine = Backtest(bot, symbol_rules, costs)
+    try:
+        engine.run(read_klines(klines, bot.interval, fmt))
+    except KlineError as exc:
+        _fail(f"refused: {exc}")
+    result: dict[str, Any] = engine.summary()
+    if as_json:
+        sys.stdout.write(json.dumps(result) + "\n")
+    else:
+        typer.echo(render(result))
+
+
+def register(app: typer.Typer) -> None:
+    app.command("backtest", help=HELP)(backtest)

@@ -1,0 +1,130 @@
+"""Kline files read as a stream, checked row by row: what the backtester replays.
+
+Formats (``fmt="auto"`` picks one from the file):
+
+- Binance CSV, 12 columns (data.binance.vision; open times in ms, or µs as the 2025+
+  archives use), with or without a header line;
+- 6-column CSV ``open_time,open,high,low,close,volume``;
+- freqtrade JSON: ``[[open_time_ms, open, high, low, close, volume], ...]``.
+
+Rows must follow each other at exactly one interval: a duplicate, an older row or a
+gap stops the read with :class:`KlineError` naming the first offending line (the
+backtest refuses the file, exit 2). CSV is streamed (memory flat in the file's
+length); prices stay text until a fill needs them as ``Decimal``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import NamedTuple
+
+from shared.binance.intervals import interval_ms
+
+
+class KlineError(ValueError):
+    """A kline file the backtest refuses (names the file and line)."""
+
+
+class Kline(NamedTuple):
+    """One closed candle: times in ms, prices and volume as floats (for the strategy)
+    and the prices as the file wrote them (``text``: open, high, low, close; made
+    ``Decimal`` only where a fill or an exit needs them)."""
+
+    line: int
+    open_time: int
+    close_time: int
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float
+    text: tuple[str, str, str, str]
+
+
+def detect_format(path: Path) -> str:
+    """``json`` when the file starts with ``[``, else ``csv``."""
+    with path.open("rb") as fh:
+        head = fh.read(64).lstrip()
+    return "json" if head.startswith(b"[") else "csv"
+
+
+_INF = float("inf")
+
+
+def _number(text: str, where: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise KlineError(f"{where}: not a number: {text!r}") from None
+    if not 0 <= value < _INF:
+        raise KlineError(f"{where}: not a finite non-negative number: {text!r}")
+    return value
+
+
+def _rows_csv(path: Path) -> Iterator[tuple[int, list[str]]]:
+    with path.open() as fh:
+        for lineno, raw in enumerate(fh, 1):
+            line = raw.strip()
+            if not line:
+                continue
+            row = line.split(",")
+            if not row[0].strip().lstrip("-").isdigit():
+                if lineno == 1:
+                    continue  # header
+                raise KlineError(f"{path.name}:{lineno}: open time is not a number: {row[0]!r}")
+            if len(row) not in (6, 12):
+                raise KlineError(f"{path.name}:{lineno}: expected 6 or 12 columns, got {len(row)}")
+            yield lineno, row
+
+
+def _rows_json(path: Path) -> Iterator[tuple[int, list[str]]]:
+    try:
+        data = json.loads(path.read_text())
+    except ValueError as exc:
+        raise KlineError(f"{path.name}: not JSON: {exc}") from None
+    if not isinstance(data, list):
+        raise KlineError(f"{path.name}: expected a JSON array of candles")
+    for index, item in enumerate(data, 1):
+        if not isinstance(item, list) or len(item) < 6:
+            raise KlineError(f"{path.name}: candle {index}: expected [time, o, h, l, c, v]")
+        yield index, [str(item[0]), *(repr(float(x)) for x in item[1:6])]
+
+
+def read_klines(path: Path, interval: str, fmt: str = "auto") -> Iterator[Kline]:
+    """The file's candles, oldest first, each exactly ``interval`` after the last."""
+    step = interval_ms(interval)
+    if fmt == "auto":
+        fmt = detect_format(path)
+    if fmt not in ("csv", "json"):
+        raise KlineError(f"unknown kline format {fmt!r} (csv, json)")
+    rows = _rows_json(path) if fmt == "json" else _rows_csv(path)
+    what = "candle" if fmt == "json" else "line"
+    last: int | None = None
+    for lineno, row in rows:
+        where = f"{path.name}:{lineno}" if fmt == "csv" else f"{path.name}: {what} {lineno}"
+        try:
+            open_time = int(row[0])
+        except ValueError:
+            raise KlineError(f"{where}: open time is not a number: {row[0]!r}") from None
+        if open_time > 10**14:  # microseconds
+            open_time //= 1000
+        o, h, lo, c, v = (_number(row[i], where) for i in (1, 2, 3, 4, 5))
+        if lo > o or lo > c or h < o or h < c or o <= 0 or c <= 0:
+            raise KlineError(f"{where}: low/high do not contain open and close (or a price <= 0)")
+        if last is not None and open_time != last + step:
+            if open_time == last:
+                raise KlineError(f"{where}: duplicate candle (open time {open_time})")
+            if open_time < last:
+                raise KlineError(f"{where}: out of order (open time {open_time} before {last})")
+            missing = (open_time - last) // step - 1
+            raise KlineError(
+                f"{where}: gap of {missing} {interval} candle(s) before open time {open_time} "
+                f"(or the file is not {interval})"
+            )
+        if open_time % step and interval not in ("1w", "1M"):
+            raise KlineError(f"{where}: open time {open_time} is not on a {interval} boundary")
+        last = open_time
+        text = (row[1].strip(), row[2].strip(), row[3].strip(), row[4].strip())
+        yield Kline(lineno, open_time, open_time + step - 1, o, h, lo, c, v, text)
