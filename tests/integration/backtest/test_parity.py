@@ -23,6 +23,7 @@ backtest alike.
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 from decimal import Decimal
@@ -39,7 +40,7 @@ from services.gateway.sizing import prepare
 from services.runner.core import BotState
 from shared.bots import client_order_id
 from shared.fills import Costs
-from shared.messages import Candle, ExecutionReport, ExecutionStatus, OrderIntent, Side
+from shared.messages import Candle, ExecutionReport, ExecutionStatus, OrderIntent
 from shared.strategies.accounting import BotBook, RoundTrip
 from shared.strategies.bars import Bar
 from shared.strategies.config import BotConfig
@@ -114,7 +115,7 @@ class Live:
         out = [path[0]]
         book = self.state.book
         pct = self.state.config.trailing_stop_pct
-        for a, b in zip(path, path[1:], strict=False):
+        for a, b in itertools.pairwise(path):
             levels = [x for x in (book.stop_price, book.take_profit_price) if x is not None]
             if pct is not None and book.trailing_high is not None:
                 # the trailing level as it stands when the price turns down from ``a``
@@ -161,7 +162,7 @@ def trip_key(t: RoundTrip) -> tuple[Any, ...]:
     return (t.opened_at, t.closed_at, t.qty, t.cost, t.proceeds, t.fees, t.pnl, t.dust)
 
 
-CONFIGS = {
+CONFIGS: dict[str, dict[str, Any]] = {
     "signals only, percent of equity, cooldown": {
         "strategy": "ema_cross",
         "params": {"fast_period": 5, "slow_period": 13},
@@ -220,4 +221,3 @@ def test_backtest_round_trips_equal_the_live_cores(tmp_path: Path, name: str) ->
     if config.exit_plan().stop_loss_pct or config.stop_loss_atr:
         reasons = {t.exit_reason.split(" ")[0] for t in engine.trips}
         assert reasons & {"STOP_LOSS", "TAKE_PROFIT", "TRAILING_STOP"}, reasons
-    assert Side.BUY  # the enum the intents use is the wire's
