@@ -84,8 +84,15 @@ def summarize(bt: Backtest) -> dict[str, Any]:
     if start is not None and end is not None:
         first, last = Decimal(start.text[3]), Decimal(end.text[3])
         hold = str(((last - first) / first * _HUNDRED).quantize(Decimal("0.01")))
+    warnings = []
+    if bt.candles < bt.warmup:
+        warnings.append(
+            f"{bt.candles} candles, fewer than the {bt.warmup} of the strategy's declared "
+            "warm-up: no decision was made"
+        )
     return {
         "bot": cfg.model_dump(mode="json"),
+        "warnings": warnings,
         "candles": bt.candles,
         "warmup_candles": bt.warmup,
         "decided_candles": bt.decided,

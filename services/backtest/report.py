@@ -38,6 +38,8 @@ def render(result: dict[str, Any]) -> str:
         f"{_time(result['start'])} .. {_time(result['end'])}",
         "",
     ]
+    for warning in result["warnings"]:
+        lines.append(f"  warning: {warning}")
     for key, label in _FIGURES:
         value = result[key]
         if key == "candles":
