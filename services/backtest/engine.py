@@ -143,6 +143,7 @@ class Backtest:
         self.curve = Curve()
         self.returns = Returns()
         self._prev_equity = float(config.quote_allocation)
+        self._floats: tuple[float, float] | None = None  # (cash, qty) until the next fill
         self.returns.peak = self._prev_equity
 
     # --- the loop -------------------------------------------------------------------
@@ -163,7 +164,12 @@ class Backtest:
             order, self.pending = self.pending, None
             self._fill(order, Decimal(k.text[0]), k.open_time)
         if book.qty > 0:
-            self._path_exits(k)
+            if self._quiet(k):
+                high = Decimal(k.text[1])
+                if book.trailing_high is None or high > book.trailing_high:
+                    book.trailing_high = high
+            else:
+                self._path_exits(k)
             self.in_position += 1
         signal = self.evaluator.on_candle(
             Bar(k.open_time, k.close_time, k.open, k.high, k.low, k.close, k.volume)
@@ -182,11 +188,11 @@ class Backtest:
         self._track(k)
 
     def _track(self, k: Kline) -> None:
-        book = self.book
-        if book.qty > 0:
-            equity = float(book.cash) + float(book.qty) * k.close
-        else:
-            equity = float(book.allocation + book.realized_pnl)
+        if self._floats is None:
+            book = self.book
+            self._floats = (float(book.cash), float(book.qty))
+        cash, qty = self._floats
+        equity = cash + qty * k.close
         prev = self._prev_equity
         self.returns.add(equity / prev - 1.0 if prev > 0 else 0.0)
         self.returns.equity(equity)
@@ -229,6 +235,26 @@ class Backtest:
         return bool(cfg.cooldown_candles and since // self.interval_ms < cfg.cooldown_candles)
 
     # --- exits along the candle ------------------------------------------------------
+
+    def _quiet(self, k: Kline) -> bool:
+        """No exit level can be met within ``k``: its low is above the stop and the
+        trailing stop (at the candle's high), its high below the take-profit, with a
+        margin far beyond float rounding. Then only the trailing high moves, and the
+        Decimal path (:meth:`_path_exits`) is skipped: it would decide the same."""
+        book = self.book
+        floor = 0.0
+        if book.stop_price is not None:
+            floor = float(book.stop_price)
+        if self.trailing is not None:
+            high = k.high
+            if book.trailing_high is not None and float(book.trailing_high) > high:
+                high = float(book.trailing_high)
+            floor = max(floor, high * (1.0 - float(self.trailing) / 100.0))
+        if k.low <= floor * (1.0 + 1e-9):
+            return False
+        return book.take_profit_price is None or k.high < float(book.take_profit_price) * (
+            1.0 - 1e-9
+        )
 
     def _path_exits(self, k: Kline) -> None:
         o, h, lo, c = k.text
@@ -312,6 +338,7 @@ class Backtest:
             ts=ts,
         )
         result = book.apply(report)
+        self._floats = None
         if result.round_trips:
             self.trips.extend(result.round_trips)
             self.last_exit_at = ts

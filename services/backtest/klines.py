@@ -110,8 +110,22 @@ def read_klines(path: Path, interval: str, fmt: str = "auto") -> Iterator[Kline]
             raise KlineError(f"{where}: open time is not a number: {row[0]!r}") from None
         if open_time > 10**14:  # microseconds
             open_time //= 1000
-        o, h, lo, c, v = (_number(row[i], where) for i in (1, 2, 3, 4, 5))
-        if lo > o or lo > c or h < o or h < c or o <= 0 or c <= 0:
+        try:
+            o, h, lo, c, v = (
+                float(row[1]),
+                float(row[2]),
+                float(row[3]),
+                float(row[4]),
+                float(row[5]),
+            )
+        except ValueError:
+            for i in (1, 2, 3, 4, 5):
+                _number(row[i], where)
+            raise
+        # one chained test for the usual row; nan fails every comparison
+        if not (0 <= v < _INF and h < _INF and 0 < lo <= o <= h and lo <= c <= h):
+            for i in (1, 2, 3, 4, 5):
+                _number(row[i], where)
             raise KlineError(f"{where}: low/high do not contain open and close (or a price <= 0)")
         if last is not None and open_time != last + step:
             if open_time == last:
