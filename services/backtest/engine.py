@@ -179,11 +179,13 @@ class Backtest:
         if self.first_decided is None:
             self.first_decided = k
         self.decided += 1
-        atr = signal.metadata.get("atr")
-        if atr is not None:
-            book.note_atr(atr)
         action = signal.action
         if action is not SignalAction.HOLD or book.qty > 0:
+            if action is SignalAction.BUY:
+                # ATR levels of an entry are measured in the ATR of the candle it was
+                # decided on (the last noted before its fill): noted only then, as the
+                # notes of the other candles are never read.
+                book.note_atr(signal.metadata.get("atr"))
             self._decide(k, action, signal.reason)
         self._track(k)
 
