@@ -42,6 +42,10 @@ from shared.strategies.sizing import size_entry, stop_distance
 
 BOT_ID = "backtest"
 MAX_CURVE_POINTS = 2000
+# A position below the minimum notional is refused on every candle its exit fires on
+# (live, the gateway refuses each new exit intent too): the first ones are kept, the
+# rest counted, so memory stays flat.
+MAX_REFUSALS = 100
 
 
 @dataclass(slots=True)
@@ -134,6 +138,7 @@ class Backtest:
         self.last_exit_at = 0
         self.trips: list[RoundTrip] = []
         self.refusals: list[Refusal] = []
+        self.refused = 0
         self.candles = 0
         self.decided = 0
         self.in_position = 0
@@ -304,7 +309,7 @@ class Backtest:
                 rules, order.side, last_price, quantity=order.qty, quote_quantity=order.quote
             )
         except OrderRefused as exc:
-            self.refusals.append(Refusal(ts, order.side.value, str(exc)))
+            self._refuse(Refusal(ts, order.side.value, str(exc)))
             return
         fill = market_fill(
             order.side,
@@ -317,7 +322,7 @@ class Backtest:
             quote_quantity=quote,
         )
         if fill is None:
-            self.refusals.append(Refusal(ts, order.side.value, "quantity rounds to 0"))
+            self._refuse(Refusal(ts, order.side.value, "quantity rounds to 0"))
             return
         action = "buy" if order.side is Side.BUY else "sell"
         iid = intent_id(BOT_ID, order.trigger, action)
@@ -344,6 +349,11 @@ class Backtest:
         if result.round_trips:
             self.trips.extend(result.round_trips)
             self.last_exit_at = ts
+
+    def _refuse(self, refusal: Refusal) -> None:
+        self.refused += 1
+        if len(self.refusals) < MAX_REFUSALS:
+            self.refusals.append(refusal)
 
     # --- results --------------------------------------------------------------------
 

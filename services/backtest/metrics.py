@@ -118,6 +118,7 @@ def summarize(bt: Backtest) -> dict[str, Any]:
         }
         if book.qty > 0
         else None,
+        "refused_count": bt.refused,
         "refused_orders": [
             {"open_time": x.open_time, "side": x.side, "reason": x.reason} for x in bt.refusals
         ],

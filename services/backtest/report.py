@@ -49,7 +49,7 @@ def render(result: dict[str, Any]) -> str:
         pos = result["open_position"]
         lines.append(f"  {'open at the end':<20} {pos['qty']} @ {pos['entry_price']}")
     if result["refused_orders"]:
-        lines.append(f"  {'refused orders':<20} {len(result['refused_orders'])}")
+        lines.append(f"  {'refused orders':<20} {result['refused_count']}")
     trades = result["trades"]
     if trades:
         lines += ["", f"  {'opened':<16} {'closed':<16} {'qty':>14} {'pnl':>14}  exit"]
