@@ -83,5 +83,58 @@ def backtest(
         typer.echo(render(result))
 
 
+def backtest_sweep(
+    config: Annotated[Path, typer.Argument(help="bot config JSON (the POST /api/v1/bots body)")],
+    klines: Annotated[Path, typer.Argument(help="kline file: Binance CSV, 6-column CSV, JSON")],
+    grid: Annotated[str, typer.Option(help='JSON: {"param": [values, ...], ...}')],
+    rank: Annotated[str, typer.Option(help="figure to rank by (of the fit period)")] = (
+        "net_pnl_pct"
+    ),
+    split: Annotated[
+        float | None, typer.Option(help="walk-forward: fraction of the candles to fit on")
+    ] = None,
+    workers: Annotated[int, typer.Option(help="processes (0: one per core)")] = 0,
+    rules: Annotated[Path | None, typer.Option(help="symbol rules JSON")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="auto | csv | json")] = "auto",
+    fee: Annotated[str, typer.Option(help="taker fee rate")] = "0.001",
+    slippage: Annotated[str, typer.Option(help="slippage, a fraction of the price")] = "0.0005",
+    as_json: Annotated[bool, typer.Option("--json", help="print the result as JSON")] = False,
+) -> None:
+    """Backtest a grid over a bot's strategy parameters across cores, ranked, with an
+    optional walk-forward split (docs/backtest.md, "Sweeps")."""
+    from services.backtest.klines import KlineError
+    from services.backtest.rules import RulesError, load_rules
+    from services.backtest.sweep import render, sweep
+    from shared.fills import Costs
+
+    try:
+        base = json.loads(config.read_text())
+        values = json.loads(grid)
+    except (OSError, ValueError) as exc:
+        _fail(str(exc))
+    if (
+        not isinstance(base, dict)
+        or not isinstance(values, dict)
+        or not all(isinstance(v, list) and v for v in values.values())
+    ):
+        _fail('--grid must be a JSON object of non-empty lists: {"param": [values, ...]}')
+    if split is not None and not 0 < split < 1:
+        _fail("--split must be between 0 and 1")
+    try:
+        symbol_rules = load_rules(rules, str(base.get("symbol", "")).upper())
+        costs = Costs(taker_fee=Decimal(fee), slippage=Decimal(slippage))
+        result = sweep(
+            base, values, klines, fmt, symbol_rules, costs,
+            rank=rank, split=split, workers=workers or None,
+        )  # fmt: skip
+    except (ArithmeticError, RulesError, KlineError, ValueError) as exc:
+        _fail(str(exc))
+    if as_json:
+        sys.stdout.write(json.dumps(result) + "\n")
+    else:
+        typer.echo(render(result))
+
+
 def register(app: typer.Typer) -> None:
     app.command("backtest", help=HELP)(backtest)
+    app.command("backtest-sweep")(backtest_sweep)

@@ -116,8 +116,13 @@ class Refusal:
 class Backtest:
     """Feed closed candles with :meth:`step`; :meth:`result` says what happened."""
 
-    def __init__(self, config: BotConfig, rules: SymbolRules, costs: Costs) -> None:
+    def __init__(
+        self, config: BotConfig, rules: SymbolRules, costs: Costs, *, start_at: int = 0
+    ) -> None:
         self.config = config
+        # No decision on a candle opening before ``start_at`` (the walk-forward test
+        # period: the strategy has seen the candles before it, as a seeded live bot).
+        self.start_at = start_at
         self.rules = rules
         self.costs = costs
         self.strategy = config.build_strategy()
@@ -153,8 +158,11 @@ class Backtest:
 
     # --- the loop -------------------------------------------------------------------
 
-    def run(self, klines: Iterable[Kline]) -> Backtest:
+    def run(self, klines: Iterable[Kline], *, end_before: int | None = None) -> Backtest:
+        """Take every candle of ``klines`` (those opening before ``end_before``)."""
         for k in klines:
+            if end_before is not None and k.open_time >= end_before:
+                break
             self.step(k)
         return self
 
@@ -179,7 +187,7 @@ class Backtest:
         signal = self.evaluator.on_candle(
             Bar(k.open_time, k.close_time, k.open, k.high, k.low, k.close, k.volume)
         )
-        if self.candles < self.warmup:
+        if self.candles < self.warmup or k.open_time < self.start_at:
             return
         if self.first_decided is None:
             self.first_decided = k

@@ -109,7 +109,7 @@ def summarize(bt: Backtest) -> dict[str, Any]:
         "max_drawdown_pct": _round(r.max_dd_pct * 100, 2),
         "sharpe": _round(sharpe),
         "sortino": _round(sortino),
-        "exposure_pct": round(100 * bt.in_position / bt.candles, 2) if bt.candles else 0.0,
+        "exposure_pct": round(100 * bt.in_position / bt.decided, 2) if bt.decided else 0.0,
         "buy_and_hold_pct": hold,
         "open_position": {
             "qty": str(book.qty),
