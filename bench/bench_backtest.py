@@ -6,8 +6,12 @@ checked and backtested as the command does (``read_klines`` -> ``Backtest.run``)
 figure includes parsing. One core, one process. Memory: peak RSS growth over the run
 (the file is streamed; the equity curve is thinned; only round trips accumulate).
 
+A third case is a sweep (``services/backtest/sweep.py``): 100 parameter sets of
+ema_cross over the 1h file, every worker process of the machine; its figure is
+bot-candles per second of wall time (points x candles / elapsed).
+
 Knobs (environment): ``BENCH_STRATEGY`` (ema_cross), ``BENCH_1H`` (45000),
-``BENCH_1M`` (525600).
+``BENCH_1M`` (525600), ``BENCH_SWEEP`` (100 points; 0 skips it).
 
 Run: ``.venv/bin/python bench/bench_backtest.py``.
 """
@@ -32,6 +36,7 @@ from shared.strategies.config import BotConfig
 STRATEGY = os.environ.get("BENCH_STRATEGY", "ema_cross")
 N_1H = int(os.environ.get("BENCH_1H", "45000"))
 N_1M = int(os.environ.get("BENCH_1M", "525600"))
+N_SWEEP = int(os.environ.get("BENCH_SWEEP", "100"))
 
 
 def write_klines(path: Path, n: int, step_ms: int, seed: int = 7) -> None:
@@ -91,11 +96,35 @@ def run(label: str, interval: str, step_ms: int, n: int, folder: Path) -> None:
     )
 
 
+def run_sweep(folder: Path) -> None:
+    from services.backtest.sweep import sweep
+
+    path = folder / "BTCUSDT-1h.csv"
+    fast = list(range(3, 13))
+    slow = list(range(20, 20 + max(1, N_SWEEP // len(fast))))
+    base = {**config("1h").model_dump(mode="json"), "strategy": "ema_cross", "params": {}}
+    costs = Costs(taker_fee=Decimal(0), slippage=Decimal(0))
+    start = time.perf_counter()
+    result = sweep(
+        base, {"fast_period": fast, "slow_period": slow}, path, "csv",
+        default_rules("BTCUSDT"), costs, workers=os.cpu_count(),
+    )  # fmt: skip
+    seconds = time.perf_counter() - start
+    points = result["points"]
+    print(
+        f"{'sweep, ' + str(points) + ' points, 1h':<28} {points * N_1H:>8} bot-candles "
+        f"{seconds:6.2f} s wall  {points * N_1H / seconds:>10,.0f} bot-candles/s  "
+        f"({os.cpu_count()} workers)"
+    )
+
+
 def main() -> None:
     print(f"strategy {STRATEGY}, one bot, one core (parse + check + backtest)")
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         run("1h candles", "1h", 3_600_000, N_1H, folder)
+        if N_SWEEP:
+            run_sweep(folder)
         run("1m candles (a year)", "1m", 60_000, N_1M, folder)
 
 
