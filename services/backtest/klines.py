@@ -102,6 +102,7 @@ def read_klines(path: Path, interval: str, fmt: str = "auto") -> Iterator[Kline]
     rows = _rows_json(path) if fmt == "json" else _rows_csv(path)
     what = "candle" if fmt == "json" else "line"
     last: int | None = None
+    count = 0
     for lineno, row in rows:
         where = f"{path.name}:{lineno}" if fmt == "csv" else f"{path.name}: {what} {lineno}"
         try:
@@ -140,5 +141,8 @@ def read_klines(path: Path, interval: str, fmt: str = "auto") -> Iterator[Kline]
         if open_time % step and interval not in ("1w", "1M"):
             raise KlineError(f"{where}: open time {open_time} is not on a {interval} boundary")
         last = open_time
+        count += 1
         text = (row[1].strip(), row[2].strip(), row[3].strip(), row[4].strip())
         yield Kline(lineno, open_time, open_time + step - 1, o, h, lo, c, v, text)
+    if not count:
+        raise KlineError(f"{path.name}: no kline rows")

@@ -129,3 +129,11 @@ def test_a_file_of_another_interval_is_a_gap_at_its_second_row(tmp_path: Path) -
     path.write_text(f"{T0},1,2,0.5,1.5,3\n{T0 + 5 * STEP},1,2,0.5,1.5,3\n")
     with pytest.raises(KlineError, match=r"k\.csv:2: gap of 4 1m"):
         list(read_klines(path, "1m"))
+
+
+@pytest.mark.parametrize("text", ["", "open_time,open,high,low,close,volume\n", "[]"])
+def test_a_file_without_candles_is_refused(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "k.csv"
+    path.write_text(text)
+    with pytest.raises(KlineError, match="no kline rows"):
+        list(read_klines(path, "1m"))
