@@ -140,9 +140,7 @@ class Live:
         )
         if self.count < self.strategy.warmup_candles:
             return None
-        atr = signal.metadata.get("atr")
-        if atr is not None:
-            self.state.book.note_atr(atr)
+        # BotState notes the signal's ATR itself on an entry (ATR stops)
         candle = Candle(
             symbol=self.state.config.symbol,
             interval=self.state.config.interval,
