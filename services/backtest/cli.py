@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+
+if TYPE_CHECKING:
+    from services.backtest.klines import Kline
 
 HELP = "Run one bot config over a kline file with the live code (docs/backtest.md)."
 
@@ -21,6 +25,22 @@ HELP = "Run one bot config over a kline file with the live code (docs/backtest.m
 def _fail(message: str) -> None:
     typer.echo(f"backtest: {message}", err=True)
     raise typer.Exit(2)
+
+
+def _progress(klines: Iterator[Kline]) -> Iterator[Kline]:
+    """The candles, with a progress line on the terminal every 65,536 of them."""
+    from datetime import UTC, datetime
+
+    n = 0
+    for k in klines:
+        n += 1
+        if not n & 0xFFFF:
+            at = datetime.fromtimestamp(k.open_time / 1000, UTC).strftime("%Y-%m-%d %H:%M")
+            sys.stderr.write(f"\rbacktest: {n:,} candles, at {at}")
+            sys.stderr.flush()
+        yield k
+    if n > 0xFFFF:
+        sys.stderr.write("\r" + " " * 60 + "\r")
 
 
 def backtest(
@@ -72,8 +92,9 @@ def backtest(
     if not klines.is_file():
         _fail(f"{klines}: no such file")
     engine = Backtest(bot, symbol_rules, costs)
+    stream = read_klines(klines, bot.interval, fmt)
     try:
-        engine.run(read_klines(klines, bot.interval, fmt))
+        engine.run(_progress(stream) if sys.stderr.isatty() else stream)
     except KlineError as exc:
         _fail(f"refused: {exc}")
     result: dict[str, Any] = engine.summary()
