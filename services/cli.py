@@ -26,6 +26,7 @@ COMMAND_MODULES = (
     "services.ingestion.cli",
     "services.runner.cli",
     "services.gateway.cli",
+    "services.gateway.statement",
     "services.api.cli",
     "services.ledger.cli",
     "services.client.cli",
