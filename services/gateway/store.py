@@ -29,7 +29,13 @@ from shared.bots import BotField
 from shared.messages import ExecutionReport, ExecutionStatus, OrderIntent, encode_json
 from shared.streams import ensure_group
 
-EXECUTIONS_MAXLEN = 100_000
+EXECUTIONS_MAXLEN = 100_000  # the cap of stream:executions while no consumer group reads it
+# stream:executions has the ledger's consumer group, so XADD never trims it (DESIGN
+# "Traps": MAXLEN deletes pending entries): the scripts' MAXLEN argument is out of reach,
+# and the app's retention loop (shared.retention) trims below what every group
+# acknowledged, never within EXECUTIONS_KEEP_MS (runners read it without a group).
+XADD_NO_TRIM = 10**15  # no stream gets this long; exact as a Lua number (a double)
+EXECUTIONS_KEEP_MS = 300_000
 RECORD_RETENTION_S = 7 * 86_400  # default life of a final order record
 WAITING_PAGE = 500  # entries per XPENDING / XRANGE page of waiting_intents
 TRADE_CHUNK = 64  # intents per trade.lua call: amortises the call, bounds its duration
@@ -278,7 +284,7 @@ class GatewayStore:
                 self.mode,
                 self.instance,
                 report.reason,
-                EXECUTIONS_MAXLEN,
+                XADD_NO_TRIM,
                 self.retention_s,
                 _text(entry_id),
             ],
@@ -286,12 +292,7 @@ class GatewayStore:
 
     def queue_notice(self, pipe: Any, report: ExecutionReport) -> None:
         """Publish a non-final report that changes no record (a stale-epoch copy)."""
-        pipe.xadd(
-            keys.EXECUTIONS,
-            {"type": report.TYPE, "data": encode_json(report)},
-            maxlen=EXECUTIONS_MAXLEN,
-            approximate=True,
-        )
+        pipe.xadd(keys.EXECUTIONS, {"type": report.TYPE, "data": encode_json(report)})
 
     def queue_republish(self, pipe: Any, cid: str, entry_id: Any) -> None:
         """A repeated intent whose record is final: its stored report again, once per
@@ -300,7 +301,7 @@ class GatewayStore:
             pipe,
             "republish",
             [keys.order(cid), keys.EXECUTIONS],
-            [_text(entry_id), ExecutionReport.TYPE, EXECUTIONS_MAXLEN],
+            [_text(entry_id), ExecutionReport.TYPE, XADD_NO_TRIM],
         )
 
     def queue_finalize(
@@ -371,7 +372,7 @@ class GatewayStore:
                 str(quote_amount),
                 utc_day(now_ms),
                 str(now_ms),
-                str(EXECUTIONS_MAXLEN),
+                str(XADD_NO_TRIM),
                 cid,
                 balance_check[0] if balance_check else "",
                 str(balance_check[1]) if balance_check else "0",
@@ -516,7 +517,7 @@ class GatewayStore:
             cid,
             ExecutionReport.TYPE,
             encode_json(report) if report is not None else "",
-            EXECUTIONS_MAXLEN,
+            XADD_NO_TRIM,
             *flat,
         ]
 
