@@ -165,7 +165,9 @@ def test_registry_lists_every_strategy_with_a_schema() -> None:
     assert described["rsi"]["params_schema"]["properties"]["period"]["default"] == 14
     assert described["rsi"]["params_schema"]["properties"]["period"]["minimum"] == 2
     assert get_strategy_class("ema_cross").params_schema()["additionalProperties"] is False
-    with pytest.raises(UnknownStrategyError, match="known: bollinger, donchian_breakout, ema_cross"):
+    with pytest.raises(
+        UnknownStrategyError, match="known: bollinger, donchian_breakout, ema_cross"
+    ):
         create_strategy("macd")
 
 
