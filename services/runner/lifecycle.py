@@ -155,6 +155,18 @@ class Lifecycle:
                 group = Group((cfg.symbol, cfg.interval, strategy.key), strategy.evaluator())
                 group.seed(candles)
                 series.groups[strategy.key] = group
+                if len(candles) < strategy.warmup_candles:
+                    # A young series (or a list kept shorter than the default): the group
+                    # decides, but may differ from an uninterrupted run until it has run
+                    # for its warm-up (docs/strategies.md, "Warm-up").
+                    log.warning(
+                        "group.short_warmup",
+                        symbol=cfg.symbol,
+                        interval=cfg.interval,
+                        strategy=strategy.name,
+                        candles=len(candles),
+                        warmup=strategy.warmup_candles,
+                    )
         assert series is not None
         if not state.last_open_time:  # a new bot does not act on history
             state.last_open_time = group.evaluator.last_open_time or 0
