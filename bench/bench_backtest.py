@@ -28,7 +28,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from services.backtest.engine import Backtest
-from services.backtest.klines import read_klines
+from shared.klines import read_klines
 from services.backtest.rules import default_rules
 from shared.fills import Costs
 from shared.strategies.config import BotConfig

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 if TYPE_CHECKING:
-    from services.backtest.klines import Kline
+    from shared.klines import Kline
 
 HELP = "Run one bot config over a kline file with the live code (docs/backtest.md)."
 
@@ -49,7 +49,7 @@ def backtest(
     rules: Annotated[
         Path | None, typer.Option(help="symbol rules JSON (SymbolRules or exchangeInfo entry)")
     ] = None,
-    fmt: Annotated[str, typer.Option("--format", help="auto | csv | json")] = "auto",
+    fmt: Annotated[str, typer.Option("--format", help="auto | csv | json | zip")] = "auto",
     fee: Annotated[str, typer.Option(help="taker fee rate")] = "0.001",
     slippage: Annotated[str, typer.Option(help="slippage, a fraction of the price")] = "0.0005",
     fee_asset: Annotated[str, typer.Option(help="asset of BUY commissions: quote | base")] = (
@@ -61,10 +61,10 @@ def backtest(
     from pydantic import ValidationError
 
     from services.backtest.engine import Backtest
-    from services.backtest.klines import KlineError, read_klines
     from services.backtest.report import render
     from services.backtest.rules import RulesError, load_rules
     from shared.fills import Costs
+    from shared.klines import KlineError, read_klines
     from shared.strategies.config import BotConfig
 
     try:
@@ -116,17 +116,17 @@ def backtest_sweep(
     ] = None,
     workers: Annotated[int, typer.Option(help="processes (0: one per core)")] = 0,
     rules: Annotated[Path | None, typer.Option(help="symbol rules JSON")] = None,
-    fmt: Annotated[str, typer.Option("--format", help="auto | csv | json")] = "auto",
+    fmt: Annotated[str, typer.Option("--format", help="auto | csv | json | zip")] = "auto",
     fee: Annotated[str, typer.Option(help="taker fee rate")] = "0.001",
     slippage: Annotated[str, typer.Option(help="slippage, a fraction of the price")] = "0.0005",
     as_json: Annotated[bool, typer.Option("--json", help="print the result as JSON")] = False,
 ) -> None:
     """Backtest a grid over a bot's strategy parameters across cores, ranked, with an
     optional walk-forward split (docs/backtest.md, "Sweeps")."""
-    from services.backtest.klines import KlineError
     from services.backtest.rules import RulesError, load_rules
     from services.backtest.sweep import render, sweep
     from shared.fills import Costs
+    from shared.klines import KlineError
 
     try:
         base = json.loads(config.read_text())

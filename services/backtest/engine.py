@@ -28,10 +28,10 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from services.backtest.klines import Kline
 from shared.binance.rules import SymbolRules
 from shared.bots import client_order_id, intent_id
 from shared.fills import Costs, OrderRefused, market_fill, prepare_market
+from shared.klines import Kline
 from shared.messages import ExecutionReport, ExecutionStatus, Side
 from shared.strategies.accounting import BotBook, RoundTrip
 from shared.strategies.bars import Bar

@@ -22,9 +22,9 @@ from typing import Any
 from pydantic import ValidationError
 
 from services.backtest.engine import Backtest
-from services.backtest.klines import read_klines
 from shared.binance.rules import SymbolRules
 from shared.fills import Costs
+from shared.klines import read_klines
 from shared.strategies.config import BotConfig
 
 RANKABLE = ("net_pnl_pct", "sharpe", "sortino", "profit_factor", "win_rate_pct", "expectancy")

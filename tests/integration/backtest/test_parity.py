@@ -33,7 +33,7 @@ from typing import Any
 import pytest
 
 from services.backtest.engine import Backtest
-from services.backtest.klines import Kline, read_klines
+from shared.klines import Kline, read_klines
 from services.backtest.rules import default_rules
 from services.gateway.paper import PaperCosts, match
 from services.gateway.sizing import prepare

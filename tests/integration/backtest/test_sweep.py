@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from services.backtest.engine import Backtest
-from services.backtest.klines import read_klines
+from shared.klines import read_klines
 from services.backtest.rules import default_rules
 from services.backtest.sweep import FIGURES
 from shared.fills import Costs

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from services.backtest.engine import Backtest, Order
-from services.backtest.klines import Kline
+from shared.klines import Kline
 from services.backtest.rules import default_rules
 from services.gateway.paper import PaperCosts, match
 from services.gateway.sizing import prepare

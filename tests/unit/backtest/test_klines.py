@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from services.backtest.klines import KlineError, read_klines
+from shared.klines import KlineError, read_klines
 
 STEP = 60_000
 T0 = 1_700_000_040_000 // STEP * STEP
