@@ -42,6 +42,6 @@ async def test_a_plugin_bot_is_created_and_a_too_long_warmup_is_refused(
     body = refused.json()
     assert body["field"] == "params"
     [error] = body["errors"]
-    assert error["key"] == "params"
+    assert error["field"] == "params"
     assert "rsi with these parameters needs 4795 closed candles of warm-up" in error["message"]
     assert "more than the 1000 each series keeps" in error["message"]
