@@ -26,10 +26,12 @@ COMMAND_MODULES = (
     "services.ingestion.cli",
     "services.runner.cli",
     "services.gateway.cli",
+    "services.gateway.statement",
     "services.api.cli",
     "services.ledger.cli",
     "services.client.cli",
     "services.dev.cli",
+    "services.backtest.cli",
 )
 
 

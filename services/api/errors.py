@@ -13,7 +13,9 @@ Foreign errors are mapped here too: Redis connection errors and timeouts become 
 ("redis unreachable"), pydantic ``ValidationError`` becomes 400 with each field, as
 Litestar's own validation errors do (400: the input breaks the schema; 422: it is
 well-formed but the world refuses it, e.g. a symbol that is not trading). Every
-error body has the same shape: ``{"status_code", "detail", "field"?, "errors"?}``.
+error body has the same shape: ``{"status_code", "detail", "field"?, "errors"?}`` where
+each item of ``errors`` is ``{"field", "message", "source"?}`` and ``detail`` joins the
+reasons (``"strategy: Value error, unknown strategy 'macd'; known: ..."``).
 """
 
 from __future__ import annotations
@@ -68,7 +70,8 @@ def field_errors(exc: ValidationError, prefix: str = "") -> list[dict[str, Any]]
     out = []
     for err in exc.errors(include_url=False, include_input=False):
         loc = [str(p) for p in err["loc"]]
-        out.append({"field": ".".join([prefix, *loc] if prefix else loc), "message": err["msg"]})
+        message = err["msg"].removeprefix("Value error, ")
+        out.append({"field": ".".join([prefix, *loc] if prefix else loc), "message": message})
     return out
 
 
@@ -103,13 +106,35 @@ def _validation_error(_: Request[Any, Any, Any], exc: ValidationError) -> Respon
     )
 
 
+def litestar_field_errors(extra: Any) -> list[dict[str, Any]]:
+    """Litestar's ``{"message", "key", "source"?}`` items as ``{"field", "message",
+    "source"?}``, the one item shape every error body uses."""
+    if not isinstance(extra, list):
+        return []
+    out = []
+    for item in extra:
+        if not isinstance(item, dict) or "message" not in item:
+            continue
+        message = str(item["message"]).removeprefix("Value error, ")
+        error: dict[str, Any] = {"field": str(item.get("key", "")), "message": message}
+        source = item.get("source")
+        if source:  # a ParamType enum (str-valued) or a plain string
+            error["source"] = str(getattr(source, "value", source))
+        out.append(error)
+    return out
+
+
 def _http_exception(_: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
-    extra = exc.extra if isinstance(exc.extra, list | dict) and exc.extra else None
-    field = None
-    if isinstance(extra, list) and extra and isinstance(extra[0], dict):
-        field = extra[0].get("key")
+    errors = litestar_field_errors(exc.extra)
+    field = errors[0]["field"] if errors else None
+    detail = exc.detail
+    if errors:
+        # The real reasons, not Litestar's generic "Validation failed for POST /x".
+        detail = "; ".join(
+            f"{e['field']}: {e['message']}" if e["field"] else e["message"] for e in errors
+        )
     return Response(
-        _body(exc.status_code, exc.detail, field=field, errors=extra),
+        _body(exc.status_code, detail, field=field or None, errors=errors or None),
         status_code=exc.status_code,
         media_type=MediaType.JSON,
         headers=exc.headers,

@@ -102,6 +102,9 @@ class StrategyInfo(msgspec.Struct, kw_only=True):
     name: str
     title: str
     params_schema: dict[str, Any]
+    # closed candles of warm-up with the default parameters (docs/strategies.md)
+    warmup_candles: int = 0
+    source: str = "builtin"  # or the plugin (distribution and entry point) it came from
 
 
 class SymbolInfo(msgspec.Struct, kw_only=True):

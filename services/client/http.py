@@ -63,8 +63,7 @@ class ApiClient:
             body = {"detail": response.text[:200]}
         if response.status_code >= 400:
             detail = body.get("detail", "") if isinstance(body, dict) else str(body)
-            field = body.get("field") if isinstance(body, dict) else None
-            where = f" [{field}]" if field else ""
-            typer.echo(f"error: HTTP {response.status_code}{where}: {detail}", err=True)
+            # detail carries the API's reasons ("strategy: unknown strategy 'macd'; ...")
+            typer.echo(f"error: HTTP {response.status_code}: {detail}", err=True)
             raise typer.Exit(1)
         return body

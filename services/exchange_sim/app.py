@@ -19,7 +19,7 @@ from services.exchange_sim.clock import ExchangeClock
 from services.exchange_sim.exchange import Exchange
 from services.exchange_sim.faults import FaultConfig, Faults
 from services.exchange_sim.limits import Limits
-from services.exchange_sim.market import PathSource, SyntheticSource, spec_for
+from services.exchange_sim.market import PathSource, ReplaySource, SyntheticSource, spec_for
 from services.exchange_sim.replay import load_replay
 from services.exchange_sim.requests import ApiKey
 from services.exchange_sim.server import SimServer
@@ -46,6 +46,7 @@ class SimOptions:
     ed25519_api_key: str = ""
     extra_keys: list[tuple[str, str]] = field(default_factory=list)  # more HMAC pairs
     replay: Path | None = None
+    replayed: dict[str, ReplaySource] | None = None  # ``replay`` already loaded (the CLI checks it)
     balances: dict[str, Decimal] = field(
         default_factory=lambda: {"USDT": Decimal(100000), "BTC": Decimal(1), "ETH": Decimal(10)}
     )
@@ -81,7 +82,7 @@ def read_public_key(value: str) -> bytes:
 def build_exchange(opts: SimOptions) -> Exchange:
     sources: dict[str, PathSource]
     if opts.replay is not None:
-        replayed = load_replay(opts.replay, opts.symbols or None)
+        replayed = opts.replayed or load_replay(opts.replay, opts.symbols or None)
         sources = dict(replayed)
         first = min(s.first_second for s in replayed.values())
         last = max(s.last_second for s in replayed.values())

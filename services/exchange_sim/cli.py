@@ -78,6 +78,7 @@ def register(app: typer.Typer) -> None:
 
         from services.exchange_sim.app import SimOptions, parse_balances, serve
         from services.exchange_sim.faults import FaultConfig
+        from services.exchange_sim.replay import ReplayError, load_replay
         from shared.binance.endpoints import SIM_DEFAULT_PORT
         from shared.redaction import register_secret
         from shared.service import run_service
@@ -137,5 +138,12 @@ def register(app: typer.Typer) -> None:
             raise typer.BadParameter("--shutdown-grace-s must be >= 0")
         if speed <= 0:
             raise typer.BadParameter("--speed must be > 0")
+        if replay is not None:
+            # A malformed file is one line naming the file and line, exit 2 (no traceback).
+            try:
+                opts.replayed = load_replay(replay, opts.symbols or None)
+            except ReplayError as exc:
+                typer.echo(f"error: {exc}", err=True)
+                raise typer.Exit(2) from None
         settings = load_settings(Settings)
         raise typer.Exit(run_service("exchange-sim", settings, lambda stop: serve(opts, stop)))

@@ -1,18 +1,19 @@
-"""``--replay PATH``: a folder of kline CSV files played back as the market.
+"""``--replay PATH``: a folder of kline files played back as the market.
 
 Format (docs/exchange_sim.md): one file per symbol and interval named
-``<SYMBOL>-<interval>.csv`` (optionally followed by anything, e.g.
-``BTCUSDT-1m-2024-01.csv`` as data.binance.vision names them), rows as Binance's kline
-arrays: ``open_time,open,high,low,close,volume,close_time,quote_volume,trades,
-taker_buy_base_volume,taker_buy_quote_volume,ignore``; an optional header line;
-open times in ms (or µs, as the 2025+ archives use). For each symbol the file with
-the finest interval is played; its coarser siblings are ignored, since every interval
-is derived from the one path.
+``<SYMBOL>-<interval>.<csv|json|zip>`` (optionally with anything after the interval,
+e.g. ``BTCUSDT-1m-2024-01.zip`` as data.binance.vision names its monthly archives).
+Every format :mod:`shared.klines` reads is accepted: Binance's 12-column CSV, the
+6-column ``open_time,open,high,low,close,volume`` export of freqtrade and ccxt,
+freqtrade's JSON and Binance's monthly zips. Files without the 12 columns' extra fields
+get a quote volume of volume * close, half of each volume as taker buys and one trade
+per candle. For each symbol the file with the finest interval is played; its coarser
+siblings are ignored, since every interval is derived from the one path. A malformed
+file is a :class:`ReplayError` naming the file and the line.
 """
 
 from __future__ import annotations
 
-import csv
 from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
@@ -25,6 +26,9 @@ from services.exchange_sim.market import (
     spec_for,
 )
 from shared.binance.intervals import INTERVALS, interval_ms
+from shared.klines import Kline, KlineError, read_klines
+
+SUFFIXES = (".csv", ".json", ".zip")
 
 
 class ReplayError(ValueError):
@@ -48,44 +52,43 @@ def load_candles(path: Path, symbol: str, interval: str) -> tuple[SymbolSpec, li
     """The file's candles, and the symbol's spec with the tick the file's prices use
     (volumes are kept to 1e-8, as the archives print them)."""
     seconds = interval_ms(interval) // 1000
-    rows: list[tuple[str, list[str]]] = []
-    with path.open(newline="") as fh:
-        for lineno, row in enumerate(csv.reader(fh), 1):
-            if not row or not row[0].strip().lstrip("-").isdigit():
-                continue  # header or blank
-            where = f"{path.name}:{lineno}"
-            if len(row) < 11:
-                raise ReplayError(f"{where}: expected 12 columns, got {len(row)}")
-            rows.append((where, row))
-    if not rows:
-        raise ReplayError(f"{path}: no kline rows")
-    base = spec_for(symbol)
-    price_decimals = max(_decimals(row[i]) for _, row in rows for i in (1, 2, 3, 4))
-    tick = min(base.tick, Decimal(1).scaleb(-min(price_decimals, 8)))
     try:
-        first_close = float(rows[0][1][4])
-    except ValueError as exc:
-        raise ReplayError(f"{rows[0][0]}: not a number: {rows[0][1][4]!r}") from exc
-    spec = replace(base, tick=tick, base_price=first_close, volume_unit=QUOTE_UNIT)
+        rows: list[Kline] = list(read_klines(path, interval, allow_gaps=True))
+    except KlineError as exc:
+        raise ReplayError(str(exc)) from None
+    base = spec_for(symbol)
+    price_decimals = max(_decimals(text) for k in rows for text in k.text)
+    tick = min(base.tick, Decimal(1).scaleb(-min(price_decimals, 8)))
+    spec = replace(base, tick=tick, base_price=rows[0].close, volume_unit=QUOTE_UNIT)
     candles: list[ReplayCandle] = []
-    for where, row in rows:
-        open_ms = int(row[0])
-        if open_ms > 10**14:  # microseconds
-            open_ms //= 1000
-        o, h, lo, c = (_units(row[i], spec.tick, where) for i in (1, 2, 3, 4))
+    for k in rows:
+        where = f"{path.name}:{k.line}"
+        o, h, lo, c = (_units(text, spec.tick, where) for text in k.text)
+        volume = Decimal(k.volume_text)
+        if k.extra is not None:
+            quote, trades, taker, taker_quote = k.extra
+            q, tb, tbq = (_units(x, QUOTE_UNIT, where) for x in (quote, taker, taker_quote))
+            try:
+                n = int(trades)
+            except ValueError:
+                raise ReplayError(f"{where}: trade count is not a number: {trades!r}") from None
+        else:
+            quote_volume = volume * Decimal(k.text[3])
+            q = _units(str(quote_volume), QUOTE_UNIT, where)
+            tb, tbq, n = _units(str(volume / 2), QUOTE_UNIT, where), q // 2, 1
         candles.append(
             ReplayCandle(
-                open_s=open_ms // 1000,
+                open_s=k.open_time // 1000,
                 seconds=seconds,
                 o=o,
                 h=max(h, o, c),
                 l=min(lo, o, c),
                 c=c,
-                v=_units(row[5], QUOTE_UNIT, where),
-                q=_units(row[7], QUOTE_UNIT, where),
-                tb=_units(row[9], QUOTE_UNIT, where),
-                tbq=_units(row[10], QUOTE_UNIT, where),
-                n=int(row[8]),
+                v=_units(k.volume_text, QUOTE_UNIT, where),
+                q=q,
+                tb=tb,
+                tbq=tbq,
+                n=n,
             )
         )
     return spec, candles
@@ -96,7 +99,7 @@ def load_replay(folder: Path, symbols: list[str] | None = None) -> dict[str, Rep
     if not folder.is_dir():
         raise ReplayError(f"--replay {folder}: not a directory")
     finest: dict[str, tuple[int, str, Path]] = {}
-    for path in sorted(folder.glob("*.csv")):
+    for path in sorted(p for p in folder.iterdir() if p.suffix.lower() in SUFFIXES):
         parts = path.stem.split("-")
         if len(parts) < 2 or parts[1] not in INTERVALS or parts[1] == "1M":
             continue
@@ -107,7 +110,9 @@ def load_replay(folder: Path, symbols: list[str] | None = None) -> dict[str, Rep
     wanted = [s.upper() for s in symbols] if symbols else sorted(finest)
     missing = [s for s in wanted if s not in finest]
     if missing:
-        raise ReplayError(f"--replay {folder}: no <SYMBOL>-<interval>.csv for {', '.join(missing)}")
+        raise ReplayError(
+            f"--replay {folder}: no <SYMBOL>-<interval>.csv|json|zip for {', '.join(missing)}"
+        )
     sources = {}
     for symbol in wanted:
         _, interval, path = finest[symbol]

@@ -18,9 +18,11 @@ from services.gateway.processor import Processor
 from services.gateway.rails import Rails
 from services.gateway.rules_cache import RulesCache
 from services.gateway.settings import GatewaySettings, TradingMode
-from services.gateway.store import GatewayStore
+from services.gateway.store import EXECUTIONS_KEEP_MS, EXECUTIONS_MAXLEN, GatewayStore
+from shared import keys
 from shared.logging import get_logger
 from shared.redis import Heartbeat, connect
+from shared.retention import retention_loop
 from shared.service import supervise
 
 log = get_logger(__name__)
@@ -138,6 +140,10 @@ async def main(settings: GatewaySettings, stop: asyncio.Event) -> None:
     gc.freeze()
     loops["consumer"] = consumer.run()
     loops["heartbeat"] = heartbeat.run()
+    # stream:executions is trimmed below what its groups (the ledger) acknowledged
+    loops["executions_retention"] = retention_loop(
+        redis, keys.EXECUTIONS, maxlen=EXECUTIONS_MAXLEN, keep_ms=EXECUTIONS_KEEP_MS
+    )
     log.info("gateway.started", mode=mode, env=settings.binance_env.value)
     try:
         await supervise(stop, loops)

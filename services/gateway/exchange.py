@@ -175,6 +175,24 @@ class ExchangeClient:
         )
         return _decode(body, list[MyTrade])
 
+    async def my_trades_page(
+        self,
+        symbol: str,
+        *,
+        start_time: int | None = None,
+        end_time: int | None = None,
+        from_id: int | None = None,
+        limit: int = 1000,
+    ) -> list[MyTrade]:
+        """One page of the account's trades of ``symbol`` (§3.12: a time range of at
+        most 24 h, or from a trade id on); ``botfleet statement`` reads a period with it."""
+        params = [("symbol", symbol), ("limit", str(limit))]
+        for name, value in (("startTime", start_time), ("endTime", end_time), ("fromId", from_id)):
+            if value is not None:
+                params.append((name, str(value)))
+        body = await self._call(ep.MY_TRADES, params, signed=True)
+        return _decode(body, list[MyTrade])
+
     async def cancel_order(self, symbol: str, client_order_id: str) -> CancelOrder:
         body = await self._call(
             ep.CANCEL_ORDER,

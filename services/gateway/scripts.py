@@ -69,7 +69,7 @@ class RejectArgs(Args):
     mode: str
     instance: str
     reason: str
-    maxlen: int  # of stream:executions
+    maxlen: str  # of stream:executions, a string (as a Lua number 1e15 prints 1e+15)
     retention: int  # seconds a final record lives (0 = keeps)
     entry: str  # the stream entry refused
 
@@ -82,7 +82,7 @@ class FinalizeArgs(Args):
     qty: str  # units of base for the position (net of a base commission)
     quote: str  # units of quote: BUY spent incl. fee, SELL received net of fee
     now: str
-    maxlen: int
+    maxlen: str
     cid: str
     check_field: str  # balance field that must cover check_needed ('' = no check)
     check_needed: str  # units
@@ -114,7 +114,7 @@ class TransitionArgs(Args):
     cid: str
     report_type: str
     report: str  # published when the order rests ('' = none)
-    maxlen: int
+    maxlen: str
     fields: list[tuple[str, str]]  # more record fields to set
 
 
@@ -122,7 +122,7 @@ class RepublishArgs(Args):
     entry: str  # the stream entry repeating the intent
     answered_field: str  # record field marking that entry answered
     report_type: str
-    maxlen: int
+    maxlen: str
 
 
 class AdoptArgs(Args):

@@ -46,7 +46,14 @@ from shared.money import FIGURE_LIMIT, to_units, to_units_ceiling
 from shared.streams import ensure_group
 
 log = get_logger(__name__)
-EXECUTIONS_MAXLEN = 100_000
+EXECUTIONS_MAXLEN = 100_000  # the cap of stream:executions while no consumer group reads it
+# stream:executions has the ledger's consumer group, so XADD never trims it (DESIGN
+# "Traps": MAXLEN deletes pending entries): the scripts' MAXLEN argument is out of reach,
+# and the app's retention loop (shared.retention) trims below what every group
+# acknowledged, never within EXECUTIONS_KEEP_MS (runners read it without a group).
+XADD_NO_TRIM = 10**15  # no stream gets this long; exact as a Lua number (a double)
+EXECUTIONS_KEEP_MS = 300_000
+_NO_TRIM = str(XADD_NO_TRIM)  # script arguments are strings to Redis
 RECORD_RETENTION_S = 7 * 86_400  # default life of a final order record
 WAITING_PAGE = 500  # entries per XPENDING / XRANGE page of waiting_intents
 TRADE_CHUNK = 64  # intents per trade.lua call: amortises the call, bounds its duration
@@ -334,7 +341,7 @@ class GatewayStore:
                 mode=self.mode,
                 instance=self.instance,
                 reason=report.reason,
-                maxlen=EXECUTIONS_MAXLEN,
+                maxlen=_NO_TRIM,
                 retention=self.retention_s,
                 entry=_text(entry_id),
             ),
@@ -342,12 +349,7 @@ class GatewayStore:
 
     def queue_notice(self, pipe: Any, report: ExecutionReport) -> None:
         """Publish a non-final report that changes no record (a stale-epoch copy)."""
-        pipe.xadd(
-            keys.EXECUTIONS,
-            {"type": report.TYPE, "data": encode_json(report)},
-            maxlen=EXECUTIONS_MAXLEN,
-            approximate=True,
-        )
+        pipe.xadd(keys.EXECUTIONS, {"type": report.TYPE, "data": encode_json(report)})
 
     def queue_republish(self, pipe: Any, cid: str, entry_id: Any) -> None:
         """A repeated intent whose record is final: its stored report again, once per
@@ -363,7 +365,7 @@ class GatewayStore:
                 entry=entry,
                 answered_field=answered_field(entry),
                 report_type=ExecutionReport.TYPE,
-                maxlen=EXECUTIONS_MAXLEN,
+                maxlen=_NO_TRIM,
             ),
         )
 
@@ -400,7 +402,7 @@ class GatewayStore:
             qty=str(prediction.qty),
             quote=str(prediction.quote),
             now=str(now_ms),
-            maxlen=EXECUTIONS_MAXLEN,
+            maxlen=_NO_TRIM,
             cid=ending.cid,
             check_field=_free(check[0]) if check else "",
             check_needed=str(_units(check[1], ending, prediction)) if check else "0",
@@ -665,7 +667,7 @@ class GatewayStore:
                 cid=cid,
                 report_type=ExecutionReport.TYPE,
                 report=encode_json(report).decode() if report is not None else "",
-                maxlen=EXECUTIONS_MAXLEN,
+                maxlen=_NO_TRIM,
                 fields=[(name, str(value)) for name, value in fields.items()],
             ),
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from shared.settings import Settings
+from shared.strategies.config import WARMUP_CANDLES_MAX
 
 
 class IngestionSettings(Settings):
@@ -17,11 +18,18 @@ class IngestionSettings(Settings):
         le=5,
         description="SUBSCRIBE/UNSUBSCRIBE rate per connection (venue: 5 incl. pongs)",
     )
-    ingestion_candles_max: int = Field(default=500, ge=1, description="length of each candle list")
+    # The runner seeds every strategy from the list (its declared warm-up, at most
+    # WARMUP_CANDLES_MAX) and an adopter replays the candles missed after it: room for both.
+    ingestion_candles_max: int = Field(
+        default=WARMUP_CANDLES_MAX + 100, ge=1, description="length of each candle list"
+    )
     ingestion_candle_stream_maxlen: int = Field(default=10_000, ge=100)
     ingestion_tick_stream_maxlen: int = Field(default=1_000, ge=10)
     ingestion_history: int = Field(
-        default=500, ge=1, le=1000, description="candles fetched for a stream with nothing stored"
+        default=WARMUP_CANDLES_MAX,
+        ge=1,
+        le=1000,
+        description="candles fetched for a stream with nothing stored (one klines page)",
     )
     ingestion_max_backfill: int = Field(
         default=5000, ge=1, description="oldest candle a backfill reaches back to, in intervals"

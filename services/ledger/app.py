@@ -9,7 +9,8 @@ import random
 from pathlib import Path
 from typing import Any
 
-from services.ledger.consumer import DbState, ExecutionConsumer
+from services.ledger.consumer import ExecutionConsumer
+from services.ledger.dbstate import DbState
 from services.ledger.migrations import MigrationError, migrate
 from services.ledger.settings import LedgerSettings
 from services.ledger.snapshots import BotRecorder
@@ -40,12 +41,12 @@ async def _migrate_when_reachable(engine: Any, db: DbState, retry_max_s: float) 
         except Exception as exc:  # only an unreachable database is waited for
             if not is_unreachable(exc):
                 raise
-            db.down(exc)
+            await db.down(exc)
             delay = next(delays)
             log.warning("ledger.db_unreachable", error=db.error, retry_in=round(delay, 3))
             await asyncio.sleep(delay)
             continue
-        db.ok()
+        await db.ok()
         return version
 
 
@@ -53,7 +54,7 @@ async def main(settings: LedgerSettings, stop: asyncio.Event) -> None:
     _sqlite_dir(settings.ledger_database_url)
     redis = await connect(settings.redis_url, max_connections=8)
     engine = create_engine(settings.ledger_database_url)
-    db = DbState()
+    db = DbState(redis, settings.instance)
     writer = LedgerWriter(engine)
     consumer = ExecutionConsumer(
         redis,

@@ -13,35 +13,35 @@ fill), ``missing_on_exchange`` (the ledger holds a live fill the exchange does n
 ``mismatch`` (both have it; the differing fields named). Paper fills have no exchange and
 are not checked.
 
-The check signs USER_DATA requests with its own read-only key pair
-(``BOTFLEET_LEDGER_API_KEY`` / ``BOTFLEET_LEDGER_API_SECRET``: Binance keys can be
-created with reading only), never the gateway's trading key, which stays the gateway's
-alone (DESIGN "Processes"). Requests reserve weight in the fleet's Redis budget.
+The exchange's side comes from ``botfleet statement`` run as a child process: only the
+gateway holds API keys and signs (DESIGN "Processes"), so the gateway's package reads the
+trades with its own signed client and weight budget, and hands them over as JSON lines.
+The check's environment carries the gateway's settings for it (a read-only key is
+enough); the ledger's code never touches a key.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterable
+import asyncio
+import os
+import sys
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-import httpx
 import msgspec
 from sqlalchemy import and_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from shared.binance.endpoints import MY_TRADES
 from shared.binance.schemas import MyTrade
-from shared.binance.signing import encode_params, hmac_sha256_signature, signature_payload
 from shared.ledger import schema
-from shared.ratelimit import WeightBudget
 
-DAY_MS = 86_400_000
-PAGE = 1000
-ORDER_WEIGHT = 5  # myTrades with orderId (§3.12, since 2025-04-07)
-_trades = msgspec.json.Decoder(list[MyTrade])
+_trade = msgspec.json.Decoder(MyTrade)
+
+
+class StatementError(Exception):
+    """``botfleet statement`` failed; the message is what it said."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,93 +181,61 @@ class LedgerSide:
         return found
 
 
-class ExchangeSide:
-    """Signed myTrades reads (HMAC-SHA256), each reserving its weight first."""
+class StatementSide:
+    """The exchange's trades, read by ``botfleet statement`` (the gateway's package)."""
 
-    def __init__(
-        self,
-        client: httpx.AsyncClient,
-        api_key: str,
-        api_secret: str,
-        budget: WeightBudget | None,
-        recv_window: int = 10_000,
-    ) -> None:
-        self.client = client
-        self.api_key = api_key
-        self.api_secret = api_secret
-        self.budget = budget
-        self.recv_window = recv_window
-        self.requests = 0
+    def __init__(self, env: Mapping[str, str] | None = None, timeout_s: float = 600.0) -> None:
+        self.env = dict(os.environ if env is None else env)
+        self.timeout_s = timeout_s
+        self.requests = 0  # child processes run
 
-    async def _get(self, params: dict[str, Any], weight: int) -> list[MyTrade]:
-        if self.budget is not None:
-            await self.budget.reserve(weight)
-        query = encode_params(
-            {**params, "recvWindow": self.recv_window, "timestamp": int(time.time() * 1000)}
-        )
-        signature = hmac_sha256_signature(self.api_secret, signature_payload(query))
-        response = await self.client.get(
-            f"{MY_TRADES.path}?{query}&signature={signature}",
-            headers={"X-MBX-APIKEY": self.api_key},
-        )
+    async def _run(self, args: list[str]) -> list[Fill]:
         self.requests += 1
-        if self.budget is not None:
-            used = response.headers.get("X-MBX-USED-WEIGHT-1M")
-            await self.budget.correct_from_header(int(used) if used else None)
-        if response.status_code != 200:
-            raise RuntimeError(f"myTrades answered {response.status_code}: {response.text[:300]}")
-        return _trades.decode(response.content)
+        child = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "services", "statement", *args,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=self.env,
+        )  # fmt: skip
+        try:
+            out, err = await asyncio.wait_for(child.communicate(), self.timeout_s)
+        except TimeoutError:
+            child.kill()
+            await child.wait()
+            raise StatementError(f"no answer within {self.timeout_s:.0f}s") from None
+        if child.returncode != 0:
+            lines = err.decode(errors="replace").strip().splitlines() or ["(no output)"]
+            raise StatementError(lines[-1])
+        return [exchange_fill(_trade.decode(line)) for line in out.splitlines() if line.strip()]
 
-    async def trades(self, symbol: str, start: int, end: int) -> list[Fill]:
-        """Every trade of ``symbol`` with ``start <= time < end``: 24-hour windows (the
-        most one request may span), each read on with ``fromId`` while pages are full."""
-        out: list[Fill] = []
-        window = start
-        while window < end:
-            window_end = min(end, window + DAY_MS) - 1  # endTime is inclusive
-            page = await self._get(
-                {"symbol": symbol, "startTime": window, "endTime": window_end, "limit": PAGE},
-                MY_TRADES.weight,
-            )
-            while True:
-                out += [exchange_fill(t) for t in page if window <= t.time <= window_end]
-                if len(page) < PAGE or page[-1].time > window_end:
-                    break
-                page = await self._get(
-                    {"symbol": symbol, "fromId": page[-1].id + 1, "limit": PAGE}, MY_TRADES.weight
-                )
-            window = window_end + 1
-        return out
+    async def trades(self, symbols: list[str], start: int, end: int) -> list[Fill]:
+        if not symbols:
+            return []
+        args = [f"--symbol={s}" for s in symbols]
+        return await self._run([*args, f"--start={start}", f"--end={end}"])
 
-    async def of_order(self, symbol: str, order_id: int) -> list[Fill]:
-        return [
-            exchange_fill(t)
-            for t in await self._get({"symbol": symbol, "orderId": order_id}, ORDER_WEIGHT)
-        ]
+    async def of_orders(self, orders: Iterable[tuple[str, int]]) -> list[Fill]:
+        args = [f"--order={symbol}:{order_id}" for symbol, order_id in orders]
+        return await self._run(args) if args else []
 
 
 async def check(
-    ledger: LedgerSide, exchange: ExchangeSide, start: int, end: int, symbols: list[str] | None
+    ledger: LedgerSide, exchange: StatementSide, start: int, end: int, symbols: list[str] | None
 ) -> tuple[list[Difference], dict[str, int]]:
     """The differences for the period, and counts for the summary."""
     mine = {(f.symbol, f.trade_id): f for f in await ledger.fills(start, end, symbols)}
     wanted = sorted(set(symbols or []) | {s for s, _ in mine})
-    theirs: dict[tuple[str, int], Fill] = {}
-    for symbol in wanted:
-        for f in await exchange.trades(symbol, start, end):
-            theirs[(f.symbol, f.trade_id)] = f
+    theirs = {(f.symbol, f.trade_id): f for f in await exchange.trades(wanted, start, end)}
     ledger_elsewhere = await ledger.by_keys([k for k in theirs if k not in mine])
-    exchange_elsewhere: dict[tuple[str, int], Fill] = {}
-    orders = {(f.symbol, f.order_id) for k, f in mine.items() if k not in theirs and f.order_id}
-    for symbol, order_id in sorted(orders):
-        assert order_id is not None
-        for f in await exchange.of_order(symbol, order_id):
-            exchange_elsewhere[(f.symbol, f.trade_id)] = f
+    orders = sorted(
+        {(f.symbol, f.order_id) for k, f in mine.items() if k not in theirs and f.order_id}
+    )
+    exchange_elsewhere = {
+        (f.symbol, f.trade_id): f
+        for f in await exchange.of_orders((s, o) for s, o in orders if o is not None)
+    }
     differences = reconcile(mine, theirs, ledger_elsewhere, exchange_elsewhere)
     counts = {
         "ledger_fills": len(mine),
         "exchange_trades": len(theirs),
         "symbols": len(wanted),
-        "requests": exchange.requests,
     }
     return differences, counts

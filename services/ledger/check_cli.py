@@ -1,20 +1,17 @@
-"""The shell of ``botfleet ledger check``: settings in, open the ledger, Redis (the
-fleet's weight budget) and the exchange, run :func:`services.ledger.check.check`, print
-every difference and a summary line."""
+"""The shell of ``botfleet ledger check``: settings in, open the ledger, run
+:func:`services.ledger.check.check` (the exchange's side through ``botfleet statement``),
+print every difference and a summary line."""
 
 from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
 
-import httpx
 import typer
 
-from services.ledger.check import ExchangeSide, LedgerSide, check
+from services.ledger.check import LedgerSide, StatementError, StatementSide, check
 from services.ledger.settings import LedgerSettings
 from shared.ledger.engine import create_engine
-from shared.ratelimit import WeightBudget
-from shared.redis import REDIS_ERRORS, create_redis
 
 
 def epoch_ms(value: str | None, default: int) -> int:
@@ -41,37 +38,16 @@ async def run_check(
     if start >= end:
         typer.echo("error: --start must be before --end", err=True)
         return 2
-    if settings.ledger_api_key is None or settings.ledger_api_secret is None:
-        typer.echo(
-            "error: set BOTFLEET_LEDGER_API_KEY and BOTFLEET_LEDGER_API_SECRET "
-            "(a read-only key of the account)",
-            err=True,
-        )
-        return 2
     engine = create_engine(settings.ledger_database_url)
-    redis = create_redis(settings.redis_url, retries=1)
-    budget: WeightBudget | None = WeightBudget(redis)
     try:
-        await redis.ping()
-    except REDIS_ERRORS:
-        budget = None  # no fleet to share the budget with: the check alone is far below it
-    try:
-        async with httpx.AsyncClient(base_url=settings.rest_url, timeout=15.0) as client:
-            exchange = ExchangeSide(
-                client,
-                settings.ledger_api_key.get_secret_value(),
-                settings.ledger_api_secret.get_secret_value(),
-                budget,
-            )
-            differences, counts = await check(
-                LedgerSide(engine), exchange, start, end, symbols or None
-            )
-    except (httpx.HTTPError, RuntimeError) as exc:
+        differences, counts = await check(
+            LedgerSide(engine), StatementSide(), start, end, symbols or None
+        )
+    except StatementError as exc:
         typer.echo(f"error: cannot read the exchange's trades: {exc}", err=True)
         return 2
     finally:
         await engine.dispose()
-        await redis.aclose()
     for difference in differences:
         typer.echo(difference.line())
     typer.echo(

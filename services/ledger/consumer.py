@@ -29,41 +29,20 @@ from typing import Any
 
 from redis.exceptions import ResponseError
 
+from services.ledger.dbstate import SERVICE, DbState
 from services.ledger.writer import Batch, LedgerWriter, Written
 from shared import keys
 from shared.binance.backoff import backoff_delays
 from shared.ledger.engine import is_unreachable
 from shared.logging import get_logger
 from shared.messages import ExecutionReport
-from shared.redis import REDIS_ERRORS, now_ms
+from shared.redis import REDIS_ERRORS
 from shared.retention import id_key
 from shared.streams import dead_letter, decode_entry, ensure_group, is_group_lost
 
 log = get_logger(__name__)
 
 Entry = tuple[Any, dict[Any, Any]]
-SERVICE = "ledger"
-
-
-@dataclass(slots=True)
-class DbState:
-    """What the health key says about the database."""
-
-    state: str = "connecting"  # connecting | ok | unreachable
-    error: str = ""
-    since: int = 0  # epoch ms of the last change of state
-    retries: int = 0
-
-    def ok(self) -> None:
-        if self.state != "ok":
-            log.info("ledger.db_ok", after_retries=self.retries)
-            self.state, self.error, self.since, self.retries = "ok", "", now_ms(), 0
-
-    def down(self, exc: BaseException) -> None:
-        if self.state != "unreachable":
-            self.since = now_ms()
-        self.state, self.error = "unreachable", f"{type(exc).__name__}: {exc}"[:300]
-        self.retries += 1
 
 
 @dataclass(slots=True)
@@ -228,12 +207,12 @@ class ExecutionConsumer:
             except Exception as exc:  # classified: only "unreachable" is retried here
                 if not is_unreachable(exc):
                     raise
-                self.db.down(exc)
+                await self.db.down(exc)
                 delay = next(delays)
                 log.warning("ledger.db_unreachable", error=self.db.error, retry_in=round(delay, 3))
                 await asyncio.sleep(delay)
                 continue
-            self.db.ok()
+            await self.db.ok()
             return written
 
     def _count(self, written: Written) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, field_validator
 
 from shared.ledger.engine import DEFAULT_DATABASE_URL, async_url
 from shared.settings import Settings
@@ -31,13 +31,6 @@ class LedgerSettings(Settings):
     ledger_db_retry_max_s: float = Field(
         default=10.0, gt=0, le=300, description="longest wait between retries of the database"
     )
-
-    # `botfleet ledger check` only: a READ-ONLY exchange key of the account (never the
-    # gateway's trading key, which no other process holds).
-    ledger_api_key: SecretStr | None = Field(
-        default=None, description="read-only Binance API key for `ledger check`"
-    )
-    ledger_api_secret: SecretStr | None = Field(default=None, description="its HMAC secret")
 
     @field_validator("ledger_database_url")
     @classmethod

@@ -15,7 +15,7 @@ import asyncio
 import random
 from typing import Any
 
-from services.ledger.consumer import DbState
+from services.ledger.dbstate import DbState
 from services.ledger.writer import Batch, LedgerWriter, equity_row, trip_row
 from shared import keys
 from shared.binance.backoff import backoff_delays
@@ -58,7 +58,7 @@ class BotRecorder:
             except Exception as exc:  # the database away: the next pass tries again
                 if not is_unreachable(exc):
                     raise
-                self.db.down(exc)
+                await self.db.down(exc)
                 delay = next(delays)
                 log.warning("ledger.bots_db_unreachable", error=str(exc), retry_in=round(delay, 3))
                 await asyncio.sleep(delay)
@@ -117,7 +117,7 @@ class BotRecorder:
                 self.configs_written += 1
         await self.writer.record_equity(equity)
         if batch.trips or configs or equity:  # the database answered
-            self.db.ok()
+            await self.db.ok()
         self.cursors.update(cursors)  # only once committed
 
 

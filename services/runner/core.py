@@ -402,6 +402,8 @@ class BotState:
         if cooling:
             return Change(log=[log_entry(now, "skip", f"{cooling}; {signal.reason}", **said)])
         cfg = self.config
+        # ATR stops of the entry are measured in the ATR the signal carries.
+        self.book.note_atr(signal.metadata.get("atr"))
         distance = None
         if isinstance(cfg.sizing, RiskSizing) and cfg.stop_loss_pct is not None:
             distance = stop_distance(price, cfg.stop_loss_pct)

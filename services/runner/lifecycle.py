@@ -127,29 +127,47 @@ class Lifecycle:
                 self._strategies.clear()
             strategy = self._strategies[state.config_digest] = cfg.build_strategy()
         series = market.series.get(key)
-        new_series = series is None
-        n = held.settings.runner_warmup_candles
         group = series.groups.get(strategy.key) if series is not None else None
-        if new_series or group is None:
+        new_series = False
+        if group is None:
             candles = lists.get(key)
             if series is None or not candles or candles[-1].close_time != series.last_close_time:
+                n = held.settings.runner_warmup_candles
                 async with held.redis.pipeline(transaction=True) as pipe:
                     pipe.lrange(keys.candles(cfg.symbol, cfg.interval), -n, -1)
                     pipe.xrevrange(keys.candle_stream(cfg.symbol, cfg.interval), count=1)
                     raw, last = await pipe.execute()
                 candles = lists[key] = decode_candles(raw)
+                # Another claim (commands, reconcile) may have created the series or
+                # the group while this one waited: take theirs, never a second one
+                # (bots of a replaced group would never see a candle again).
+                series = market.series.get(key)
                 if series is None:
+                    new_series = True
                     series = market.add_series(cfg.symbol, cfg.interval)
                     market.last_ids[series.stream] = text(last[0][0]) if last else "0-0"
                     if candles:
                         series.last_close_time = candles[-1].close_time
                         series.last_candle = candles[-1]
             # else: a new group on a series whose list this claim has just read
+            group = series.groups.get(strategy.key)
             if group is None:
                 group = Group((cfg.symbol, cfg.interval, strategy.key), strategy.evaluator())
                 group.seed(candles)
                 series.groups[strategy.key] = group
-        assert series is not None and group is not None
+                if len(candles) < strategy.warmup_candles:
+                    # A young series (or a list kept shorter than the default): the group
+                    # decides, but may differ from an uninterrupted run until it has run
+                    # for its warm-up (docs/strategies.md, "Warm-up").
+                    log.warning(
+                        "group.short_warmup",
+                        symbol=cfg.symbol,
+                        interval=cfg.interval,
+                        strategy=strategy.name,
+                        candles=len(candles),
+                        warmup=strategy.warmup_candles,
+                    )
+        assert series is not None
         if not state.last_open_time:  # a new bot does not act on history
             state.last_open_time = group.evaluator.last_open_time or 0
         tick_stream = keys.tick_stream(cfg.symbol)
@@ -159,10 +177,12 @@ class Lifecycle:
                 pipe.get(keys.price(cfg.symbol))
                 pipe.hget(keys.MARKET_LAST_UPDATE, cfg.symbol)
                 last_tick, price, updated = await pipe.execute()
-            market.tick_symbols[tick_stream] = cfg.symbol
-            market.last_ids[tick_stream] = text(last_tick[0][0]) if last_tick else "0-0"
+            if tick_stream not in market.tick_symbols:  # not meanwhile by another claim
+                market.tick_symbols[tick_stream] = cfg.symbol
+                market.last_ids[tick_stream] = text(last_tick[0][0]) if last_tick else "0-0"
             if updated:
-                market.last_price_at[cfg.symbol] = int(updated)
+                ts = int(updated)
+                market.last_price_at[cfg.symbol] = max(ts, market.last_price_at.get(cfg.symbol, 0))
             if price:
                 try:
                     state.book.mark(Decimal(text(price)))

@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
-import numpy as np
 
 from services.runner.core import interval_length_ms
 from shared import keys
@@ -45,13 +44,13 @@ class Group:
     bots: set[str] = field(default_factory=set)
 
     def seed(self, candles: list[Candle]) -> None:
-        closes = np.fromiter((float(c.close) for c in candles), np.float64, len(candles))
-        self.evaluator.seed(closes, candles[-1].open_time if candles else None)
+        """Seed on whole candles (the list holds at least the strategy's declared warm-up)."""
+        self.evaluator.seed_candles(candles)
 
     def on_candle(self, candle: Candle) -> Signal | None:
         """The signal on ``candle``; None for a candle older than what it has seen."""
         try:
-            return self.evaluator.on_close(float(candle.close), candle.open_time)
+            return self.evaluator.on_candle(candle)
         except OutOfOrderCandle:
             return None
 
@@ -62,13 +61,11 @@ def replay(
     """The signals on the candles that opened after ``after``, from a fresh
     ``evaluator`` seeded on the candles up to it (a catch-up of missed candles)."""
     first = next((i for i, c in enumerate(candles) if c.open_time > after), len(candles))
-    seed = candles[:first]
-    closes = np.fromiter((float(c.close) for c in seed), np.float64, len(seed))
-    evaluator.seed(closes, seed[-1].open_time if seed else None)
+    evaluator.seed_candles(candles[:first])
     out = []
     for candle in candles[first:]:
         try:
-            out.append((candle, evaluator.on_close(float(candle.close), candle.open_time)))
+            out.append((candle, evaluator.on_candle(candle)))
         except OutOfOrderCandle:
             continue
     return out

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import Field, model_validator
 
 from shared.settings import Settings
+from shared.strategies.config import WARMUP_CANDLES_MAX
 
 
 class RunnerSettings(Settings):
@@ -33,7 +34,13 @@ class RunnerSettings(Settings):
         description="XREAD block time; also the longest delay before new streams are read",
     )
     runner_warmup_candles: int = Field(
-        default=500, ge=1, le=10_000, description="closed candles read to seed a strategy"
+        default=WARMUP_CANDLES_MAX,
+        ge=1,
+        le=10_000,
+        description=(
+            "closed candles read to seed a strategy; at least the largest warm-up a bot may "
+            "declare, so that a seeded bot decides as an uninterrupted one (docs/strategies.md)"
+        ),
     )
     runner_log_maxlen: int = Field(
         default=1000, ge=10, description="entries kept in each bot:{id}:log (approximate)"

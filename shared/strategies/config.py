@@ -38,6 +38,13 @@ Interval = Literal[
 
 _FROZEN = ConfigDict(extra="forbid", frozen=True)
 
+# The most closed candles of warm-up a bot may declare: what every series' candle list
+# holds from its first fetch on (ingestion fetches up to 1000 candles, one Binance
+# klines page, for a new stream and keeps at least this many; the runner seeds each
+# strategy from its declared warm-up). A bot needing more is refused at creation, so
+# that no bot decides on a history too short to match an uninterrupted run.
+WARMUP_CANDLES_MAX = 1000
+
 
 class FixedQuoteSizing(BaseModel):
     """Spend a fixed quote amount on each entry (capped by what the bot has)."""
@@ -144,10 +151,18 @@ class BotConfig(BaseModel):
         name = info.data.get("strategy")
         if name is None:  # the strategy itself is invalid and reported
             return value
+        cls_ = get_strategy_class(name)
         try:
-            params = get_strategy_class(name).params_model.model_validate(value)
+            params = cls_.params_model.model_validate(value)
         except ValidationError as exc:
             raise ValueError(f"invalid {name} parameters: {_describe_errors(exc)}") from None
+        warmup = cls_(params).warmup_candles
+        if warmup > WARMUP_CANDLES_MAX:
+            raise ValueError(
+                f"{name} with these parameters needs {warmup} closed candles of warm-up "
+                f"to decide as an uninterrupted bot would, more than the "
+                f"{WARMUP_CANDLES_MAX} each series keeps; use shorter periods"
+            )
         return params.model_dump(mode="json")
 
     @field_validator("sizing")

@@ -234,12 +234,14 @@ class Stochastic:
         return self.value
 
     def seed(self, high: ArrayLike, low: ArrayLike, close: ArrayLike) -> StochValues | None:
-        """Replace the state with the one after the given candles (O(n) updates)."""
+        """Replace the state with the one after the given candles (the windows are
+        exact: only the last candles they can reach are fed)."""
         self.reset()
+        reach = self._extreme.period + self._k.period + self._d.period - 2
         for h, lo, c in zip(
-            as_float_array(high).tolist(),
-            as_float_array(low).tolist(),
-            as_float_array(close).tolist(),
+            as_float_array(high)[-reach:].tolist(),
+            as_float_array(low)[-reach:].tolist(),
+            as_float_array(close)[-reach:].tolist(),
             strict=True,
         ):
             self.update(h, lo, c)

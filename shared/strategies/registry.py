@@ -68,18 +68,20 @@ def create_strategy(name: str, params: Mapping[str, Any] | None = None) -> Tradi
 
 
 def describe_strategies() -> list[dict[str, Any]]:
-    """Name, title, parameter JSON schema, warm-up of the default parameters and origin
-    (``builtin`` or the plugin's distribution) of every strategy (for the API)."""
+    """Name, title and parameter JSON schema of every strategy (for the API)."""
     return [
         {
             "name": name,
             "title": cls.title,
             "params_schema": cls.params_schema(),
-            "warmup_candles": cls().warmup_candles,
-            "source": _PLUGINS.get(name, "builtin"),
         }
         for name, cls in sorted(_REGISTRY.items())
     ]
+
+
+def strategy_source(name: str) -> str:
+    """``builtin`` or the plugin (distribution and entry point) strategy ``name`` came from."""
+    return _PLUGINS.get(name, "builtin")
 
 
 def plugin_errors() -> list[str]:

@@ -18,6 +18,12 @@ from shared.strategies.config import Interval
 Symbol = Annotated[str, Parameter(pattern=r"^[A-Z0-9]{2,20}$", description="e.g. BTCUSDT")]
 
 
+async def require_listed(repo: Repository, symbol: str) -> None:
+    """404 for a symbol ingestion has not listed, on every per-symbol route alike."""
+    if await repo.symbol_rules_json(symbol) is None:
+        raise NotFound(f"unknown symbol {symbol}: not listed in exchange:symbols", field="symbol")
+
+
 class MarketController(Controller):
     path = "/api/v1/market"
     tags = ["market"]
@@ -43,6 +49,7 @@ class MarketController(Controller):
 
     @get("/{symbol:str}/price", summary="Last traded price")
     async def price(self, repo: NamedDependency[Repository], symbol: Symbol) -> Price:
+        await require_listed(repo, symbol)
         value = await repo.price(symbol)
         if value is None:
             raise NotFound(f"no price for {symbol}", field="symbol")
@@ -56,6 +63,7 @@ class MarketController(Controller):
         interval: Interval = "1m",
         limit: Annotated[int, Parameter(ge=1, le=1000)] = 500,
     ) -> list[CandleView]:
+        await require_listed(repo, symbol)  # a listed symbol with no candles yet is 200 []
         return [
             CandleView(
                 open_time=c.open_time,

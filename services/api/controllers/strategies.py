@@ -11,7 +11,23 @@ from litestar.params import Parameter
 from services.api.errors import NotFound
 from services.api.models import StrategyInfo
 from shared.strategies.config import BotConfig
-from shared.strategies.registry import UnknownStrategyError, describe_strategies, get_strategy_class
+from shared.strategies.registry import (
+    StrategyClass,
+    UnknownStrategyError,
+    describe_strategies,
+    get_strategy_class,
+    strategy_source,
+)
+
+
+def _info(cls: StrategyClass) -> StrategyInfo:
+    return StrategyInfo(
+        name=cls.name,
+        title=cls.title,
+        params_schema=cls.params_schema(),
+        warmup_candles=cls().warmup_candles,
+        source=strategy_source(cls.name),
+    )
 
 
 class StrategyController(Controller):
@@ -20,7 +36,7 @@ class StrategyController(Controller):
 
     @get("/", summary="Every strategy with its parameter JSON schema")
     async def list_strategies(self) -> list[StrategyInfo]:
-        return [StrategyInfo(**s) for s in describe_strategies()]
+        return [_info(get_strategy_class(s["name"])) for s in describe_strategies()]
 
     @get("/bot-config-schema", summary="JSON schema of a bot config (the create body)")
     async def bot_config_schema(self) -> dict[str, Any]:
@@ -32,4 +48,4 @@ class StrategyController(Controller):
             cls = get_strategy_class(name)
         except UnknownStrategyError as exc:
             raise NotFound(str(exc), field="name") from None
-        return StrategyInfo(name=cls.name, title=cls.title, params_schema=cls.params_schema())
+        return _info(cls)

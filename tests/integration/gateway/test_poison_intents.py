@@ -119,7 +119,7 @@ def check_outcomes(
 ) -> None:
     """Each entry that cannot be an intent is a dead letter with a reason; each that can
     has a report for its intent; the good one filled."""
-    dead = {letter.entry_id: letter for letter in letters}
+    dead = {x.entry_id: x for x in letters if x.source == keys.ORDER_INTENTS}
     reported = {report.intent_id for report in found}
     for entry_id, fields in sent:
         intent = intent_of(fields)

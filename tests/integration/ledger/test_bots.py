@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.ledger.consumer import DbState
+from services.ledger.dbstate import DbState
 from services.ledger.snapshots import BotRecorder
 from services.ledger.writer import LedgerWriter
 from shared import keys

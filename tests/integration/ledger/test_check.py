@@ -1,6 +1,7 @@
 """``botfleet ledger check`` against the exchange simulator: a live gateway trades on the
-simulator, the ledger records the reports, and the check finds them equal; a fill taken
-out of the ledger, a price changed and a fill the exchange never made are each printed."""
+simulator, the ledger records the reports, and the check (the exchange's side read by
+``botfleet statement``, the gateway's signed client) finds them equal; a fill taken out
+of the ledger, a price changed and a fill the exchange never made are each printed."""
 
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ from tests.integration.gateway.live_support import (
     wait_final,
 )
 from tests.support.processes import BotfleetProcess, base_env
-from tests.support.sim import SIM_API_KEY, SIM_API_SECRET, SimClient, start_sim
+from tests.support.sim import SimClient, start_sim
 
 
 @pytest.fixture(scope="module")
@@ -52,16 +53,8 @@ def intent(n: int, symbol: str, side: Side = Side.BUY) -> OrderIntent:
 
 
 def run_check(url: str, redis_url: str, sim: SimClient, start: int, end: int) -> Any:
-    env = base_env(
-        {
-            **sim.env(),
-            "BOTFLEET_REDIS_URL": redis_url,
-            "BOTFLEET_LEDGER_API_KEY": SIM_API_KEY,
-            "BOTFLEET_LEDGER_API_SECRET": SIM_API_SECRET,
-        }
-    )
-    for name in ("BOTFLEET_BINANCE_API_KEY", "BOTFLEET_BINANCE_API_SECRET"):
-        env.pop(name)  # the check never needs the trading key
+    # The gateway's settings: `botfleet statement` (the gateway's package) signs with them.
+    env = base_env({**sim.env(), "BOTFLEET_REDIS_URL": redis_url})
     return subprocess.run(
         [sys.executable, "-m", "services", "ledger", "--database-url", url, "check",
          "--start", str(start), "--end", str(end)],

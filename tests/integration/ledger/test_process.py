@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from services.ledger.writer import Batch, LedgerWriter
 from shared import keys
 from shared.ledger import schema
-from shared.messages import ExecutionReport, decode_as
+from shared.messages import Event, ExecutionReport, decode_as
 from shared.streams import ensure_group
 from tests.integration.ledger.helpers import count, fill_keys, pending, publish, report
 from tests.integration.ledger.proxy import CuttableProxy
@@ -168,6 +168,9 @@ async def test_database_away_holds_every_ack_until_it_is_back(
         await eventually(caught_up, "the batch written and acknowledged once back", proc)
         await eventually(db_ok, "health saying the database is back", proc)
         assert await count(engine, schema.orders) == 100
+        events = [decode_as(f, Event) for _i, f in await redis.xrange(keys.EVENTS)]
+        kinds = [e.kind for e in events if e.service == "ledger"]
+        assert kinds == ["ledger.db_unreachable", "ledger.db_ok"]  # one each, for people
     finally:
         proxy.stop()
         await engine.dispose()

@@ -61,3 +61,79 @@ def test_missing_symbols_and_bad_folders_are_named(tmp_path: Path) -> None:
     (tmp_path / "BTCUSDT-1m.csv").write_text("1704067200000,1,2\n")
     with pytest.raises(ReplayError, match=r"BTCUSDT-1m\.csv:1"):
         load_replay(tmp_path)
+
+
+def _ohlcv(ex_market: object, rows: list[list[str]]) -> list[list[Decimal]]:
+    served = ex_market.klines(  # type: ignore[attr-defined]
+        "1m", int(rows[-1][6]) + 3_600_000, start_ms=int(rows[0][0]), limit=1000
+    )
+    return [[Decimal(x) for x in k[1:6]] for k in served[: len(rows)]]
+
+
+@pytest.mark.parametrize("fmt", ["csv6", "json", "zip"])
+def test_every_kline_format_replays_the_same_candles(tmp_path: Path, fmt: str) -> None:
+    """The 6-column export of freqtrade/ccxt, freqtrade's JSON and Binance's monthly zip
+    give the same OHLCV as the 12-column file they were made from."""
+    import json
+    import zipfile
+
+    rows = _rows("BTCUSDT-1m.csv")
+    if fmt == "csv6":
+        lines = ["open_time,open,high,low,close,volume"] + [",".join(r[:6]) for r in rows]
+        (tmp_path / "BTCUSDT-1m.csv").write_text("\n".join(lines) + "\n")
+    elif fmt == "json":
+        data = [[int(r[0]), *(float(x) for x in r[1:6])] for r in rows]
+        (tmp_path / "BTCUSDT-1m.json").write_text(json.dumps(data))
+    else:
+        with zipfile.ZipFile(tmp_path / "BTCUSDT-1m-2024-01.zip", "w") as archive:
+            archive.write(FIXTURES / "BTCUSDT-1m.csv", "BTCUSDT-1m-2024-01.csv")
+    want = build_exchange(
+        SimOptions(replay=FIXTURES, symbols=["BTCUSDT"], api_key="k", api_secret="s")
+    )
+    got = build_exchange(SimOptions(replay=tmp_path, symbols=[], api_key="k", api_secret="s"))
+    assert set(got.markets) == {"BTCUSDT"}
+    assert _ohlcv(got.markets["BTCUSDT"], rows) == _ohlcv(want.markets["BTCUSDT"], rows)
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "where"),
+    [
+        ("BTCUSDT-1m.csv", "1704067200000,1,2,0.5,1.5,3\n1704067200000,1,2,0.5,1.5,3\n", ":2"),
+        ("BTCUSDT-1m.csv", "1704067200000,1,2,0.5,1.5,3\n1704067260000,1,x,0.5,1.5,3\n", ":2"),
+        ("BTCUSDT-1m.json", '[[1704067200000, 1, 2, 0.5, 1.5, 3], [1704067260000, "a"]]', "2"),
+    ],
+)
+def test_a_malformed_file_is_named_with_its_line(
+    tmp_path: Path, name: str, text: str, where: str
+) -> None:
+    (tmp_path / name).write_text(text)
+    with pytest.raises(ReplayError, match=rf"{name.replace('.', '[.]')}.*{where}"):
+        load_replay(tmp_path)
+
+
+def test_the_simulator_refuses_a_malformed_replay_in_one_line_with_exit_2(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    (tmp_path / "BTCUSDT-1m.csv").write_text(
+        "1704067200000,1,2,0.5,1.5,3\n1704067140000,1,2,0.5,1.5,3\n"
+    )
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "services",
+            "exchange-sim",
+            "--port",
+            "0",
+            "--replay",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2, done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "BTCUSDT-1m.csv:2" in lines[0] and "out of order" in lines[0]
+    assert "Traceback" not in done.stderr + done.stdout

@@ -271,3 +271,17 @@ def test_serialised_book_round_trips_and_behaves_the_same(
     for rep in reports:  # the first half are duplicates for both
         assert book.apply(rep) == restored.apply(rep)
     assert restored.to_hash() == book.to_hash()
+
+
+def test_atr_stops_are_set_at_entry_from_the_noted_atr_and_persist() -> None:
+    plan = ExitPlan(stop_loss_atr=D(3), take_profit_atr=D(2))
+    book = new_book(exit_plan=plan)
+    book.note_atr(float("nan"))  # ignored: no ATR yet
+    book.note_atr(None)
+    assert book.atr is None
+    book.note_atr(1.5)
+    book.apply(report(Side.BUY, ("100", "1", "0", "USDT")))
+    assert (book.stop_price, book.take_profit_price) == (D("95.5"), D(103))
+    restored = BotBook.from_hash(book.to_hash(), exit_plan=plan)
+    assert restored.atr == D("1.5") and restored.stop_price == D("95.5")
+    assert restored.check_exit(D("95.4")).reason is ExitReason.STOP_LOSS

@@ -121,3 +121,19 @@ def test_json_schema_is_servable() -> None:
 def test_fixed_sizing_within_allocation_is_fine() -> None:
     cfg = BotConfig.model_validate(config(sizing={"mode": "fixed_quote", "quote_amount": "50"}))
     assert cfg.sizing == FixedQuoteSizing(quote_amount=Decimal(50))
+
+
+def test_a_bot_whose_warmup_exceeds_what_a_series_keeps_is_refused() -> None:
+    from shared.strategies.config import WARMUP_CANDLES_MAX, BotConfig
+
+    base = {"name": "b", "symbol": "BTCUSDT", "interval": "1h", "quote_allocation": "100"}
+    ok = BotConfig.model_validate({**base, "strategy": "rsi", "params": {"period": 14}})
+    assert ok.warmup_candles() <= WARMUP_CANDLES_MAX
+    with pytest.raises(ValidationError, match=r"needs 4795 closed candles of warm-up"):
+        BotConfig.model_validate({**base, "strategy": "rsi", "params": {"period": 200}})
+    with pytest.raises(ValidationError, match=r"more than the 1000 each series keeps"):
+        BotConfig.model_validate(
+            {**base, "strategy": "ema_cross", "params": {"fast_period": 50, "slow_period": 200}}
+        )
+    default = BotConfig.model_validate({**base, "strategy": "ema_stochrsi"})
+    assert default.warmup_candles() == 627

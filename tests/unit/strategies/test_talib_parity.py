@@ -328,3 +328,28 @@ def test_wild_jumps_equal_talib() -> None:
     close = 100.0 * np.exp(np.cumsum(steps))
     high, low = close * (1 + r.random(400) * 0.5), close * (1 - r.random(400) * 0.5)
     check_all(high, low, close, sliding_talib=False)
+
+
+@pytest.mark.parametrize("cut", [0, 1, 5, 14, 15, 40, 150])
+def test_seeded_then_updated_equals_updated_all_along(cut: int) -> None:
+    high, low, close = RECORDED["BTCUSDT-1m.csv"]
+    makers: list[tuple[Callable[[], Any], bool]] = [
+        (partial(WMA, 10), False),
+        (partial(MACD, 5, 13, 4), False),
+        (partial(StochRSI, 7, 5, 3, 3), False),
+        (partial(ATR, 14), True),
+        (partial(ADX, 7), True),
+        (partial(Stochastic, 14, 3, 3), True),
+    ]
+    for make, hlc in makers:
+        seeded, stepped = make(), make()
+        cols = (high, low, close) if hlc else (close,)
+        seeded.seed(*(c[:cut] for c in cols))
+        for values in zip(*(c[:cut].tolist() for c in cols), strict=True):
+            stepped.update(*values)
+        for values in zip(*(c[cut:].tolist() for c in cols), strict=True):
+            a, b = seeded.update(*values), stepped.update(*values)
+            if a is None or b is None:
+                assert a is None and b is None
+            else:
+                np.testing.assert_allclose(np.atleast_1d(a), np.atleast_1d(b), rtol=TOL, atol=TOL)

@@ -1,0 +1,1 @@
+"""``botfleet backtest``: one bot config over historical klines with the runner's shared code."""

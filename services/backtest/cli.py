@@ -1,0 +1,161 @@
+"""``botfleet backtest CONFIG KLINES``: one bot config over a kline file, in this process.
+
+The config is the JSON body ``POST /api/v1/bots`` takes, validated by the same model
+(``BotConfig``); its errors are printed as the API words them (``field: message``).
+Exit codes: 0 done, 2 refused input (config, kline file, rules file).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+if TYPE_CHECKING:
+    from shared.klines import Kline
+
+HELP = "Run one bot config over a kline file with the live code (docs/backtest.md)."
+
+
+def _fail(message: str) -> None:
+    typer.echo(f"backtest: {message}", err=True)
+    raise typer.Exit(2)
+
+
+def _progress(klines: Iterator[Kline]) -> Iterator[Kline]:
+    """The candles, with a progress line on the terminal every 65,536 of them."""
+    from datetime import UTC, datetime
+
+    n = 0
+    for k in klines:
+        n += 1
+        if not n & 0xFFFF:
+            at = datetime.fromtimestamp(k.open_time / 1000, UTC).strftime("%Y-%m-%d %H:%M")
+            sys.stderr.write(f"\rbacktest: {n:,} candles, at {at}")
+            sys.stderr.flush()
+        yield k
+    if n > 0xFFFF:
+        sys.stderr.write("\r" + " " * 60 + "\r")
+
+
+def backtest(
+    config: Annotated[Path, typer.Argument(help="bot config JSON (the POST /api/v1/bots body)")],
+    klines: Annotated[Path, typer.Argument(help="kline file: Binance CSV, 6-column CSV, JSON")],
+    rules: Annotated[
+        Path | None, typer.Option(help="symbol rules JSON (SymbolRules or exchangeInfo entry)")
+    ] = None,
+    fmt: Annotated[str, typer.Option("--format", help="auto | csv | json | zip")] = "auto",
+    fee: Annotated[str, typer.Option(help="taker fee rate")] = "0.001",
+    slippage: Annotated[str, typer.Option(help="slippage, a fraction of the price")] = "0.0005",
+    fee_asset: Annotated[str, typer.Option(help="asset of BUY commissions: quote | base")] = (
+        "quote"
+    ),
+    as_json: Annotated[bool, typer.Option("--json", help="print the result as JSON")] = False,
+) -> None:
+    """Run one bot config over a kline file with the live code (docs/backtest.md)."""
+    from pydantic import ValidationError
+
+    from services.backtest.engine import Backtest
+    from services.backtest.report import render
+    from services.backtest.rules import RulesError, load_rules
+    from shared.fills import Costs
+    from shared.klines import KlineError, read_klines
+    from shared.strategies.config import BotConfig
+
+    try:
+        raw = json.loads(config.read_text())
+    except (OSError, ValueError) as exc:
+        _fail(f"{config}: {exc}")
+    try:
+        bot = BotConfig.model_validate(raw)
+    except ValidationError as exc:
+        errors = []
+        for err in exc.errors(include_url=False, include_input=False):
+            errors.append(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}")
+        _fail(f"{config}: invalid bot config: " + "; ".join(errors))
+    if fee_asset not in ("quote", "base"):
+        _fail(f"--fee-asset must be quote or base, not {fee_asset!r}")
+    try:
+        costs = Costs(
+            taker_fee=Decimal(fee),
+            slippage=Decimal(slippage),
+            fee_asset="base" if fee_asset == "base" else "quote",
+        )
+        symbol_rules = load_rules(rules, bot.symbol)
+    except (ArithmeticError, RulesError) as exc:
+        _fail(str(exc))
+    if not klines.is_file():
+        _fail(f"{klines}: no such file")
+    engine = Backtest(bot, symbol_rules, costs)
+    stream = read_klines(klines, bot.interval, fmt)
+    try:
+        engine.run(_progress(stream) if sys.stderr.isatty() else stream)
+    except KlineError as exc:
+        _fail(f"refused: {exc}")
+    result: dict[str, Any] = engine.summary()
+    if as_json:
+        sys.stdout.write(json.dumps(result) + "\n")
+    else:
+        typer.echo(render(result))
+
+
+def backtest_sweep(
+    config: Annotated[Path, typer.Argument(help="bot config JSON (the POST /api/v1/bots body)")],
+    klines: Annotated[Path, typer.Argument(help="kline file: Binance CSV, 6-column CSV, JSON")],
+    grid: Annotated[str, typer.Option(help='JSON: {"param": [values, ...], ...}')],
+    rank: Annotated[str, typer.Option(help="figure to rank by (of the fit period)")] = (
+        "net_pnl_pct"
+    ),
+    split: Annotated[
+        float | None, typer.Option(help="walk-forward: fraction of the candles to fit on")
+    ] = None,
+    workers: Annotated[int, typer.Option(help="processes (0: one per core)")] = 0,
+    rules: Annotated[Path | None, typer.Option(help="symbol rules JSON")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="auto | csv | json | zip")] = "auto",
+    fee: Annotated[str, typer.Option(help="taker fee rate")] = "0.001",
+    slippage: Annotated[str, typer.Option(help="slippage, a fraction of the price")] = "0.0005",
+    as_json: Annotated[bool, typer.Option("--json", help="print the result as JSON")] = False,
+) -> None:
+    """Backtest a grid over a bot's strategy parameters across cores, ranked, with an
+    optional walk-forward split (docs/backtest.md, "Sweeps")."""
+    from services.backtest.rules import RulesError, load_rules
+    from services.backtest.sweep import render, sweep
+    from shared.fills import Costs
+    from shared.klines import KlineError
+
+    try:
+        base = json.loads(config.read_text())
+        values = json.loads(grid)
+    except (OSError, ValueError) as exc:
+        _fail(str(exc))
+    if (
+        not isinstance(base, dict)
+        or not isinstance(values, dict)
+        or not all(isinstance(v, list) and v for v in values.values())
+    ):
+        _fail('--grid must be a JSON object of non-empty lists: {"param": [values, ...]}')
+    if split is not None and not 0 < split < 1:
+        _fail("--split must be between 0 and 1")
+    try:
+        symbol_rules = load_rules(rules, str(base.get("symbol", "")).upper())
+        costs = Costs(taker_fee=Decimal(fee), slippage=Decimal(slippage))
+        result = sweep(
+            base, values, klines, fmt, symbol_rules, costs,
+            rank=rank, split=split, workers=workers or None,
+        )  # fmt: skip
+    except (ArithmeticError, RulesError, KlineError, ValueError) as exc:
+        _fail(str(exc))
+    if as_json:
+        sys.stdout.write(json.dumps(result) + "\n")
+    else:
+        typer.echo(render(result))
+
+
+def register(app: typer.Typer) -> None:
+    app.command("backtest", help=HELP)(backtest)
+    app.command("backtest-sweep")(backtest_sweep)
