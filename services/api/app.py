@@ -64,7 +64,11 @@ def create_app(settings: ApiSettings) -> Litestar:
         state.update(
             repo=repo,
             fleet=Fleet(
-                repo, max_wait_s=settings.api_max_wait_s, stale_after_s=settings.api_stale_after_s
+                repo,
+                max_wait_s=settings.api_max_wait_s,
+                stale_after_s=settings.api_stale_after_s,
+                max_quote=settings.api_max_quote_allocation,
+                allowed_symbols=settings.allowed_symbols,
             ),
             hub=hub,
         )

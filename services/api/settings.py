@@ -7,6 +7,7 @@ The API refuses to start on a non-loopback address without ``BOTFLEET_API_TOKEN`
 from __future__ import annotations
 
 import ipaddress
+from decimal import Decimal
 
 from pydantic import Field, SecretStr, field_validator
 
@@ -47,6 +48,16 @@ class ApiSettings(Settings):
         default=90.0, gt=0, description="a symbol with no market update for this long is stale"
     )
     api_max_wait_s: float = Field(default=60.0, gt=0, description="longest accepted ?wait=")
+    api_max_quote_allocation: Decimal = Field(
+        default=Decimal(1_000_000_000),
+        gt=0,
+        description="largest quote_allocation a bot may be given (refused above, 400)",
+    )
+    # The gateway's own setting (same variable, BOTFLEET_GATEWAY_ALLOWED_SYMBOLS): a bot on
+    # a symbol the gateway would refuse every order of is refused at creation instead.
+    gateway_allowed_symbols: str = Field(
+        default="", description="comma-separated symbols the gateway may trade ('' = any)"
+    )
     trading_mode: str = Field(default="paper", description="paper or live: which balances to show")
     ledger_database_url: str = Field(
         default=DEFAULT_DATABASE_URL, description="the trade ledger's database (history reads)"
@@ -59,6 +70,10 @@ class ApiSettings(Settings):
             return None
         if value.get_secret_value() == "":
             return None
+        # A bearer token travels in a header after one space: white space in it is a
+        # paste error (or a token of spaces), never a strong secret.
+        if any(c.isspace() for c in value.get_secret_value()):
+            raise ValueError("must not contain white space")
         if len(value.get_secret_value()) < 16:
             raise ValueError("must be at least 16 characters")
         return value
@@ -69,6 +84,12 @@ class ApiSettings(Settings):
         if value not in ("paper", "live"):
             raise ValueError("must be paper or live")
         return value
+
+    @property
+    def allowed_symbols(self) -> frozenset[str]:
+        return frozenset(
+            s.strip().upper() for s in self.gateway_allowed_symbols.split(",") if s.strip()
+        )
 
     @property
     def token(self) -> str | None:
