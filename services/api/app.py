@@ -13,7 +13,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
-from litestar import Litestar
+from litestar import Litestar, Router
 from litestar.config.cors import CORSConfig
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
@@ -28,7 +28,7 @@ from services.api.controllers.market import MarketController
 from services.api.controllers.orders import OrderController
 from services.api.controllers.risk import RiskController
 from services.api.controllers.strategies import StrategyController
-from services.api.controllers.system import SystemController
+from services.api.controllers.system import SystemController, liveness
 from services.api.errors import exception_handlers
 from services.api.feed import FeedHub
 from services.api.fleet import Fleet
@@ -95,7 +95,14 @@ def create_app(settings: ApiSettings) -> Litestar:
         if settings.api_cors_origins
         else None
     )
-    return Litestar(
+    # The schema declares bearer security exactly where the guard checks it: on this
+    # router's routes when a token is set; liveness, the dashboard shell and the schema
+    # itself are public (and declared so).
+    bearer: list[dict[str, list[str]]] | None = (
+        [{"bearer": []}] if settings.token is not None else None
+    )
+    protected = Router(
+        path="/",
         route_handlers=[
             BotController,
             StrategyController,
@@ -104,9 +111,11 @@ def create_app(settings: ApiSettings) -> Litestar:
             OrderController,
             RiskController,
             SystemController,
-            index,
-            static_router,
         ],
+        security=bearer,
+    )
+    return Litestar(
+        route_handlers=[protected, liveness, index, static_router],
         lifespan=[lifespan],
         dependencies={
             "repo": Provide(lambda: state["repo"], sync_to_thread=False),
@@ -128,8 +137,9 @@ def create_app(settings: ApiSettings) -> Litestar:
             render_plugins=[SwaggerRenderPlugin()],
             components=Components(
                 security_schemes={"bearer": SecurityScheme(type="http", scheme="bearer")}
+                if bearer
+                else None
             ),
-            security=[{"bearer": []}],
         ),
         debug=False,
     )
