@@ -13,6 +13,7 @@ from pydantic import Field, SecretStr, field_validator
 
 from shared.ledger.engine import DEFAULT_DATABASE_URL
 from shared.settings import Settings
+from shared.tokens import token_problem
 
 LOOPBACK_NAMES = frozenset({"localhost", "ip6-localhost", "ip6-loopback"})
 
@@ -70,12 +71,9 @@ class ApiSettings(Settings):
             return None
         if value.get_secret_value() == "":
             return None
-        # A bearer token travels in a header after one space: white space in it is a
-        # paste error (or a token of spaces), never a strong secret.
-        if any(c.isspace() for c in value.get_secret_value()):
-            raise ValueError("must not contain white space")
-        if len(value.get_secret_value()) < 16:
-            raise ValueError("must be at least 16 characters")
+        problem = token_problem(value.get_secret_value())
+        if problem is not None:
+            raise ValueError(problem)
         return value
 
     @field_validator("trading_mode")
