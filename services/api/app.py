@@ -55,11 +55,14 @@ def create_app(settings: ApiSettings) -> Litestar:
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
         # Few, short retries: an API request should fail fast with 503, not hang.
         redis = create_redis(settings.redis_url, retries=1, socket_timeout=5.0, max_connections=256)
+        repo = Repository(redis)
         try:
             await redis.ping()
+            indexed = await repo.index_names()
+            if indexed:
+                log.info("api.bot_names_indexed", bots=indexed)
         except REDIS_ERRORS as exc:
             log.warning("api.redis_unreachable_at_start", error=str(exc))
-        repo = Repository(redis)
         hub = FeedHub(redis)
         state.update(
             repo=repo,

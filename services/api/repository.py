@@ -123,6 +123,33 @@ class Repository:
                     await asyncio.sleep(0.005)
         raise Conflict("bot names kept changing while this bot was created: retry")
 
+    async def index_names(self) -> int:
+        """Reserve the names of bots created before ``bot-names`` existed (first come,
+        first kept: HSETNX never takes a name from another bot). Each under WATCH of the
+        bot's hash, so a bot deleted meanwhile leaves no name behind. Returns how many."""
+        ids = await self.bot_ids()
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for bot_id in ids:
+                pipe.hget(keys.bot(bot_id), BotField.CONFIG)
+            configs = await pipe.execute()
+        owners = {text(v) for v in (await self.redis.hgetall(keys.BOT_NAMES)).values()}
+        added = 0
+        for bot_id, raw in zip(ids, configs, strict=True):
+            folded = fold_name(config_name(text(raw))) if raw is not None else ""
+            if not folded or bot_id in owners:
+                continue
+            async with self.redis.pipeline(transaction=True) as pipe:
+                try:
+                    await pipe.watch(keys.bot(bot_id))
+                    if not await pipe.exists(keys.bot(bot_id)):
+                        continue
+                    pipe.multi()
+                    pipe.hsetnx(keys.BOT_NAMES, folded, bot_id)
+                    added += sum(await pipe.execute())
+                except WatchError:
+                    continue  # changed or deleted meanwhile: a later start indexes it
+        return added
+
     @staticmethod
     def _queue_create(pipe: Any, bot_id: str, config_json: str, created_at: int) -> None:
         pipe.hset(

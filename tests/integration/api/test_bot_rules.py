@@ -4,6 +4,7 @@ symbols the gateway would trade."""
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 from litestar.testing import AsyncTestClient
@@ -83,3 +84,20 @@ async def test_symbols_outside_the_gateways_allow_list_are_refused(
         assert "ETHUSDT, SOLUSDT" in refused.json()["detail"]
         ok = await client.post("/api/v1/bots", json=bot_config(symbol="ETHUSDT"))
         assert ok.status_code == 201, ok.text
+
+
+async def test_bots_from_before_the_name_index_get_their_names_reserved_at_start(
+    clean_redis_url: str, redis: Any
+) -> None:
+    await put_symbols(redis)
+    for n, (bot_id, name) in enumerate(
+        (("01J00000000000000000000001", "Old"), ("01J00000000000000000000002", "old"))
+    ):
+        config = json.dumps(bot_config(name=name))
+        await redis.hset(keys.bot(bot_id), mapping={"config": config, "status": "stopped"})
+        await redis.zadd(keys.BOTS, {bot_id: n})
+    async with AsyncTestClient(app=create_app(api_settings(clean_redis_url))) as client:
+        client.headers.update(AUTH)
+        assert await redis.hgetall(keys.BOT_NAMES) == {b"old": b"01J00000000000000000000001"}
+        clash = await client.post("/api/v1/bots", json=bot_config(name="OLD"))
+        assert clash.status_code == 409, clash.text
