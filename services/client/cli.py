@@ -263,6 +263,7 @@ def health(
     service: str = typer.Option(
         None, "--service", help="exit 0 iff NAME has a live heartbeat in Redis (healthchecks)"
     ),
+    as_json: bool = JSON,
 ) -> None:
     """Health of every service (via the API), or of one service straight from Redis."""
     if service:
@@ -272,7 +273,11 @@ def health(
         typer.echo(detail)
         raise typer.Exit(0 if alive else 1)
     from services.client import render
+    from services.client.http import print_json
 
     report = _api().call("GET", "/api/v1/bots/health")
-    render.health(report)
+    if as_json:
+        print_json(report)
+    else:
+        render.health(report)
     raise typer.Exit(0 if report["status"] == "ok" else 1)

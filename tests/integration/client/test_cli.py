@@ -98,3 +98,12 @@ def test_help_says_what_each_flag_takes(cli_env: dict[str, str]) -> None:
     text = ok({**cli_env, "COLUMNS": "200"}, "bots", "create", "--help")
     assert "amount of the quote asset" in text
     assert "logs" in ok({**cli_env, "COLUMNS": "200"}, "bots", "--help")
+
+
+def test_health_prints_json_and_exits_1_while_services_are_missing(
+    cli_env: dict[str, str],
+) -> None:
+    done = botfleet(cli_env, "health", "--json")
+    assert done.returncode == 1, done.stderr
+    report = json.loads(done.stdout)
+    assert report["status"] != "ok" and "runner" in report["missing"]
