@@ -9,6 +9,8 @@ from rich.console import Console
 from rich.table import Table
 
 console = Console()
+# The runner's own bookkeeping (idempotency, fees not yet priced): in --json, not tables.
+BOOKKEEPING = frozenset({"applied_intents", "unpriced_fees"})
 STATUS_STYLE = {"running": "green", "error": "red", "starting": "yellow", "stopping": "yellow"}
 
 
@@ -68,9 +70,11 @@ def bot_detail(bot: dict[str, Any], log: list[dict[str, Any]]) -> None:
         table.add_row("stale", ", ".join(bot["stale"]))
     table.add_row("params", str(bot["config"].get("params", {})))
     for key, value in sorted(bot.get("position", {}).items()):
-        table.add_row(f"position.{key}", value)
+        if key not in BOOKKEEPING:
+            table.add_row(f"position.{key}", value)
     for key, value in sorted(bot.get("stats", {}).items()):
-        table.add_row(f"stats.{key}", value)
+        if key not in BOOKKEEPING:
+            table.add_row(f"stats.{key}", value)
     console.print(table)
     if log:
         decisions(log, title="last decisions")

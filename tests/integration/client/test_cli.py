@@ -65,9 +65,16 @@ def test_errors_show_the_apis_reasons(cli_env: dict[str, str]) -> None:
     assert missing.returncode == 1 and "no bot with the id or name 'nobody'" in missing.stderr
 
 
-def test_names_work_where_ids_do_and_lists_print_json(cli_env: dict[str, str]) -> None:
+def test_names_work_where_ids_do_and_lists_print_json(
+    cli_env: dict[str, str], sync_redis_client: Any
+) -> None:
     created = json.loads(ok(cli_env, *CREATE, "--name", "Alpha One", "--json"))
     bot_id = created["id"]
+    sync_redis_client.hset(  # as a runner writes them
+        keys.bot_stats(bot_id), mapping={"realized_pnl": "1.5", "applied_intents": '["i1"]'}
+    )
+    shown = ok({**cli_env, "COLUMNS": "200"}, "bots", "show", "Alpha One")
+    assert "stats.realized_pnl" in shown and "applied_intents" not in shown
     listed = json.loads(ok(cli_env, "bots", "ls", "--json"))
     assert [b["id"] for b in listed["items"]] == [bot_id] and listed["total"] == 1
     assert json.loads(ok(cli_env, "bots", "show", "alpha one", "--json"))["id"] == bot_id
