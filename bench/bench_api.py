@@ -89,7 +89,10 @@ def main() -> None:
             }
             with httpx.Client(base_url=base, headers=AUTH, timeout=30) as client:
                 start = time.perf_counter()
-                ids = [client.post("/api/v1/bots", json=config).json()["id"] for _ in range(BOTS)]
+                ids = [  # names are unique (409 on a second "bench")
+                    client.post("/api/v1/bots", json={**config, "name": f"bench {i}"}).json()["id"]
+                    for i in range(BOTS)
+                ]
                 create_s = time.perf_counter() - start
                 for _ in range(5):
                     client.get("/api/v1/bots")

@@ -25,6 +25,8 @@ MARKET_LAST_UPDATE = "market:last-update"
 # Hash: the latest sample of the exchange's clock (shared.exchange_clock), by ingestion.
 MARKET_CLOCK = "market:clock"
 BOTS = "bots"
+# Hash: a bot's name folded (strip + casefold) -> its id; the API keeps names unique.
+BOT_NAMES = "bot-names"
 RISK_LIMITS = "risk:limits"
 RISK_HALT = "risk:halt"
 # Portfolio figures the gateway keeps for risk checks (exposure, realized PnL, peak), in

@@ -13,7 +13,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
-from litestar import Litestar
+from litestar import Litestar, Router
 from litestar.config.cors import CORSConfig
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
@@ -28,7 +28,7 @@ from services.api.controllers.market import MarketController
 from services.api.controllers.orders import OrderController
 from services.api.controllers.risk import RiskController
 from services.api.controllers.strategies import StrategyController
-from services.api.controllers.system import SystemController
+from services.api.controllers.system import SystemController, liveness
 from services.api.errors import exception_handlers
 from services.api.feed import FeedHub
 from services.api.fleet import Fleet
@@ -55,16 +55,23 @@ def create_app(settings: ApiSettings) -> Litestar:
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
         # Few, short retries: an API request should fail fast with 503, not hang.
         redis = create_redis(settings.redis_url, retries=1, socket_timeout=5.0, max_connections=256)
+        repo = Repository(redis)
         try:
             await redis.ping()
+            indexed = await repo.index_names()
+            if indexed:
+                log.info("api.bot_names_indexed", bots=indexed)
         except REDIS_ERRORS as exc:
             log.warning("api.redis_unreachable_at_start", error=str(exc))
-        repo = Repository(redis)
         hub = FeedHub(redis)
         state.update(
             repo=repo,
             fleet=Fleet(
-                repo, max_wait_s=settings.api_max_wait_s, stale_after_s=settings.api_stale_after_s
+                repo,
+                max_wait_s=settings.api_max_wait_s,
+                stale_after_s=settings.api_stale_after_s,
+                max_quote=settings.api_max_quote_allocation,
+                allowed_symbols=settings.allowed_symbols,
             ),
             hub=hub,
         )
@@ -91,7 +98,14 @@ def create_app(settings: ApiSettings) -> Litestar:
         if settings.api_cors_origins
         else None
     )
-    return Litestar(
+    # The schema declares bearer security exactly where the guard checks it: on this
+    # router's routes when a token is set; liveness, the dashboard shell and the schema
+    # itself are public (and declared so).
+    bearer: list[dict[str, list[str]]] | None = (
+        [{"bearer": []}] if settings.token is not None else None
+    )
+    protected = Router(
+        path="/",
         route_handlers=[
             BotController,
             StrategyController,
@@ -100,9 +114,11 @@ def create_app(settings: ApiSettings) -> Litestar:
             OrderController,
             RiskController,
             SystemController,
-            index,
-            static_router,
         ],
+        security=bearer,
+    )
+    return Litestar(
+        route_handlers=[protected, liveness, index, static_router],
         lifespan=[lifespan],
         dependencies={
             "repo": Provide(lambda: state["repo"], sync_to_thread=False),
@@ -124,8 +140,9 @@ def create_app(settings: ApiSettings) -> Litestar:
             render_plugins=[SwaggerRenderPlugin()],
             components=Components(
                 security_schemes={"bearer": SecurityScheme(type="http", scheme="bearer")}
+                if bearer
+                else None
             ),
-            security=[{"bearer": []}],
         ),
         debug=False,
     )

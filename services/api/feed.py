@@ -44,6 +44,48 @@ _to_builtins = msgspec.to_builtins
 class FeedItem(msgspec.Struct, frozen=True):
     kind: str  # execution | event | price | candle
     data: dict[str, Any]
+    stream: str = ""  # where it was read, and its entry id there (resume positions)
+    entry_id: str = ""
+
+
+# The durable streams a client can resume from (``Last-Event-ID``); prices and candles
+# are current state, which a reconnecting client reloads, so they carry no event id.
+RESUMABLE = (keys.EXECUTIONS, keys.EVENTS)
+_ENTRY_ID = r"[0-9]{1,20}-[0-9]{1,20}"
+# An SSE event id: the position in each resumable stream, "<executions>_<events>".
+EVENT_ID_PATTERN = rf"^{_ENTRY_ID}_{_ENTRY_ID}$"
+
+
+def entry_key(entry_id: str) -> tuple[int, int]:
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)
+
+
+class Cursor:
+    """A client's position in every resumable stream: the SSE ``id:`` it was last sent."""
+
+    def __init__(self, positions: dict[str, str]) -> None:
+        self.positions = dict(positions)
+
+    @classmethod
+    def parse(cls, event_id: str) -> Cursor:
+        """From a ``Last-Event-ID`` matching :data:`EVENT_ID_PATTERN` (checked at the edge)."""
+        return cls(dict(zip(RESUMABLE, event_id.split("_"), strict=True)))
+
+    def event_id(self) -> str:
+        return "_".join(self.positions[s] for s in RESUMABLE)
+
+    def seen(self, item: FeedItem) -> bool:
+        """True for an item at or before this position (a replayed one, met again live)."""
+        at = self.positions.get(item.stream)
+        return at is not None and entry_key(item.entry_id) <= entry_key(at)
+
+    def advance(self, item: FeedItem) -> bool:
+        """Move past ``item``; True when it is from a resumable stream (it gets an id)."""
+        if item.stream not in self.positions:
+            return False
+        self.positions[item.stream] = item.entry_id
+        return True
 
 
 class Subscription:
@@ -96,6 +138,35 @@ class FeedHub:
             yield sub
         finally:
             self.subscribers.discard(sub)
+
+    def cursor_now(self) -> Cursor:
+        """Where a new subscriber starts: what the reader has passed, else this moment."""
+        start = f"{now_ms()}-0"
+        return Cursor({s: self._last_ids.get(s, start) for s in RESUMABLE})
+
+    async def replay(self, cursor: Cursor, limit: int) -> tuple[list[FeedItem], bool]:
+        """The resumable entries after ``cursor``, oldest first, and False when more than
+        ``limit`` of a stream were missed (the client must reload; it gets the newest)."""
+        items: list[FeedItem] = []
+        complete = True
+        for stream in RESUMABLE:
+            entries = await self.redis.xrevrange(
+                stream, "+", "(" + cursor.positions[stream], count=limit + 1
+            )
+            if len(entries) > limit:
+                complete = False
+                entries = entries[:limit]
+            for entry_id, fields in reversed(entries):
+                try:  # the live reader dead-letters bad entries; a replay only skips them
+                    item = self._item(decode(fields))
+                except MessageDecodeError:
+                    continue
+                if item is not None:
+                    items.append(
+                        FeedItem(item.kind, item.data, stream=stream, entry_id=text(entry_id))
+                    )
+        items.sort(key=lambda i: entry_key(i.entry_id))
+        return items, complete
 
     def publish(self, item: FeedItem) -> None:
         for sub in list(self.subscribers):
@@ -188,6 +259,7 @@ class FeedHub:
                     item = await self._entry(name, entry_id, fields)
                     if item is None:
                         continue
+                    item = FeedItem(item.kind, item.data, stream=name, entry_id=text(entry_id))
                     if item.kind == "price":
                         self._prices[item.data["symbol"]] = item
                     else:

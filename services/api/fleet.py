@@ -37,6 +37,8 @@ from shared.strategies.config import BotConfig
 HEARTBEAT_MAX_AGE_MS = 15_000
 REQUIRED_SERVICES = ("ingestion", "runner", "gateway")
 ZERO = Decimal(0)
+# Finer than any Binance quote asset's precision (USDT: 8) is a typo, not an amount.
+QUOTE_MAX_DECIMALS = 8
 
 
 def config_json(config: BotConfig) -> str:
@@ -101,20 +103,57 @@ def _dec(value: str | None) -> Decimal:
         return ZERO
 
 
+def check_amounts(config: BotConfig, max_quote: Decimal) -> None:
+    """Bounds BotConfig leaves open: an allocation no account holds (1e300) or finer than
+    any quote asset's precision is a typo, refused before a runner ever sizes with it."""
+    allocation = config.quote_allocation
+    if allocation > max_quote:
+        raise BadRequest(
+            f"quote_allocation {allocation} is above the limit {max_quote} "
+            "(BOTFLEET_API_MAX_QUOTE_ALLOCATION)",
+            field="quote_allocation",
+        )
+    exponent = allocation.normalize().as_tuple().exponent
+    if isinstance(exponent, int) and exponent < -QUOTE_MAX_DECIMALS:
+        raise BadRequest(
+            f"quote_allocation {allocation} has more than {QUOTE_MAX_DECIMALS} decimals",
+            field="quote_allocation",
+        )
+
+
+def check_allowed(symbol: str, allowed: frozenset[str]) -> None:
+    if allowed and symbol not in allowed:
+        raise InvalidInput(
+            f"symbol {symbol} is not one the gateway may trade "
+            f"(BOTFLEET_GATEWAY_ALLOWED_SYMBOLS: {', '.join(sorted(allowed))})",
+            field="symbol",
+        )
+
+
 class Fleet:
     def __init__(
-        self, repo: Repository, *, max_wait_s: float = 60.0, stale_after_s: float = 90.0
+        self,
+        repo: Repository,
+        *,
+        max_wait_s: float = 60.0,
+        stale_after_s: float = 90.0,
+        max_quote: Decimal = Decimal(1_000_000_000),
+        allowed_symbols: frozenset[str] = frozenset(),
     ) -> None:
         self.repo = repo
         self.max_wait_s = max_wait_s
         self.stale_after_ms = int(stale_after_s * 1000)
+        self.max_quote = max_quote
+        self.allowed_symbols = allowed_symbols
 
     # --- bots ----------------------------------------------------------------------------
     async def create(self, config: BotConfig) -> Bot:
+        check_amounts(config, self.max_quote)
+        check_allowed(config.symbol, self.allowed_symbols)
         await check_symbol(self.repo, config.symbol)
         created = now_ms()
         bot_id = new_id(created)
-        await self.repo.create_bot(bot_id, config_json(config), created)
+        await self.repo.create_bot(bot_id, config.name, config_json(config), created)
         return bot_view(await self.repo.bot(bot_id))
 
     async def get(self, bot_id: str) -> Bot:
@@ -146,7 +185,9 @@ class Fleet:
         lifecycle.check_update(record.state)
         current = json.loads(record.fields.get(BotField.CONFIG, "{}"))
         merged = BotConfig.model_validate({**current, **changes})
+        check_amounts(merged, self.max_quote)
         if merged.symbol != current.get("symbol"):
+            check_allowed(merged.symbol, self.allowed_symbols)
             await check_symbol(self.repo, merged.symbol)
         new_json = config_json(merged)
         await self.repo.update_config(
@@ -154,6 +195,8 @@ class Fleet:
             lambda r: lifecycle.check_update(r.state),
             lambda _: new_json,
             command(bot_id, CommandAction.UPDATE, new_id()),
+            old_name=str(current.get("name", "")),
+            new_name=merged.name,
         )
         return await self.get(bot_id)
 

@@ -11,6 +11,7 @@ and a delete. Everything else is read as strings and handed back untouched.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,6 +41,19 @@ from shared.streams import EVENTS_MAXLEN
 COMMANDS_MAXLEN = 10_000
 _WATCH_RETRIES = 20
 _candle_decoder = msgspec.json.Decoder(Candle)
+
+
+def fold_name(name: str) -> str:
+    """The form a bot name is unique in: "RSI on BTC " and "rsi on btc" are one name."""
+    return name.strip().casefold()
+
+
+def config_name(config_json: str) -> str:
+    try:
+        config = json.loads(config_json)
+    except ValueError:
+        return ""
+    return str(config.get("name", "")) if isinstance(config, dict) else ""
 
 
 def text(value: Any) -> str:
@@ -88,20 +102,68 @@ class Repository:
         return (loop.time() - start) * 1000
 
     # --- bots --------------------------------------------------------------------------
-    async def create_bot(self, bot_id: str, config_json: str, created_at: int) -> None:
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hset(
-                keys.bot(bot_id),
-                mapping={
-                    BotField.CONFIG: config_json,
-                    BotField.DESIRED: Desired.STOPPED.value,
-                    BotField.STATUS: BotStatus.STOPPED.value,
-                    BotField.CREATED_AT: str(created_at),
-                    BotField.UPDATED_AT: str(created_at),
-                },
-            )
-            pipe.zadd(keys.BOTS, {bot_id: created_at})
-            await pipe.execute()
+    async def create_bot(self, bot_id: str, name: str, config_json: str, created_at: int) -> None:
+        """Create the bot and reserve its name (folded) in ``bot-names`` in one MULTI,
+        under WATCH of the name index: two creations with one name cannot both win."""
+        folded = fold_name(name)
+        for _ in range(_WATCH_RETRIES):
+            async with self.redis.pipeline(transaction=True) as pipe:
+                try:
+                    await pipe.watch(keys.BOT_NAMES)
+                    taken = await pipe.hget(keys.BOT_NAMES, folded)
+                    if taken is not None:
+                        raise Conflict(
+                            f"a bot named {name!r} exists already ({text(taken)})", field="name"
+                        )
+                    pipe.multi()
+                    pipe.hset(keys.BOT_NAMES, folded, bot_id)
+                    self._queue_create(pipe, bot_id, config_json, created_at)
+                    await pipe.execute()
+                    return
+                except WatchError:
+                    await asyncio.sleep(0.005)
+        raise Conflict("bot names kept changing while this bot was created: retry")
+
+    async def index_names(self) -> int:
+        """Reserve the names of bots created before ``bot-names`` existed (first come,
+        first kept: HSETNX never takes a name from another bot). Each under WATCH of the
+        bot's hash, so a bot deleted meanwhile leaves no name behind. Returns how many."""
+        ids = await self.bot_ids()
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for bot_id in ids:
+                pipe.hget(keys.bot(bot_id), BotField.CONFIG)
+            configs = await pipe.execute()
+        owners = {text(v) for v in (await self.redis.hgetall(keys.BOT_NAMES)).values()}
+        added = 0
+        for bot_id, raw in zip(ids, configs, strict=True):
+            folded = fold_name(config_name(text(raw))) if raw is not None else ""
+            if not folded or bot_id in owners:
+                continue
+            async with self.redis.pipeline(transaction=True) as pipe:
+                try:
+                    await pipe.watch(keys.bot(bot_id))
+                    if not await pipe.exists(keys.bot(bot_id)):
+                        continue
+                    pipe.multi()
+                    pipe.hsetnx(keys.BOT_NAMES, folded, bot_id)
+                    added += sum(await pipe.execute())
+                except WatchError:
+                    continue  # changed or deleted meanwhile: a later start indexes it
+        return added
+
+    @staticmethod
+    def _queue_create(pipe: Any, bot_id: str, config_json: str, created_at: int) -> None:
+        pipe.hset(
+            keys.bot(bot_id),
+            mapping={
+                BotField.CONFIG: config_json,
+                BotField.DESIRED: Desired.STOPPED.value,
+                BotField.STATUS: BotStatus.STOPPED.value,
+                BotField.CREATED_AT: str(created_at),
+                BotField.UPDATED_AT: str(created_at),
+            },
+        )
+        pipe.zadd(keys.BOTS, {bot_id: created_at})
 
     async def count_bots(self) -> int:
         return int(await self.redis.zcard(keys.BOTS))
@@ -148,13 +210,18 @@ class Repository:
         bot_id: str,
         check: Callable[[BotRecord], None],
         write: Callable[[Any, BotRecord], None],
+        read_names: Callable[[Any], Awaitable[None]] | None = None,
     ) -> BotRecord:
-        """Read the bot under WATCH, ``check`` it (may raise), queue ``write`` in MULTI."""
+        """Read the bot under WATCH, ``check`` it (may raise), queue ``write`` in MULTI.
+        With ``read_names`` the name index is watched too and read (may raise) first."""
         bot_key, lease_key = keys.bot(bot_id), keys.bot_lease(bot_id)
+        watched = [bot_key, lease_key] + ([keys.BOT_NAMES] if read_names else [])
         for _ in range(_WATCH_RETRIES):
             async with self.redis.pipeline(transaction=True) as pipe:
                 try:
-                    await pipe.watch(bot_key, lease_key)
+                    await pipe.watch(*watched)
+                    if read_names is not None:
+                        await read_names(pipe)
                     fields = text_map(await pipe.hgetall(bot_key))
                     if not fields:
                         raise NotFound(f"no bot {bot_id}", field="bot_id")
@@ -183,14 +250,34 @@ class Repository:
         record.fields[BotField.DESIRED] = desired.value
         return record
 
+    async def name_owner(self, name: str) -> str | None:
+        raw = await self.redis.hget(keys.BOT_NAMES, fold_name(name))
+        return None if raw is None else text(raw)
+
     async def update_config(
         self,
         bot_id: str,
         check: Callable[[BotRecord], None],
         config_json: Callable[[BotRecord], str],
         command: BotCommand,
+        *,
+        old_name: str,
+        new_name: str,
     ) -> None:
+        old, new = fold_name(old_name), fold_name(new_name)
+
+        async def check_name(pipe: Any) -> None:
+            if old != new:
+                taken = await pipe.hget(keys.BOT_NAMES, new)
+                if taken is not None and text(taken) != bot_id:
+                    raise Conflict(
+                        f"a bot named {new_name!r} exists already ({text(taken)})", field="name"
+                    )
+
         def write(pipe: Any, record: BotRecord) -> None:
+            if old != new:
+                pipe.hdel(keys.BOT_NAMES, old)
+                pipe.hset(keys.BOT_NAMES, new, bot_id)
             pipe.hset(
                 keys.bot(bot_id),
                 mapping={
@@ -200,12 +287,23 @@ class Repository:
             )
             pipe.xadd(keys.BOT_COMMANDS, encode(command), maxlen=COMMANDS_MAXLEN, approximate=True)
 
-        await self._transact(bot_id, check, write)
+        await self._transact(bot_id, check, write, check_name)
 
     async def delete_bot(
         self, bot_id: str, check: Callable[[BotRecord], None], command: BotCommand
     ) -> None:
+        owned_name: list[str] = []
+
+        async def own_name(pipe: Any) -> None:
+            fields = text_map(await pipe.hgetall(keys.bot(bot_id)))
+            folded = fold_name(config_name(fields.get(BotField.CONFIG, "")))
+            owner = await pipe.hget(keys.BOT_NAMES, folded)
+            if owner is not None and text(owner) == bot_id:
+                owned_name.append(folded)
+
         def write(pipe: Any, _: BotRecord) -> None:
+            if owned_name:
+                pipe.hdel(keys.BOT_NAMES, owned_name[-1])
             pipe.delete(
                 keys.bot(bot_id),
                 keys.bot_position(bot_id),
@@ -217,7 +315,7 @@ class Repository:
             pipe.zrem(keys.BOTS, bot_id)
             pipe.xadd(keys.BOT_COMMANDS, encode(command), maxlen=COMMANDS_MAXLEN, approximate=True)
 
-        await self._transact(bot_id, check, write)
+        await self._transact(bot_id, check, write, own_name)
 
     async def bot_status(self, bot_id: str) -> str | None:
         raw = await self.redis.hget(keys.bot(bot_id), BotField.STATUS)

@@ -7,11 +7,13 @@ The API refuses to start on a non-loopback address without ``BOTFLEET_API_TOKEN`
 from __future__ import annotations
 
 import ipaddress
+from decimal import Decimal
 
 from pydantic import Field, SecretStr, field_validator
 
 from shared.ledger.engine import DEFAULT_DATABASE_URL
 from shared.settings import Settings
+from shared.tokens import token_problem
 
 LOOPBACK_NAMES = frozenset({"localhost", "ip6-localhost", "ip6-loopback"})
 
@@ -47,6 +49,16 @@ class ApiSettings(Settings):
         default=90.0, gt=0, description="a symbol with no market update for this long is stale"
     )
     api_max_wait_s: float = Field(default=60.0, gt=0, description="longest accepted ?wait=")
+    api_max_quote_allocation: Decimal = Field(
+        default=Decimal(1_000_000_000),
+        gt=0,
+        description="largest quote_allocation a bot may be given (refused above, 400)",
+    )
+    # The gateway's own setting (same variable, BOTFLEET_GATEWAY_ALLOWED_SYMBOLS): a bot on
+    # a symbol the gateway would refuse every order of is refused at creation instead.
+    gateway_allowed_symbols: str = Field(
+        default="", description="comma-separated symbols the gateway may trade ('' = any)"
+    )
     trading_mode: str = Field(default="paper", description="paper or live: which balances to show")
     ledger_database_url: str = Field(
         default=DEFAULT_DATABASE_URL, description="the trade ledger's database (history reads)"
@@ -59,8 +71,9 @@ class ApiSettings(Settings):
             return None
         if value.get_secret_value() == "":
             return None
-        if len(value.get_secret_value()) < 16:
-            raise ValueError("must be at least 16 characters")
+        problem = token_problem(value.get_secret_value())
+        if problem is not None:
+            raise ValueError(problem)
         return value
 
     @field_validator("trading_mode")
@@ -69,6 +82,12 @@ class ApiSettings(Settings):
         if value not in ("paper", "live"):
             raise ValueError("must be paper or live")
         return value
+
+    @property
+    def allowed_symbols(self) -> frozenset[str]:
+        return frozenset(
+            s.strip().upper() for s in self.gateway_allowed_symbols.split(",") if s.strip()
+        )
 
     @property
     def token(self) -> str | None:

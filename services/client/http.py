@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +32,15 @@ def parse_assignments(items: list[str]) -> dict[str, Any]:
             target = target.setdefault(part, {})
         target[leaf] = value
     return out
+
+
+ID_RE = re.compile(r"^[0-9A-HJKMNP-TV-Z]{26}$")  # services/api/ids.py's ULID alphabet
+PAGE = 1000
+
+
+def print_json(value: Any) -> None:
+    """``--json`` output: the API's answer as it came, one document on stdout."""
+    typer.echo(json.dumps(value, indent=2, sort_keys=True))
 
 
 @dataclass
@@ -67,3 +77,27 @@ class ApiClient:
             typer.echo(f"error: HTTP {response.status_code}: {detail}", err=True)
             raise typer.Exit(1)
         return body
+
+    def bot_id(self, ref: str) -> str:
+        """A bot id from an id or a name (names are unique, compared ignoring case and
+        surrounding spaces, as the API compares them)."""
+        found = self.find_bot_id(ref)
+        if found is None:
+            typer.echo(f"error: no bot with the id or name {ref!r}", err=True)
+            raise typer.Exit(1)
+        return found
+
+    def find_bot_id(self, ref: str) -> str | None:
+        """The id of the bot named ``ref`` (or ``ref`` itself, an id), None if none is."""
+        if ID_RE.match(ref):
+            return ref
+        wanted = ref.strip().casefold()
+        offset = 0
+        while True:
+            page = self.call("GET", "/api/v1/bots", params={"offset": offset, "limit": PAGE})
+            for bot in page["items"]:
+                if bot["name"].strip().casefold() == wanted:
+                    return str(bot["id"])
+            offset += PAGE
+            if offset >= page["total"] or not page["items"]:
+                return None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -9,6 +10,8 @@ from rich.console import Console
 from rich.table import Table
 
 console = Console()
+# The runner's own bookkeeping (idempotency, fees not yet priced): in --json, not tables.
+BOOKKEEPING = frozenset({"applied_intents", "unpriced_fees"})
 STATUS_STYLE = {"running": "green", "error": "red", "starting": "yellow", "stopping": "yellow"}
 
 
@@ -36,7 +39,8 @@ def _win_rate(stats: dict[str, str]) -> str:
 
 def bots_table(page: dict[str, Any]) -> None:
     table = Table(title=f"bots ({page['total']})")
-    for col in ("id", "name", "symbol", "strategy", "status", "position", "PnL", "win rate"):
+    table.add_column("id", no_wrap=True, min_width=26)  # never cut: it is what you type
+    for col in ("name", "symbol", "strategy", "status", "position", "PnL", "win rate"):
         table.add_column(col)
     for bot in page["items"]:
         status = bot["status"] + (" (stale)" if bot.get("stale") else "")
@@ -75,18 +79,43 @@ def bot_detail(bot: dict[str, Any], log: list[dict[str, Any]]) -> None:
         table.add_row("stale", ", ".join(bot["stale"]))
     table.add_row("params", str(bot["config"].get("params", {})))
     for key, value in sorted(bot.get("position", {}).items()):
-        table.add_row(f"position.{key}", value)
+        if key not in BOOKKEEPING:
+            table.add_row(f"position.{key}", value)
     for key, value in sorted(bot.get("stats", {}).items()):
-        table.add_row(f"stats.{key}", value)
+        if key not in BOOKKEEPING:
+            table.add_row(f"stats.{key}", value)
     console.print(table)
     if log:
-        decisions = Table(title="last decisions")
-        decisions.add_column("entry")
-        decisions.add_column("decision")
-        for entry in log:
-            fields = {k: v for k, v in entry["fields"].items() if k not in ("type", "v")}
-            decisions.add_row(entry["id"], " ".join(f"{k}={v}" for k, v in fields.items()))
-        console.print(decisions)
+        decisions(log, title="last decisions")
+
+
+def decisions(log: list[dict[str, Any]], title: str = "decisions") -> None:
+    table = Table(title=title)
+    for col in ("time (UTC)", "kind", "reason", "details"):
+        table.add_column(col)
+    for entry in log:
+        fields = dict(entry["fields"])
+        ts = fields.pop("ts", "")
+        when = (
+            datetime.fromtimestamp(int(ts) / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S")
+            if str(ts).isdigit()
+            else entry["id"]
+        )
+        kind, reason = fields.pop("kind", ""), fields.pop("reason", "")
+        rest = " ".join(f"{k}={v}" for k, v in fields.items() if k not in ("type", "v"))
+        table.add_row(when, str(kind), str(reason), rest)
+    console.print(table)
+
+
+def strategies(found: list[dict[str, Any]]) -> None:
+    table = Table(title="strategies")
+    for col in ("name", "title", "parameters (default)", "warm-up", "source"):
+        table.add_column(col)
+    for s in found:
+        props = s["params_schema"].get("properties", {})
+        params = ", ".join(f"{k}={p.get('default', '?')}" for k, p in props.items())
+        table.add_row(s["name"], s["title"], params, str(s["warmup_candles"]), s["source"])
+    console.print(table)
 
 
 def accepted(body: dict[str, Any]) -> None:

@@ -30,7 +30,7 @@ def epoch_ms(value: str | None) -> int | None:
 
 
 def trades(
-    bot: str = typer.Option(None, "--bot", help="one bot's fills"),
+    bot: str = typer.Option(None, "--bot", help="one bot's fills (its id or name)"),
     symbol: str = typer.Option(None, help="e.g. BTCUSDT"),
     side: str = typer.Option(None, help="BUY or SELL"),
     start: str = typer.Option(None, help="from (epoch ms or ISO date, UTC), inclusive"),
@@ -39,10 +39,15 @@ def trades(
     cursor: str = typer.Option(None, help="next_cursor printed under the previous table"),
     csv: bool = typer.Option(False, "--csv", help="every selected fill as CSV"),
     out: str = typer.Option(None, "--out", "-o", help="write the CSV to this file"),
+    as_json: bool = typer.Option(False, "--json", help="print the API's JSON page instead"),
 ) -> None:
     """Fills from the trade ledger (the whole history, not only what Redis keeps)."""
+    from services.client.http import ApiClient, print_json
+
+    api = ApiClient.from_env()
     params: dict[str, Any] = {
-        "bot_id": bot,
+        # the ledger keeps removed bots' fills: a name no live bot has is taken as an id
+        "bot_id": (api.find_bot_id(bot) or bot) if bot else None,
         "symbol": symbol,
         "side": side.upper() if side else None,
         "start": epoch_ms(start),
@@ -50,14 +55,14 @@ def trades(
         "cursor": cursor,
     }
     params = {k: v for k, v in params.items() if v is not None}
-    from services.client.http import ApiClient
-
-    api = ApiClient.from_env()
     if csv:
         _csv(api, {**params, "format": "csv"}, out)
         return
     page = api.call("GET", "/api/v1/trades", params={**params, "limit": limit})
-    _table(page)
+    if as_json:
+        print_json(page)
+    else:
+        _table(page)
 
 
 def _table(page: dict[str, Any]) -> None:

@@ -63,6 +63,16 @@ def register(app: typer.Typer) -> None:
             chosen = parse_services(services, _installed_commands(app))
         except PlanError as exc:
             raise typer.BadParameter(str(exc), param_hint="--services") from None
+        given_token = os.environ.get("BOTFLEET_API_TOKEN") or None
+        if given_token is not None:
+            from shared.tokens import token_problem
+
+            # The API would refuse it at start-up and restart forever: refuse it now,
+            # before anything runs or the banner says "running".
+            problem = token_problem(given_token)
+            if problem is not None:
+                typer.echo(f"botfleet dev: BOTFLEET_API_TOKEN {problem}", err=True)
+                raise typer.Exit(2)
         external = os.environ.get("BOTFLEET_REDIS_URL") or None
         if external is None and shutil.which("redis-server") is None:
             typer.echo(
@@ -93,5 +103,5 @@ def register(app: typer.Typer) -> None:
             )
             raise typer.Exit(2)
         state.prepare(options.data_dir)
-        secrets = state.load_secrets(options.data_dir, os.environ.get("BOTFLEET_API_TOKEN"))
+        secrets = state.load_secrets(options.data_dir, given_token)
         raise typer.Exit(supervisor.run(options, secrets, colour=color))

@@ -3,7 +3,6 @@ data it needs in Redis, intents in, reports out (all through the real stream).""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -94,8 +93,28 @@ def wait_final(
         return got
 
     proc.wait_for(lambda: set(finals()) == wanted, timeout, f"final reports for {sorted(wanted)}")
-    time.sleep(0.3)  # a second report, if one were coming, would show now
+    wait_settled(client, proc, timeout)
     return finals()
+
+
+def intents_settled(client: sync_redis.Redis) -> bool:
+    """The gateway group has taken every intent entry and acknowledged each: a report is
+    written before its entry is acknowledged (in one step), so no report of these
+    entries can still be coming."""
+    last = client.xrevrange(keys.ORDER_INTENTS, count=1)
+    if not last:
+        return True
+    groups = {g["name"].decode(): g for g in client.xinfo_groups(keys.ORDER_INTENTS)}
+    group = groups.get(keys.GATEWAY_GROUP)
+    if group is None:
+        return False
+    delivered = group["last-delivered-id"]
+    return delivered == last[0][0] and int(group["pending"]) == 0
+
+
+def wait_settled(client: sync_redis.Redis, proc: BotfleetProcess, timeout: float = 20) -> None:
+    """Wait for the positive sign that the gateway is past every intent (see above)."""
+    proc.wait_for(lambda: intents_settled(client), timeout, "every intent entry acknowledged")
 
 
 def sim_orders(sim: SimClient, intents: list[OrderIntent]) -> dict[str, int]:

@@ -4,7 +4,6 @@ every intent still ends in exactly one report, with balances matching the fills.
 
 from __future__ import annotations
 
-import time
 from decimal import Decimal
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from shared.binance.rules import rules_to_json
 from shared.messages import ExecutionReport, ExecutionStatus, decode, encode
 from shared.money import from_units
 from tests.integration.gateway.helpers import BTC, ETH, intent
+from tests.integration.gateway.live_support import wait_settled
 from tests.support.processes import BotfleetProcess
 
 N = 400
@@ -76,7 +76,7 @@ def test_killed_gateway_is_taken_over_and_every_intent_ends_once(
     second = BotfleetProcess(["gateway"], tmp_path / "b.log", _env(clean_redis_url, "gw-b")).start()
     processes.append(second)
     second.wait_for(lambda: len(_finals(r)) == N, 60, "a final report for every intent")
-    time.sleep(0.5)
+    wait_settled(r, second)  # past every entry: no second report can still be coming
     finals = _finals(r)
     assert all(len(v) == 1 for v in finals.values()), "an intent was reported twice"
     filled = sum(1 for v in finals.values() if v[0].status is ExecutionStatus.FILLED)

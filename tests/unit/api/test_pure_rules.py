@@ -108,3 +108,11 @@ def test_market_staleness_is_measured_on_the_exchange_clock() -> None:
     )
     assert health.stale_symbols == {"BTCUSDT": 120_000}
     assert health.services["runner"][0].alive
+
+
+@pytest.mark.parametrize(
+    "token", [" " * 20, "\t" * 16, "good-token-0123456789 ", "two words here!!"]
+)
+def test_tokens_with_white_space_are_refused(token: str) -> None:
+    with pytest.raises(ValueError, match="white space"):
+        ApiSettings(api_token=token)
