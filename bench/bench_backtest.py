@@ -28,9 +28,9 @@ from decimal import Decimal
 from pathlib import Path
 
 from services.backtest.engine import Backtest
-from shared.klines import read_klines
 from services.backtest.rules import default_rules
 from shared.fills import Costs
+from shared.klines import read_klines
 from shared.strategies.config import BotConfig
 
 STRATEGY = os.environ.get("BENCH_STRATEGY", "ema_cross")

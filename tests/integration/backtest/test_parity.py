@@ -33,13 +33,13 @@ from typing import Any
 import pytest
 
 from services.backtest.engine import Backtest
-from shared.klines import Kline, read_klines
 from services.backtest.rules import default_rules
 from services.gateway.paper import PaperCosts, match
 from services.gateway.sizing import prepare
 from services.runner.core import BotState
 from shared.bots import client_order_id
 from shared.fills import Costs
+from shared.klines import Kline, read_klines
 from shared.messages import Candle, ExecutionReport, ExecutionStatus, OrderIntent
 from shared.strategies.accounting import BotBook, RoundTrip
 from shared.strategies.bars import Bar

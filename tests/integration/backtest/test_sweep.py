@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from services.backtest.engine import Backtest
-from shared.klines import read_klines
 from services.backtest.rules import default_rules
 from services.backtest.sweep import FIGURES
 from shared.fills import Costs
+from shared.klines import read_klines
 from shared.strategies.config import BotConfig
 from tests.integration.backtest.test_parity import write_file
 from tests.support.processes import base_env

@@ -10,11 +10,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from services.backtest.engine import Backtest, Order
-from shared.klines import Kline
 from services.backtest.rules import default_rules
 from services.gateway.paper import PaperCosts, match
 from services.gateway.sizing import prepare
 from shared.fills import Costs, OrderRefused, market_fill, prepare_market
+from shared.klines import Kline
 from shared.messages import OrderIntent, OrderType, Side
 from shared.strategies.config import BotConfig
 
