@@ -15,7 +15,8 @@ Litestar's own validation errors do (400: the input breaks the schema; 422: it i
 well-formed but the world refuses it, e.g. a symbol that is not trading). Every
 error body has the same shape: ``{"status_code", "detail", "field"?, "errors"?}`` where
 each item of ``errors`` is ``{"field", "message", "source"?}`` and ``detail`` joins the
-reasons (``"strategy: Value error, unknown strategy 'macd'; known: ..."``).
+reasons (``"strategy: unknown strategy 'macd'; known: ..."``, worded by
+:mod:`shared.validation`, as the backtester words them).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from shared.logging import get_logger
+from shared.validation import field_errors, reason
 
 log = get_logger(__name__)
 
@@ -63,16 +65,6 @@ class Conflict(ApiError):
 
 class Unavailable(ApiError):
     status_code = 503
-
-
-def field_errors(exc: ValidationError, prefix: str = "") -> list[dict[str, Any]]:
-    """Pydantic errors as ``{"field": "sizing.quote_amount", "message": ...}``."""
-    out = []
-    for err in exc.errors(include_url=False, include_input=False):
-        loc = [str(p) for p in err["loc"]]
-        message = err["msg"].removeprefix("Value error, ")
-        out.append({"field": ".".join([prefix, *loc] if prefix else loc), "message": message})
-    return out
 
 
 def _body(status: int, detail: str, **extra: Any) -> dict[str, Any]:
@@ -115,7 +107,7 @@ def litestar_field_errors(extra: Any) -> list[dict[str, Any]]:
     for item in extra:
         if not isinstance(item, dict) or "message" not in item:
             continue
-        message = str(item["message"]).removeprefix("Value error, ")
+        message = reason(str(item["message"]))
         error: dict[str, Any] = {"field": str(item.get("key", "")), "message": message}
         source = item.get("source")
         if source:  # a ParamType enum (str-valued) or a plain string

@@ -66,6 +66,7 @@ def backtest(
     from shared.fills import Costs
     from shared.klines import KlineError, read_klines
     from shared.strategies.config import BotConfig
+    from shared.validation import describe
 
     try:
         raw = json.loads(config.read_text())
@@ -74,10 +75,7 @@ def backtest(
     try:
         bot = BotConfig.model_validate(raw)
     except ValidationError as exc:
-        errors = []
-        for err in exc.errors(include_url=False, include_input=False):
-            errors.append(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}")
-        _fail(f"{config}: invalid bot config: " + "; ".join(errors))
+        _fail(f"{config}: invalid bot config: {describe(exc)}")
     if fee_asset not in ("quote", "base"):
         _fail(f"--fee-asset must be quote or base, not {fee_asset!r}")
     try:

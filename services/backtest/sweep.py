@@ -26,6 +26,7 @@ from shared.binance.rules import SymbolRules
 from shared.fills import Costs
 from shared.klines import read_klines
 from shared.strategies.config import BotConfig
+from shared.validation import describe
 
 RANKABLE = ("net_pnl_pct", "sharpe", "sortino", "profit_factor", "win_rate_pct", "expectancy")
 FIGURES = ("net_pnl_pct", "round_trips", "win_rate_pct", "profit_factor", "sharpe",
@@ -64,8 +65,7 @@ def run_point(
     try:
         bot = BotConfig.model_validate(config)
     except ValidationError as exc:
-        errors = exc.errors(include_url=False, include_input=False)
-        return {"params": config["params"], "error": "; ".join(e["msg"] for e in errors)}
+        return {"params": config["params"], "error": describe(exc)}
     rules = msgspec.json.decode(rules_json, type=SymbolRules)
     costs = msgspec.json.decode(costs_json, type=Costs)
     fit = Backtest(bot, rules, costs).run(

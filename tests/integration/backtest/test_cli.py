@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from services.api.errors import field_errors
 from shared.strategies.config import BotConfig
+from shared.validation import field_errors
 from tests.integration.backtest.test_parity import write_file
 from tests.support.processes import base_env
 
