@@ -195,7 +195,8 @@ class IntentConsumer:
     ) -> None:
         """Handle ``entries`` (skipping any another loop of this process is handling) and
         acknowledge what may be acknowledged. ``deliveries``: times delivered per entry
-        id, when known (retried and claimed entries)."""
+        id, when known (entries claimed from another consumer or drained at start; our own
+        deliberate retries do not count)."""
         mine = [(i, f) for i, f in entries if _text(i) not in self.inflight]
         ids = {_text(i) for i, _f in mine}
         self.inflight |= ids
@@ -313,16 +314,30 @@ class IntentConsumer:
         rows = [row for row in rows if _text(row["message_id"]) not in self.inflight]
         if not rows:
             return
-        entries = await self.redis.xclaim(
+        # JUSTID leaves the delivery counter alone: re-running our own entry whose outcome
+        # we left open on purpose (unknown, or delayed by the fleet's weight budget for up
+        # to a minute) is not a failed delivery. It only resets the idle time, so no other
+        # instance takes the entry for a dead one's.
+        claimed = await self.redis.xclaim(
             self.stream,
             self.group,
             self.consumer,
             min_idle_time=self.retry_idle_ms,
             message_ids=[row["message_id"] for row in rows],
+            justid=True,
         )
-        # XCLAIM counts this delivery too
-        counts = {_text(row["message_id"]): int(row["times_delivered"]) + 1 for row in rows}
-        await self._process(entries, counts)
+        if not claimed:
+            return
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for entry_id in claimed:
+                pipe.xrange(self.stream, min=entry_id, max=entry_id)
+            found = await pipe.execute()
+        # an entry trimmed while pending comes back with no fields: acknowledged as gone
+        entries = [
+            rows_[0] if rows_ else (entry_id, {})
+            for entry_id, rows_ in zip(claimed, found, strict=True)
+        ]
+        await self._process(entries)
 
     async def _claim_dead(self) -> None:
         start = "0-0"

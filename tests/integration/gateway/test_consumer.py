@@ -64,11 +64,12 @@ async def test_an_entry_delivered_too_often_is_given_up_unless_its_order_may_be_
         mapping={"status": "ACCEPTED", "cid": acid, "reserved": "0", "opened": "0"},
     )
     garbage = {"type": "order_intent", "data": "{not json"}
+    # pending with a consumer that died, each delivered 11 times: the claim is the 12th
     ids = await _pending_with(
-        redis, "c", encode(never_sent), encode(in_flight), garbage, encode(admitted), times=11
+        redis, "dead", encode(never_sent), encode(in_flight), garbage, encode(admitted), times=11
     )
-    consumer = IntentConsumer(redis, processor, "c", retry_idle_ms=0, max_deliveries=10)
-    await consumer._retry_pending()
+    consumer = IntentConsumer(redis, processor, "c", claim_idle_ms=0, max_deliveries=10)
+    await consumer._claim_dead()
 
     letters = [decode(f) for _i, f in await redis.xrange(keys.DEAD_LETTER)]
     assert sorted(x.entry_id for x in letters if isinstance(x, DeadLetter)) == sorted(
@@ -87,6 +88,27 @@ async def test_an_entry_delivered_too_often_is_given_up_unless_its_order_may_be_
     [kept] = await _events(redis, "intent.unresolved")
     assert kept.details["client_order_id"] == cid
     assert in_flight.intent_id not in {x.entry_id for x in letters if isinstance(x, DeadLetter)}
+
+
+async def test_our_own_retries_of_a_delayed_intent_are_not_failed_deliveries(
+    redis: Any,
+) -> None:
+    """An entry this gateway left pending on purpose (an unknown outcome, an order the
+    fleet's weight budget delayed for up to a minute) is retried every second: however
+    often, it is placed when it can be, never given up for its retries."""
+    await seed_market(redis)
+    processor = await make_processor(redis)
+    delayed = intent("delayed-by-the-budget")
+    [entry_id] = await _pending_with(redis, "c", encode(delayed), times=50)
+    consumer = IntentConsumer(redis, processor, "c", retry_idle_ms=0, max_deliveries=10)
+    await consumer._retry_pending()
+    [report] = (await final_reports(redis))[delayed.intent_id]
+    assert report.status is ExecutionStatus.FILLED
+    assert await redis.xlen(keys.DEAD_LETTER) == 0
+    pending = await redis.xpending_range(
+        keys.ORDER_INTENTS, keys.GATEWAY_GROUP, min="-", max="+", count=10
+    )
+    assert entry_id not in {row["message_id"] for row in pending}  # acknowledged
 
 
 async def test_a_hold_keeps_every_entry_pending_until_it_is_released(redis: Any) -> None:
