@@ -27,6 +27,7 @@ it resending.
 from __future__ import annotations
 
 import enum
+import math
 import re
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any, ClassVar, TypeVar
@@ -340,6 +341,22 @@ class Event(Message, frozen=True, kw_only=True):
     symbol: str | None = None
     details: dict[str, Any] = msgspec.field(default_factory=dict)
     ts: int = 0
+
+    def __post_init__(self) -> None:
+        # JSON has no NaN or Infinity: such a detail would travel as null and come back
+        # changed, so it is refused where the event is made.
+        _check_finite_details(self.details, "details")
+
+
+def _check_finite_details(value: Any, where: str) -> None:
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"{where} {value} is not a finite number")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _check_finite_details(item, f"{where}.{key}")
+    elif isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            _check_finite_details(item, f"{where}[{i}]")
 
 
 class DeadLetter(Message, frozen=True, kw_only=True):

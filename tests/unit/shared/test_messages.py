@@ -17,6 +17,7 @@ from shared.bots import client_order_id, intent_id
 from shared.messages import (
     MESSAGE_TYPES,
     Candle,
+    Event,
     ExecutionReport,
     ExecutionStatus,
     Fill,
@@ -268,3 +269,9 @@ def test_a_valid_message_with_one_field_poisoned_decodes_or_is_refused(
             if isinstance(value, Decimal):
                 assert value.is_finite() and abs(value) < Decimal("1e18")
                 _ = value * 2 + 1  # arithmetic on it cannot raise
+
+
+def test_an_event_detail_that_json_cannot_carry_is_refused() -> None:
+    """Infinity in an event's details would travel as null and come back changed."""
+    with pytest.raises(ValueError, match=r"details\.x inf is not a finite number"):
+        Event(kind="k", message="m", details={"x": float("inf")})
