@@ -39,7 +39,11 @@ non_negative = st.one_of(st.just(Decimal(0)), positive)
 fills = st.builds(Fill, price=positive, qty=positive, commission=non_negative, trade_id=int64)
 
 _json_scalars = st.one_of(
-    st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=30)
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(max_size=30),
 )
 json_values: st.SearchStrategy[Any] = st.recursive(
     _json_scalars,
