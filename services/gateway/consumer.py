@@ -15,8 +15,10 @@ What this module promises:
 - No entry brings the gateway down: a batch that raises is handled again one entry at
   a time, and an entry that still raises is given up (``Processor.give_up``: a dead
   letter and, when it decodes and was never sent, a REJECTED report) and acknowledged.
-  An entry delivered more than ``max_deliveries`` times is given up the same way, except
-  an order that may be on the exchange, which keeps being resolved.
+  An entry delivered more than ``max_deliveries`` times without an answer (each handling
+  that ends, even with the entry left pending on purpose, resets its counter) is given
+  up the same way, except an order that may be on the exchange, which keeps being
+  resolved.
 - Any loss of the stream or the group (NOGROUP, a blocked read woken by the stream's
   deletion, Redis restarted empty) recreates the group and emits ``stream.recreated``.
 - While ``hold()`` gives a reason, no entry is read, retried or claimed; they stay
@@ -200,6 +202,7 @@ class IntentConsumer:
         mine = [(i, f) for i, f in entries if _text(i) not in self.inflight]
         ids = {_text(i) for i, _f in mine}
         self.inflight |= ids
+        started = time.monotonic()
         try:
             live = [(i, f) for i, f in mine if f]
             gone = [i for i, f in mine if not f]  # trimmed while pending
@@ -210,8 +213,32 @@ class IntentConsumer:
                 ack += await self._handle(live)
             if ack or gone:
                 await self.redis.xack(self.stream, self.group, *ack, *gone)
+            acked = {_text(i) for i in ack}
+            kept = [i for i, _f in live if _text(i) not in acked]
+            if kept:
+                await self._handled_without_failing(kept, started)
         finally:
             self.inflight -= ids
+
+    async def _handled_without_failing(self, entry_ids: list[Any], started: float) -> None:
+        """Entries handled without failing and left pending on purpose (an outcome still
+        unknown, an order the fleet budget delayed): their delivery counter goes back to
+        0, so ``max_deliveries`` counts only deliveries that ended without an answer (a
+        crash, a kill). Two live gateways may take a delayed entry from each other many
+        times within the budget's minute; none of those is a poison pill.
+
+        MIN-IDLE is the time since this handling began, so an entry another instance
+        has claimed since then is left with it (its idle time is shorter)."""
+        idle_ms = max(0, int((time.monotonic() - started) * 1000) - 1)
+        await self.redis.xclaim(
+            self.stream,
+            self.group,
+            self.consumer,
+            min_idle_time=idle_ms,
+            message_ids=entry_ids,
+            justid=True,
+            retrycount=0,
+        )
 
     async def _too_many(
         self, live: list[Entry], deliveries: dict[str, int]

@@ -102,3 +102,58 @@ def test_health_shows_the_deadline_of_a_ban_or_pause_and_events_mark_its_start_a
     assert [x.status for x in finals[intent.intent_id]] == [ExecutionStatus.FILLED]
     assert sim_orders(sim, [intent])[intent.intent_id] == 1
     assert kinds(r).count(started) == 1 and kinds(r).count(ended) == 1
+
+
+def test_two_gateways_taking_delayed_intents_from_each_other_never_give_them_up(
+    r: sync_redis.Redis,
+    sim: SimClient,
+    clean_redis_url: str,
+    tmp_path: Path,
+    processes: list[BotfleetProcess],
+) -> None:
+    """While the fleet's budget holds orders back, each gateway's delayed entries sit idle
+    in its pending list and the other gateway claims them (XAUTOCLAIM counts each claim as
+    a delivery). Handled without failing, none of those is a poison pill: every intent is
+    placed once when the pause ends, none is dead-lettered."""
+    max_deliveries = 3
+    gateways = []
+    for name in ("gw-a", "gw-b"):
+        env = gateway_env(
+            sim,
+            clean_redis_url,
+            BOTFLEET_INSTANCE=name,
+            BOTFLEET_GATEWAY_CLAIM_IDLE_MS="200",
+            BOTFLEET_GATEWAY_MAX_DELIVERIES=str(max_deliveries),
+        )
+        gateways.append(start_gateway(tmp_path, env, name))
+        processes.append(gateways[-1])
+    # the fleet-wide pause a 429 would set (shared.ratelimit): every order is delayed
+    pause_ms = 10_000
+    until = int(time.time() * 1000) + pause_ms
+    r.set(keys.RATELIMIT_BAN, until, px=pause_ms + 1000)
+    tag = time.time_ns()
+    intents = [
+        OrderIntent(
+            intent_id=f"delay-bot:{tag}-{n}:buy",
+            bot_id="delay-bot",
+            epoch=1,
+            symbol="BTCUSDT",
+            side=Side.BUY,
+            quantity=Decimal("0.001"),
+        )
+        for n in range(6)
+    ]
+    send(r, *intents)
+
+    def claims() -> int:
+        return sum(gw.log_text().count('"intents.claimed"') for gw in gateways)
+
+    # the ping-pong happened: more claims than the delivery limit, while still paused
+    gateways[0].wait_for(lambda: claims() > max_deliveries + 1, pause_ms / 1000, "claims")
+    assert time.time() * 1000 < until, "the pause ended before the gateways claimed enough"
+    finals = wait_final(r, intents, gateways[0], timeout=pause_ms / 1000 + 30)
+    assert {i: [x.status for x in v] for i, v in finals.items()} == {
+        i.intent_id: [ExecutionStatus.FILLED] for i in intents
+    }
+    assert r.xlen(keys.DEAD_LETTER) == 0
+    assert sim_orders(sim, intents) == {i.intent_id: 1 for i in intents}
