@@ -20,6 +20,14 @@ MARKET_SUBSCRIPTIONS = "market:subscriptions"
 # Channel on which writers of market:subscriptions announce a change (ingestion also
 # reconciles periodically, so a lost notification only delays).
 MARKET_SUBSCRIPTIONS_CHANNEL = "market:subscriptions:changed"
+# Hash: SYMBOL:INTERVAL -> closed candles of warm-up the bots on that series declare (the
+# largest; raised by runners as they start bots, read by ingestion, which keeps and
+# backfills at least that many candles in the series' list).
+MARKET_WARMUP = "market:warmup"
+# Hash: SYMBOL:INTERVAL -> open time of the oldest candle the exchange has for the series
+# (written by ingestion when a backfill into the past comes back short): a list that
+# starts there is as deep as it can ever be.
+MARKET_HISTORY_START = "market:history-start"
 # symbol -> epoch ms of the last market update seen by ingestion (stale-data gate).
 MARKET_LAST_UPDATE = "market:last-update"
 # Hash: the latest sample of the exchange's clock (shared.exchange_clock), by ingestion.

@@ -38,12 +38,15 @@ Interval = Literal[
 
 _FROZEN = ConfigDict(extra="forbid", frozen=True)
 
-# The most closed candles of warm-up a bot may declare: what every series' candle list
-# holds from its first fetch on (ingestion fetches up to 1000 candles, one Binance
-# klines page, for a new stream and keeps at least this many; the runner seeds each
-# strategy from its declared warm-up). A bot needing more is refused at creation, so
-# that no bot decides on a history too short to match an uninterrupted run.
-WARMUP_CANDLES_MAX = 1000
+# The most closed candles of warm-up a bot may declare (a fleet-wide bound, docs/
+# strategies.md "Warm-up"). Each bot's declaration is recorded per series
+# (keys.MARKET_WARMUP) when a runner starts it; ingestion then backfills that deep over
+# REST (pages of 1000, inside the weight budget) and keeps at least that many candles in
+# the series' list, and the runner seeds the bot from it, waiting while the list is not
+# deep enough. 10,000 covers Wilder periods up to about 430 (RSI 200: 4,795) and EMA
+# periods up to about 800 (EMA 200: 2,503); a bot needing more is refused at creation,
+# so that no bot decides on a history too short to match an uninterrupted run.
+WARMUP_CANDLES_MAX = 10_000
 
 
 class FixedQuoteSizing(BaseModel):
@@ -161,7 +164,7 @@ class BotConfig(BaseModel):
             raise ValueError(
                 f"{name} with these parameters needs {warmup} closed candles of warm-up "
                 f"to decide as an uninterrupted bot would, more than the "
-                f"{WARMUP_CANDLES_MAX} each series keeps; use shorter periods"
+                f"{WARMUP_CANDLES_MAX} the fleet serves; use shorter periods"
             )
         return params.model_dump(mode="json")
 

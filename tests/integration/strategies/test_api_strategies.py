@@ -37,11 +37,11 @@ async def test_a_plugin_bot_is_created_and_a_too_long_warmup_is_refused(
     )
     assert created.status_code == 201, created.text
     assert created.json()["config"]["params"] == {"entry_period": 55, "exit_period": 10}
-    refused = await client.post("/api/v1/bots", json=bot_config(params={"period": 200}))
+    refused = await client.post("/api/v1/bots", json=bot_config(params={"period": 500}))
     assert refused.status_code == 400, refused.text
     body = refused.json()
     assert body["field"] == "params"
     [error] = body["errors"]
     assert error["field"] == "params"
-    assert "rsi with these parameters needs 4795 closed candles of warm-up" in error["message"]
-    assert "more than the 1000 each series keeps" in error["message"]
+    assert "rsi with these parameters needs 12003 closed candles of warm-up" in error["message"]
+    assert "more than the 10000 the fleet serves" in error["message"]

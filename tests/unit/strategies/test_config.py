@@ -123,17 +123,27 @@ def test_fixed_sizing_within_allocation_is_fine() -> None:
     assert cfg.sizing == FixedQuoteSizing(quote_amount=Decimal(50))
 
 
-def test_a_bot_whose_warmup_exceeds_what_a_series_keeps_is_refused() -> None:
+def test_a_bot_whose_warmup_exceeds_what_the_fleet_serves_is_refused() -> None:
     from shared.strategies.config import WARMUP_CANDLES_MAX, BotConfig
 
     base = {"name": "b", "symbol": "BTCUSDT", "interval": "1h", "quote_allocation": "100"}
     ok = BotConfig.model_validate({**base, "strategy": "rsi", "params": {"period": 14}})
     assert ok.warmup_candles() <= WARMUP_CANDLES_MAX
-    with pytest.raises(ValidationError, match=r"needs 4795 closed candles of warm-up"):
-        BotConfig.model_validate({**base, "strategy": "rsi", "params": {"period": 200}})
-    with pytest.raises(ValidationError, match=r"more than the 1000 each series keeps"):
+    # RSI 200 and EMA 50/200 are served (ingestion backfills their warm-up)
+    assert (
         BotConfig.model_validate(
-            {**base, "strategy": "ema_cross", "params": {"fast_period": 50, "slow_period": 200}}
+            {**base, "strategy": "rsi", "params": {"period": 200}}
+        ).warmup_candles()
+        == 4795
+    )
+    BotConfig.model_validate(
+        {**base, "strategy": "ema_cross", "params": {"fast_period": 50, "slow_period": 200}}
+    )
+    with pytest.raises(ValidationError, match=r"needs 12003 closed candles of warm-up"):
+        BotConfig.model_validate({**base, "strategy": "rsi", "params": {"period": 500}})
+    with pytest.raises(ValidationError, match=r"more than the 10000 the fleet serves"):
+        BotConfig.model_validate(
+            {**base, "strategy": "ema_cross", "params": {"fast_period": 50, "slow_period": 1000}}
         )
     default = BotConfig.model_validate({**base, "strategy": "ema_stochrsi"})
     assert default.warmup_candles() == 627
