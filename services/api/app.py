@@ -17,15 +17,21 @@ from litestar import Litestar, Router
 from litestar.config.cors import CORSConfig
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 
 from services.api.auth import make_guard
 from services.api.controllers.bots import BotController
-from services.api.controllers.dashboard import index, static_router
+from services.api.controllers.dashboard import (
+    favicon,
+    index,
+    redoc,
+    schema_render_plugins,
+    static_router,
+)
 from services.api.controllers.history import HistoryController
 from services.api.controllers.market import MarketController
 from services.api.controllers.orders import OrderController
+from services.api.controllers.pages import PagesController
 from services.api.controllers.risk import RiskController
 from services.api.controllers.strategies import StrategyController
 from services.api.controllers.system import SystemController, liveness
@@ -112,13 +118,14 @@ def create_app(settings: ApiSettings) -> Litestar:
             MarketController,
             HistoryController,
             OrderController,
+            PagesController,
             RiskController,
             SystemController,
         ],
         security=bearer,
     )
     return Litestar(
-        route_handlers=[protected, liveness, index, static_router],
+        route_handlers=[protected, liveness, index, favicon, redoc, static_router],
         lifespan=[lifespan],
         dependencies={
             "repo": Provide(lambda: state["repo"], sync_to_thread=False),
@@ -137,7 +144,7 @@ def create_app(settings: ApiSettings) -> Litestar:
             title="botfleet control API",
             version="1",
             path=SCHEMA_PATH,
-            render_plugins=[SwaggerRenderPlugin()],
+            render_plugins=schema_render_plugins(),
             components=Components(
                 security_schemes={"bearer": SecurityScheme(type="http", scheme="bearer")}
                 if bearer
