@@ -1,11 +1,14 @@
-"""The MARKET fill model, pure: what a market order of a bot gets at a price.
+"""The fill model, pure: what an order of a bot gets at a price (docs/backtest.md,
+"Fill model"). The backtester and the paper gateway (``services/gateway/paper.py``)
+both fill with these functions, so the same prices give the same fills.
 
-Owns the arithmetic the backtester uses (and the paper gateway's
-``services/gateway/paper.py`` matches for a MARKET order with the commission in the
-quote asset): the price is the reference price moved against the order by the
-slippage, quantized to 1e-8; a quote-sized BUY spends the quote amount including the
-fee (fee in quote) and its quantity is rounded down to the step; a quantity-sized SELL
-sells the quantity given (already rounded by :func:`prepare_market`).
+MARKET (:func:`market_fill`): the price is the reference price (the next price after
+the decision) moved against the order by the slippage, quantized to 1e-8; a
+quote-sized BUY spends the quote amount including the fee (fee in quote) and its
+quantity is rounded down to the step; a quantity-sized SELL sells the quantity given
+(already rounded by :func:`prepare_market`). LIMIT (:func:`limit_fill`): fills whole
+when the price crosses the limit (:func:`crosses`); on arrival at the better of the
+limit and the slipped price, as taker; resting, later, at the limit, as maker.
 
 ``fee_asset="base"`` is how Binance charges a BUY without BNB: the commission is taken
 from the base asset received (``qty * fee``), so the book receives less than it bought
@@ -28,11 +31,13 @@ FeeAsset = Literal["quote", "base"]
 
 
 class Costs(msgspec.Struct, frozen=True, kw_only=True):
-    """Taker fee rate, slippage (a fraction of the price) and the asset BUY fees are in."""
+    """Taker and maker fee rates, slippage (a fraction of the price) and the asset BUY
+    fees are in."""
 
     taker_fee: Decimal = Decimal("0.001")
     slippage: Decimal = Decimal("0.0005")
     fee_asset: FeeAsset = "quote"
+    maker_fee: Decimal = Decimal("0.001")
 
 
 class MarketFill(msgspec.Struct, frozen=True, kw_only=True):
@@ -90,6 +95,38 @@ def slipped(side: Side, price: Decimal, slippage: Decimal) -> Decimal:
     return moved.quantize(PLACES)
 
 
+def crosses(side: Side, limit_price: Decimal, last_price: Decimal) -> bool:
+    """Would a LIMIT order of ``side`` at ``limit_price`` trade at ``last_price``?"""
+    return last_price <= limit_price if side is Side.BUY else last_price >= limit_price
+
+
+def _fill(
+    side: Side,
+    price: Decimal,
+    qty: Decimal,
+    rate: Decimal,
+    fee_asset: FeeAsset,
+    base_asset: str,
+    quote_asset: str,
+) -> MarketFill:
+    quote = (price * qty).quantize(PLACES)
+    if side is Side.BUY and fee_asset == "base":
+        return MarketFill(
+            price=price,
+            qty=qty,
+            quote=quote,
+            commission=(qty * rate).quantize(PLACES),
+            commission_asset=base_asset,
+        )
+    return MarketFill(
+        price=price,
+        qty=qty,
+        quote=quote,
+        commission=(quote * rate).quantize(PLACES),
+        commission_asset=quote_asset,
+    )
+
+
 def market_fill(
     side: Side,
     last_price: Decimal,
@@ -113,19 +150,45 @@ def market_fill(
         qty = round_to_step(spend / price, step_size)
     if qty <= 0:
         return None
-    quote = (price * qty).quantize(PLACES)
-    if in_base:
-        return MarketFill(
-            price=price,
-            qty=qty,
-            quote=quote,
-            commission=(qty * fee).quantize(PLACES),
-            commission_asset=base_asset,
-        )
-    return MarketFill(
-        price=price,
-        qty=qty,
-        quote=quote,
-        commission=(quote * fee).quantize(PLACES),
-        commission_asset=quote_asset,
+    return _fill(side, price, qty, fee, costs.fee_asset, base_asset, quote_asset)
+
+
+def limit_fill(
+    side: Side,
+    limit_price: Decimal,
+    quantity: Decimal,
+    last_price: Decimal,
+    costs: Costs,
+    base_asset: str,
+    quote_asset: str,
+    *,
+    resting: bool = False,
+) -> MarketFill | None:
+    """The whole fill of a LIMIT order at ``last_price``, or None when it does not cross:
+    on arrival (taker) at the better of the limit and the slipped price, resting (maker)
+    at its own limit."""
+    if quantity <= 0 or not crosses(side, limit_price, last_price):
+        return None
+    if resting:
+        price, rate = limit_price, costs.maker_fee
+    else:
+        moved = slipped(side, last_price, costs.slippage)
+        price = min(limit_price, moved) if side is Side.BUY else max(limit_price, moved)
+        rate = costs.taker_fee
+    return _fill(
+        side, price.quantize(PLACES), quantity, rate, costs.fee_asset, base_asset, quote_asset
     )
+
+
+def net_amounts(
+    side: Side, fill: MarketFill, base_asset: str, quote_asset: str
+) -> tuple[Decimal, Decimal]:
+    """(base, quote) a fill moves, net of its commission: a BUY receives ``qty`` less a
+    base commission and pays ``quote`` plus a quote commission; a SELL gives ``qty`` and
+    receives ``quote`` less the commission."""
+    fee = fill.commission
+    if side is Side.BUY:
+        if fill.commission_asset == base_asset:
+            return fill.qty - fee, fill.quote
+        return fill.qty, fill.quote + (fee if fill.commission_asset == quote_asset else 0)
+    return fill.qty, fill.quote - (fee if fill.commission_asset == quote_asset else 0)

@@ -43,6 +43,7 @@ def costs_from(settings: GatewaySettings) -> PaperCosts:
         taker_fee=settings.paper_taker_fee,
         maker_fee=settings.paper_maker_fee,
         slippage=settings.paper_slippage,
+        fee_asset=settings.paper_fee_asset,
     )
 
 

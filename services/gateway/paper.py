@@ -1,50 +1,32 @@
 """The paper matching engine (pure): what a paper order would have done at a price.
 
-MARKET orders fill at the last price moved against the order by the slippage, paying
-the taker fee; LIMIT orders fill when the last price crosses their limit: on arrival at the better of
-the limit and the slipped price (taker fee), later off the book at the limit (maker fee). Fees are charged in the quote asset. A quote-sized MARKET
-BUY spends the quote amount including the fee, its quantity rounded down to the step.
+The fills are the shared fill model's (:mod:`shared.fills`, docs/backtest.md "Fill
+model"), the one the backtester fills with: MARKET orders fill at the last price moved
+against the order by the slippage, paying the taker fee; LIMIT orders fill when the
+last price crosses their limit: on arrival at the better of the limit and the slipped
+price (taker fee), later off the book at the limit (maker fee). A quote-sized MARKET BUY
+spends the quote amount including the fee, its quantity rounded down to the step.
+Fees are in the quote asset, or, with ``fee_asset="base"`` (Binance without BNB), a
+BUY's commission is taken from the base asset received, as live.
 """
 
 from __future__ import annotations
 
 from decimal import Decimal
 
-import msgspec
-
 from services.gateway.sizing import PreparedOrder
-from shared.binance.rules import round_to_step
+from shared.fills import Costs, MarketFill, limit_fill, market_fill, net_amounts
+from shared.fills import crosses as limit_crosses
 from shared.messages import OrderType, Side, TimeInForce
 
-_PLACES = Decimal("1e-8")  # paper prices and amounts, as the venue quotes them
-
-
-class PaperCosts(msgspec.Struct, frozen=True, kw_only=True):
-    taker_fee: Decimal
-    maker_fee: Decimal
-    slippage: Decimal
-
-
-class PaperFill(msgspec.Struct, frozen=True, kw_only=True):
-    """One complete fill: ``quote`` is price * qty, ``commission`` in the quote asset."""
-
-    price: Decimal
-    qty: Decimal
-    quote: Decimal
-    commission: Decimal
-    commission_asset: str
+PaperCosts = Costs  # taker_fee, maker_fee, slippage, fee_asset
+PaperFill = MarketFill  # price, qty, quote (price * qty), commission, commission_asset
 
 
 def crosses(order: PreparedOrder, last_price: Decimal) -> bool:
     """Would a LIMIT order trade at ``last_price``?"""
     assert order.price is not None
-    if order.side is Side.BUY:
-        return last_price <= order.price
-    return last_price >= order.price
-
-
-def _slipped(side: Side, last_price: Decimal, slippage: Decimal) -> Decimal:
-    return last_price * (1 + slippage) if side is Side.BUY else last_price * (1 - slippage)
+    return limit_crosses(order.side, order.price, last_price)
 
 
 def match(
@@ -56,41 +38,21 @@ def match(
     resting: bool = False,
 ) -> PaperFill | None:
     """The fill of ``order`` at ``last_price``, or None when a LIMIT order does not cross."""
-    fee_rate = costs.maker_fee if resting else costs.taker_fee
+    base, quote = order.base_asset, order.quote_asset
     if order.order_type is OrderType.MARKET:
-        price = _slipped(order.side, last_price, costs.slippage)
-        if order.quantity is not None:
-            qty = order.quantity
-        else:
-            assert order.quote_quantity is not None
-            spend = (
-                order.quote_quantity / (1 + fee_rate)
-                if order.side is Side.BUY
-                else order.quote_quantity
-            )
-            qty = round_to_step(spend / price, step_size)
-    else:
-        assert order.price is not None and order.quantity is not None
-        if not crosses(order, last_price):
-            return None
-        if resting:  # a resting order is hit at its own limit price (maker)
-            price = order.price
-        else:
-            slipped = _slipped(order.side, last_price, costs.slippage)
-            price = (
-                min(order.price, slipped) if order.side is Side.BUY else max(order.price, slipped)
-            )
-        qty = order.quantity
-    if qty <= 0:
-        return None
-    price = price.quantize(_PLACES)
-    quote = (price * qty).quantize(_PLACES)
-    return PaperFill(
-        price=price,
-        qty=qty,
-        quote=quote,
-        commission=(quote * fee_rate).quantize(_PLACES),
-        commission_asset=order.quote_asset,
+        return market_fill(
+            order.side,
+            last_price,
+            costs,
+            step_size,
+            base,
+            quote,
+            quantity=order.quantity,
+            quote_quantity=order.quote_quantity,
+        )
+    assert order.price is not None and order.quantity is not None
+    return limit_fill(
+        order.side, order.price, order.quantity, last_price, costs, base, quote, resting=resting
     )
 
 
@@ -99,12 +61,26 @@ def rests(order: PreparedOrder) -> bool:
     return order.order_type is OrderType.LIMIT and order.time_in_force in (None, TimeInForce.GTC)
 
 
+def position_effect(order: PreparedOrder, fill: PaperFill) -> tuple[Decimal, Decimal]:
+    """(position quantity, quote amount) of a paper fill, as the live gateway counts an
+    exchange fill: net of a base commission on a BUY, a quote commission added to a BUY's
+    cost and taken from a SELL's proceeds."""
+    return net_amounts(order.side, fill, order.base_asset, order.quote_asset)
+
+
 def balance_effect(
     order: PreparedOrder, fill: PaperFill
 ) -> tuple[str, Decimal, dict[str, Decimal]]:
     """(asset to check, amount needed, deltas of free balances) of a paper fill."""
+    base_amount, quote_amount = position_effect(order, fill)
     if order.side is Side.BUY:
-        spent = fill.quote + fill.commission
-        return order.quote_asset, spent, {order.quote_asset: -spent, order.base_asset: fill.qty}
-    received = fill.quote - fill.commission
-    return order.base_asset, fill.qty, {order.base_asset: -fill.qty, order.quote_asset: received}
+        return (
+            order.quote_asset,
+            quote_amount,
+            {order.quote_asset: -quote_amount, order.base_asset: base_amount},
+        )
+    return (
+        order.base_asset,
+        fill.qty,
+        {order.base_asset: -fill.qty, order.quote_asset: quote_amount},
+    )

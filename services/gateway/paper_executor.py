@@ -1,5 +1,5 @@
 """Paper mode's executor: fills admitted orders with the paper matching engine
-(:mod:`services.gateway.paper`) at ``price:{SYMBOL}``; the balance check and update
+(:mod:`services.gateway.paper`, the shared fill model) at ``price:{SYMBOL}``; the balance check and update
 happen atomically in ``finalize.lua`` against ``balances:paper``."""
 
 from __future__ import annotations
@@ -9,10 +9,17 @@ from collections.abc import Sequence
 import msgspec
 
 from services.gateway.orders import rejection, report_for
-from services.gateway.paper import PaperCosts, PaperFill, balance_effect, match, rests
+from services.gateway.paper import (
+    PaperCosts,
+    PaperFill,
+    balance_effect,
+    match,
+    position_effect,
+    rests,
+)
 from services.gateway.processor import Job, Outcome
 from services.gateway.sizing import PreparedOrder
-from shared.messages import ExecutionReport, ExecutionStatus, Fill, OrderIntent, Side
+from shared.messages import ExecutionReport, ExecutionStatus, Fill, OrderIntent
 from shared.redis import now_ms
 
 MODE = "paper"
@@ -54,11 +61,11 @@ def fill_outcome(
     intent: OrderIntent, cid: str, order: PreparedOrder, fill: PaperFill, now: int
 ) -> Outcome:
     check_asset, needed, deltas = balance_effect(order, fill)
-    buy = order.side is Side.BUY
+    position_qty, quote_amount = position_effect(order, fill)
     return Outcome(
         report=fill_report(intent, cid, fill, now=now),
-        position_qty=fill.qty,
-        quote_amount=fill.quote + fill.commission if buy else fill.quote - fill.commission,
+        position_qty=position_qty,
+        quote_amount=quote_amount,
         balance_check=(check_asset, needed),
         balance_deltas=deltas,
         rejection=rejection(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import enum
 from decimal import Decimal
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
@@ -45,6 +46,9 @@ class GatewaySettings(Settings):
     paper_taker_fee: Decimal = Field(default=Decimal("0.001"), ge=0, lt=1)
     paper_maker_fee: Decimal = Field(default=Decimal("0.001"), ge=0, lt=1)
     paper_slippage: Decimal = Field(default=Decimal("0.0005"), ge=0, lt=1)
+    paper_fee_asset: Literal["quote", "base"] = Field(
+        default="quote", description="'base': a BUY's commission is taken from the base asset"
+    )
     paper_balances: str = Field(
         default="USDT=100000", description="initial paper balances, ASSET=amount,ASSET=amount"
     )
