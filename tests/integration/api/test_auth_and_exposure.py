@@ -15,7 +15,7 @@ from tests.support.processes import BotfleetProcess
 
 # What may be reached without a token: liveness, the dashboard's static shell and the
 # OpenAPI documentation. Nothing here reads fleet state.
-PUBLIC_PATHS = {"/healthz", "/"}
+PUBLIC_PATHS = {"/healthz", "/", "/favicon.ico"}
 PUBLIC_PREFIXES = ("/static", SCHEMA_PATH)
 SAMPLE = {
     "bot_id": "01HZZZZZZZZZZZZZZZZZZZZZZZ",
