@@ -1,4 +1,6 @@
-"""``botfleet backtest CONFIG KLINES``: one bot config over a kline file, in this process.
+"""``botfleet backtest CONFIG KLINES`` (or ``--from/--to``): one bot config over a kline
+file or a range fetched over REST (cached on disk, services/backtest/fetch.py), in this
+process.
 
 The config is the JSON body ``POST /api/v1/bots`` takes, validated by the same model
 (``BotConfig``); its errors are printed as the API words them (``field: message``).
@@ -12,17 +14,18 @@ import sys
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
 if TYPE_CHECKING:
     from shared.klines import Kline
+    from shared.strategies.config import BotConfig
 
 HELP = "Run one bot config over a kline file with the live code (docs/backtest.md)."
 
 
-def _fail(message: str) -> None:
+def _fail(message: str) -> NoReturn:
     typer.echo(f"backtest: {message}", err=True)
     raise typer.Exit(2)
 
@@ -43,9 +46,83 @@ def _progress(klines: Iterator[Kline]) -> Iterator[Kline]:
         sys.stderr.write("\r" + " " * 60 + "\r")
 
 
+def _source(
+    bot: BotConfig,
+    klines: Path | None,
+    fmt: str,
+    start: str | None,
+    end: str | None,
+    rest_url: str | None,
+    cache_dir: Path | None,
+) -> Iterator[Kline]:
+    """The candles: of the file, or of the range fetched over REST (exactly one given)."""
+    from shared.klines import read_klines
+
+    if klines is not None:
+        if start is not None or end is not None:
+            _fail("give a kline file or --from/--to, not both")
+        if not klines.is_file():
+            _fail(f"{klines}: no such file")
+        return read_klines(klines, bot.interval, fmt)
+    if start is None:
+        _fail("give a kline file or a range (--from 2025-01-01 [--to 2025-03-01])")
+    import time
+
+    import httpx
+
+    from services.backtest.fetch import FetchError, fetch_range, parse_when
+    from shared.klines import KlineError
+    from shared.logging import configure_logging
+    from shared.settings import Settings, SettingsError, load_settings
+
+    configure_logging("backtest", "cli")  # retries and rate-limit waits, on stderr
+
+    try:
+        start_ms = parse_when(start or "", "--from")
+        end_ms = parse_when(end, "--to") if end is not None else int(time.time() * 1000)
+    except ValueError as exc:
+        _fail(str(exc))
+    if end_ms <= start_ms:
+        _fail(f"--to ({end}) must be after --from ({start})")
+    if rest_url is None:
+        try:
+            rest_url = load_settings(Settings).rest_url
+        except SettingsError as exc:
+            _fail(str(exc))
+    try:
+        stream, requests = fetch_range(
+            rest_url or "", bot.symbol, bot.interval, start_ms, end_ms, cache_dir=cache_dir
+        )
+    except (FetchError, KlineError, httpx.HTTPError, OSError) as exc:
+        _fail(f"fetching klines from {rest_url}: {exc}")
+    if requests:
+        typer.echo(f"backtest: {requests} klines request(s) to {rest_url}", err=True)
+    return stream
+
+
 def backtest(
     config: Annotated[Path, typer.Argument(help="bot config JSON (the POST /api/v1/bots body)")],
-    klines: Annotated[Path, typer.Argument(help="kline file: Binance CSV, 6-column CSV, JSON")],
+    klines: Annotated[
+        Path | None,
+        typer.Argument(help="kline file: Binance CSV, 6-column CSV, JSON, zip (or --from/--to)"),
+    ] = None,
+    start: Annotated[
+        str | None,
+        typer.Option("--from", help="fetch from (UTC date, ISO time or epoch ms), not a file"),
+    ] = None,
+    end: Annotated[
+        str | None, typer.Option("--to", help="fetch until (exclusive; default: now)")
+    ] = None,
+    rest_url: Annotated[
+        str | None,
+        typer.Option(help="exchange REST root (default: the settings', BOTFLEET_BINANCE_*)"),
+    ] = None,
+    cache_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="kline cache (default $BOTFLEET_KLINES_CACHE or ~/.cache/botfleet/klines)"
+        ),
+    ] = None,
     rules: Annotated[
         Path | None, typer.Option(help="symbol rules JSON (SymbolRules or exchangeInfo entry)")
     ] = None,
@@ -64,7 +141,7 @@ def backtest(
     from services.backtest.report import render
     from services.backtest.rules import RulesError, load_rules
     from shared.fills import Costs
-    from shared.klines import KlineError, read_klines
+    from shared.klines import KlineError
     from shared.strategies.config import BotConfig
     from shared.validation import describe
 
@@ -87,10 +164,8 @@ def backtest(
         symbol_rules = load_rules(rules, bot.symbol)
     except (ArithmeticError, RulesError) as exc:
         _fail(str(exc))
-    if not klines.is_file():
-        _fail(f"{klines}: no such file")
     engine = Backtest(bot, symbol_rules, costs)
-    stream = read_klines(klines, bot.interval, fmt)
+    stream = _source(bot, klines, fmt, start, end, rest_url, cache_dir)
     try:
         engine.run(_progress(stream) if sys.stderr.isatty() else stream)
     except KlineError as exc:
