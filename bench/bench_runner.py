@@ -102,6 +102,8 @@ class Market:
                 for i in range(100)
             ]
             pipe.rpush(keys.candles(s, "1m"), *items)
+            # the exchange's first candle: the runner seeds from these, not wait for more
+            pipe.hset(keys.MARKET_HISTORY_START, keys.subscription(s, "1m"), self.open_time)
             self.price[s] = 1000.0 - 99
         pipe.execute()
         self.closes = [1000.0 - i for i in range(100)]

@@ -30,6 +30,7 @@ async def run(settings: IngestionSettings, stop: asyncio.Event) -> None:
                 "subscriptions-notify": service.notification_loop(),
                 "subscriptions-reconcile": service.reconcile_loop(),
                 "backfill": service.backfill_loop(),
+                "depth": service.depth_loop(),
                 "exchange-info": service.exchange_info_loop(),
                 "exchange-clock": service.clock_loop(),
                 "heartbeat": heartbeat.run(),

@@ -60,11 +60,21 @@ class MarketRest:
         return response.content
 
     async def klines(
-        self, symbol: str, interval: str, start_time: int | None, limit: int
+        self,
+        symbol: str,
+        interval: str,
+        start_time: int | None,
+        limit: int,
+        *,
+        end_time: int | None = None,
     ) -> list[RestKline]:
+        """``start_time``: the oldest ``limit`` from it; ``end_time`` alone: the newest
+        ``limit`` up to it (a page into the past); neither: the newest."""
         params: dict[str, Any] = {"symbol": symbol, "interval": interval, "limit": limit}
         if start_time is not None:
             params["startTime"] = start_time
+        if end_time is not None:
+            params["endTime"] = end_time
         self.kline_requests += 1
         body = await self._get(KLINES, params)
         try:

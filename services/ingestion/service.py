@@ -33,6 +33,7 @@ from shared.streams import dead_letter
 
 from .connection import ConnectionOptions, FeedConnection
 from .control import assign_streams, shard_of
+from .depth import Depth
 from .feed import MarketFeed
 from .leases import ShardLeases
 from .rest import MarketRest
@@ -128,6 +129,15 @@ class IngestionService:
             background=True,
         )
         self.rest = MarketRest(http, self.budget)
+        self.depth = Depth(
+            redis,
+            self.rest,
+            self.writer,
+            candles_max=settings.ingestion_candles_max,
+            margin=settings.ingestion_candles_margin,
+        )
+        self.depth_wake = asyncio.Event()
+        self._deepening: set[tuple[str, str]] = set()
         self.leases = ShardLeases(
             redis,
             self.instance,
@@ -265,6 +275,8 @@ class IngestionService:
                 self.feed.add_stream(pair[0], pair[1], stored[pair])
                 log.info("stream.added", symbol=pair[0], interval=pair[1], last=stored[pair])
         self._place({kline_stream(s, i) for s, i in wanted})
+        await self.depth.refresh(wanted)
+        self.depth_wake.set()
 
     def _place(self, streams: set[str]) -> None:
         current = {cid: conn.wanted for cid, (conn, _) in self.connections.items()}
@@ -356,6 +368,45 @@ class IngestionService:
             else:
                 self._backfill_delays.pop(pair, None)
 
+    # --- warm-up depth --------------------------------------------------------------------
+    async def depth_loop(self) -> None:
+        """Backfill into the past the series whose bots declare more warm-up than their
+        list holds (:mod:`.depth`); woken by each reconcile, one task per series."""
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    self.depth_wake.wait(), self.settings.ingestion_reconcile_interval_s
+                )
+            self.depth_wake.clear()
+            now = time.monotonic()
+            for pair in list(self.depth.demand):
+                if pair in self._deepening or self._backfill_retry_at.get(pair, 0) > now:
+                    continue
+                self._deepening.add(pair)
+                self._spawn(self._deepen(pair), name=f"depth-{pair}")
+
+    async def _deepen(self, pair: tuple[str, str]) -> None:
+        try:
+            async with self._backfill_sem:
+                await self.depth.deepen(pair)
+        except (BinanceError, BudgetExhausted, *REDIS_ERRORS) as exc:
+            delays = self._backfill_delays.setdefault(
+                pair, backoff_delays(0.2, 30.0, random.Random())
+            )
+            delay = next(delays)
+            if isinstance(exc, RateLimitedError) and exc.retry_after_s:
+                delay = max(delay, exc.retry_after_s)
+            self._backfill_retry_at[pair] = time.monotonic() + delay
+            log.warning(
+                "depth.failed", symbol=pair[0], interval=pair[1], error=str(exc), retry_in=delay
+            )
+        except ValueError as exc:  # a malformed row (bad decimal)
+            self._backfill_retry_at[pair] = time.monotonic() + 5.0
+            self.dead_letters += 1
+            await self._dead_letter_async("ingestion:rest", str(exc), {"symbol": pair[0]})
+        finally:
+            self._deepening.discard(pair)
+
     # --- exchange clock ------------------------------------------------------------------
     async def clock_loop(self) -> None:
         """Sample the exchange's clock for everyone who measures data ages
@@ -443,6 +494,9 @@ class IngestionService:
             "stale_symbols": self.feed.stale_symbols(stale_after, now),
             "rest_requests": self.rest.requests,
             "kline_requests": self.rest.kline_requests,
+            "depth_pages": self.depth.pages,
+            "depth_candles": self.depth.prepended,
+            "warmup_series": len(self.depth.demand),
             "rest_rate_limited": self.rest.rate_limited,
             "exchange_time": self.feed.exchange_now,
             "ts_local": now_ms(),

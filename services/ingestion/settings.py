@@ -5,7 +5,6 @@ from __future__ import annotations
 from pydantic import Field
 
 from shared.settings import Settings
-from shared.strategies.config import WARMUP_CANDLES_MAX
 
 
 class IngestionSettings(Settings):
@@ -18,15 +17,22 @@ class IngestionSettings(Settings):
         le=5,
         description="SUBSCRIBE/UNSUBSCRIBE rate per connection (venue: 5 incl. pongs)",
     )
-    # The runner seeds every strategy from the list (its declared warm-up, at most
-    # WARMUP_CANDLES_MAX) and an adopter replays the candles missed after it: room for both.
+    # The runner seeds every strategy from the list and an adopter replays the candles
+    # missed after it. A series whose bots declare a deeper warm-up (market:warmup) keeps
+    # that many plus the margin, backfilled into the past (services/ingestion/depth.py).
     ingestion_candles_max: int = Field(
-        default=WARMUP_CANDLES_MAX + 100, ge=1, description="length of each candle list"
+        default=1100, ge=1, description="length of each candle list without a deeper warm-up"
+    )
+    ingestion_candles_margin: int = Field(
+        default=100,
+        ge=0,
+        le=10_000,
+        description="candles kept beyond a series' declared warm-up (an adopter's catch-up)",
     )
     ingestion_candle_stream_maxlen: int = Field(default=10_000, ge=100)
     ingestion_tick_stream_maxlen: int = Field(default=1_000, ge=10)
     ingestion_history: int = Field(
-        default=WARMUP_CANDLES_MAX,
+        default=1000,
         ge=1,
         le=1000,
         description="candles fetched for a stream with nothing stored (one klines page)",

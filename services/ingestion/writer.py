@@ -64,6 +64,8 @@ class MarketWriter:
     ) -> None:
         self.redis = redis
         self.candles_max = candles_max
+        # Longer lists for series whose bots declare a deeper warm-up (:mod:`.depth`).
+        self.caps: dict[tuple[str, str], int] = {}
         self.candle_stream_maxlen = candle_stream_maxlen
         self.tick_stream_maxlen = tick_stream_maxlen
         self.on_result = on_result
@@ -154,6 +156,7 @@ class MarketWriter:
 
     async def _flush(self, batch: _Batch) -> None:
         pipe = self.redis.pipeline(transaction=False)
+        caps, default_cap = self.caps, self.candles_max
         for c in batch.candles:
             pipe.evalsha(
                 self._candle_sha,
@@ -162,7 +165,7 @@ class MarketWriter:
                 keys.candle_stream(c.symbol, c.interval),
                 c.open_time,
                 encode_json(c),
-                self.candles_max,
+                caps.get((c.symbol, c.interval), default_cap) if caps else default_cap,
                 self.candle_stream_maxlen,
                 c.TYPE,
             )

@@ -95,11 +95,18 @@ async def missed_candles(
     if not late:
         return {}
     settings = held.settings
-    wanted = sorted({(se.symbol, se.interval) for _, se, _ in late})
-    n = settings.runner_warmup_candles + settings.runner_catch_up_candles
+    # Per series: the largest group warm-up before the oldest missed candle, and them.
+    depth: dict[tuple[str, str], int] = {}
+    for state, series, group in late:
+        assert series.last_candle is not None
+        behind = (series.last_candle.open_time - state.last_open_time) // series.interval_ms
+        n = max(settings.runner_warmup_candles, group.evaluator.strategy.warmup_candles)
+        pair = (series.symbol, series.interval)
+        depth[pair] = max(depth.get(pair, 0), n + behind + 1)
+    wanted = sorted(depth)
     async with held.redis.pipeline(transaction=False) as pipe:
         for symbol, interval in wanted:
-            pipe.lrange(keys.candles(symbol, interval), -n, -1)
+            pipe.lrange(keys.candles(symbol, interval), -depth[(symbol, interval)], -1)
         raws = await pipe.execute()
     lists = {key: decode_candles(raw) for key, raw in zip(wanted, raws, strict=True)}
     replays: dict[tuple[str, str, str, int], Missed] = {}

@@ -172,7 +172,13 @@ class Holdings:
     # --- subscriptions -----------------------------------------------------------------
 
     async def subscribe(self, series: list[Series]) -> None:
-        await subscriptions.add(self.redis, [(x.symbol, x.interval) for x in series])
+        """Subscribe the series, with the warm-up their groups declare."""
+        warmup = {
+            (x.symbol, x.interval): max(g.evaluator.strategy.warmup_candles for g in groups)
+            for x in series
+            if (groups := list(x.groups.values()))
+        }
+        await subscriptions.add(self.redis, [(x.symbol, x.interval) for x in series], warmup)
 
     async def withdraw_subscriptions(self) -> None:
         """Remove subscriptions no bot needs any more (see :mod:`.subscriptions`)."""

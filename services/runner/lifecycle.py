@@ -11,7 +11,7 @@ import gc
 from decimal import Decimal
 from typing import Any
 
-from services.runner import adoption
+from services.runner import adoption, subscriptions
 from services.runner.core import BotState, Change
 from services.runner.holdings import Holdings, text
 from services.runner.market import Group, Series, decode_candles
@@ -84,6 +84,7 @@ class Lifecycle:
                     await self._fail(bot_id, epoch, str(exc))
                     continue
                 ready.append((state, record.fields.get("desired", ""), previous))
+            ready = await self._deep_enough(ready)
             await self._start(ready)
             return len(ready)
         finally:
@@ -113,6 +114,67 @@ class Lifecycle:
             ),
         )
 
+    def _strategy(self, state: BotState) -> TradingStrategy[Any]:
+        strategy = self._strategies.get(state.config_digest)
+        if strategy is None:
+            if len(self._strategies) > 50_000:
+                self._strategies.clear()
+            strategy = self._strategies[state.config_digest] = state.config.build_strategy()
+        return strategy
+
+    async def _deep_enough(
+        self, ready: list[tuple[BotState, str, str]]
+    ) -> list[tuple[BotState, str, str]]:
+        """The claimed bots whose series' list holds their declared warm-up (or all the
+        exchange has). The warm-up of each is recorded first (``market:warmup``: ingestion
+        backfills that deep); a bot to run whose list is still shorter is not started on
+        a short seed: it is let go with status ``starting`` and the reason, and claimed
+        again by a later reconcile pass."""
+        need: dict[tuple[str, str], int] = {}
+        for state, desired, _ in ready:
+            if desired == Desired.RUNNING.value:
+                key = (state.config.symbol, state.config.interval)
+                need[key] = max(need.get(key, 0), self._strategy(state).warmup_candles)
+        if not need:
+            return ready
+        redis = self.held.redis
+        pairs = sorted(need)
+        await subscriptions.add(redis, pairs, need)
+        have = await subscriptions.depth(redis, pairs)
+        go: list[tuple[BotState, str, str]] = []
+        wait: list[tuple[BotState, str]] = []
+        for item in ready:
+            state, desired, _ = item
+            cfg = state.config
+            held = have.get((cfg.symbol, cfg.interval))
+            warmup = self._strategy(state).warmup_candles
+            if desired != Desired.RUNNING.value or held is None or held >= warmup:
+                go.append(item)
+                continue
+            wait.append(
+                (
+                    state,
+                    f"waiting for warm-up: {held} of {warmup} closed candles of "
+                    f"{cfg.symbol} {cfg.interval} (ingestion is backfilling)",
+                )
+            )
+        if wait:
+            now = now_ms()
+            async with redis.pipeline(transaction=False) as pipe:
+                for state, reason in wait:
+                    pipe.hset(
+                        keys.bot(state.bot_id),
+                        mapping={
+                            "status": BotStatus.STARTING.value,
+                            "status_reason": reason,
+                            "updated_at": str(now),
+                        },
+                    )
+                await pipe.execute()
+            await self.held.store.release([state.bot_id for state, _ in wait])
+            log.info("bots.waiting_warmup", count=len(wait), first=wait[0][1])
+        return go
+
     async def _warm(
         self, state: BotState, lists: dict[tuple[str, str], list[Candle]]
     ) -> tuple[Series, Group]:
@@ -121,18 +183,20 @@ class Lifecycle:
         held, market = self.held, self.held.market
         cfg = state.config
         key = (cfg.symbol, cfg.interval)
-        strategy = self._strategies.get(state.config_digest)
-        if strategy is None:
-            if len(self._strategies) > 50_000:
-                self._strategies.clear()
-            strategy = self._strategies[state.config_digest] = cfg.build_strategy()
+        strategy = self._strategy(state)
         series = market.series.get(key)
         group = series.groups.get(strategy.key) if series is not None else None
         new_series = False
         if group is None:
             candles = lists.get(key)
-            if series is None or not candles or candles[-1].close_time != series.last_close_time:
-                n = held.settings.runner_warmup_candles
+            # Each group is seeded with at least its own declared warm-up.
+            n = max(held.settings.runner_warmup_candles, strategy.warmup_candles)
+            if (
+                series is None
+                or not candles
+                or candles[-1].close_time != series.last_close_time
+                or len(candles) < n
+            ):
                 async with held.redis.pipeline(transaction=True) as pipe:
                     pipe.lrange(keys.candles(cfg.symbol, cfg.interval), -n, -1)
                     pipe.xrevrange(keys.candle_stream(cfg.symbol, cfg.interval), count=1)

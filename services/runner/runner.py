@@ -47,8 +47,9 @@ class Runner:
         self.housekeeping = Housekeeping(self.held, self.gate)
 
     def figures(self) -> dict[str, Any]:
-        """The heartbeat's figures."""
-        return self.held.figures()
+        """The heartbeat's figures; ``loop_at`` is the read loop's last pass, so a stalled
+        loop shows in the health report (shared/health.py)."""
+        return {**self.held.figures(), "loop_at": self.held.last_loop_ms}
 
     async def start(self) -> None:
         """Read executions from here on (adoption scans back from each pending intent)."""

@@ -34,12 +34,12 @@ class RunnerSettings(Settings):
         description="XREAD block time; also the longest delay before new streams are read",
     )
     runner_warmup_candles: int = Field(
-        default=WARMUP_CANDLES_MAX,
+        default=1000,
         ge=1,
-        le=10_000,
+        le=WARMUP_CANDLES_MAX,
         description=(
-            "closed candles read to seed a strategy; at least the largest warm-up a bot may "
-            "declare, so that a seeded bot decides as an uninterrupted one (docs/strategies.md)"
+            "the fewest closed candles read to seed a strategy; a strategy declaring more "
+            "warm-up is seeded with its own declaration (docs/strategies.md, 'Warm-up')"
         ),
     )
     runner_log_maxlen: int = Field(

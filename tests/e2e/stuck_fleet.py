@@ -166,6 +166,8 @@ class StuckFleet:
         first = last_open - (len(closes) - 1) * MINUTE
         history = [candle(symbol, MINUTE, first + i * MINUTE, str(x)) for i, x in enumerate(closes)]
         self.r.rpush(keys.candles(symbol, "1m"), *[encode_json(c) for c in history])
+        # the exchange's first candle: runners seed from this history, not wait for more
+        self.r.hset(keys.MARKET_HISTORY_START, keys.subscription(symbol, "1m"), first)
         self.r.set(keys.price(symbol), str(closes[-1]))
         return last_open + MINUTE, up
 

@@ -90,8 +90,12 @@ def history(
 
 
 def seed_candles(r: sync_redis.Redis, candles: list[Candle]) -> None:
+    """The series' history, as ingestion leaves it for a market that starts with it:
+    the list, and its first open time as the exchange's first candle (so a runner seeds
+    its bots from it rather than wait for a deeper warm-up)."""
     c0 = candles[0]
     r.rpush(keys.candles(c0.symbol, c0.interval), *[encode_json(c) for c in candles])
+    r.hset(keys.MARKET_HISTORY_START, keys.subscription(c0.symbol, c0.interval), c0.open_time)
 
 
 def push_candle(r: sync_redis.Redis, c: Candle) -> None:
