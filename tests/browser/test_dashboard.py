@@ -1,40 +1,18 @@
-"""The dashboard in headless Chromium (Debian's chromium driven by Playwright) against the
-whole fleet (``botfleet dev``): create a bot through the form, start it, and see its
-first trade appear as a marker on its candlestick chart. The screenshot is kept in
-``test-artifacts/``."""
+"""The dashboard in headless Chromium against the whole fleet (``botfleet dev``): create
+a bot through the form, start it from its page, and see its first trade appear as a
+marker on its candlestick chart. The screenshot is kept in ``test-artifacts/``."""
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from services.api.controllers.dashboard import STATIC_DIR
 from tests.support.fleet import DevFleet
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
-
-ROOT = Path(__file__).resolve().parents[2]
-ARTIFACTS = ROOT / "test-artifacts"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run",
-]  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def chart_bundle() -> Path:
-    """The vendored lightweight-charts bundle, built from the npm registry when missing."""
-    bundle = STATIC_DIR / "vendor" / "lightweight-charts.standalone.production.js"
-    if not bundle.exists():
-        subprocess.run(
-            ["bash", str(ROOT / "deploy" / "build-dashboard.sh")], check=True, timeout=300
-        )
-    return bundle
 
 
 @pytest.fixture(scope="module")
@@ -52,49 +30,49 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevFleet]:
 
 
 def test_dashboard_creates_and_starts_a_bot_and_charts_its_first_trade(
-    chart_bundle: Path, fleet: DevFleet
+    chart_bundle: Path, fleet: DevFleet, open_browser: Any
 ) -> None:
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
-    assert shutil.which("chromium") == CHROMIUM, (
-        "install Debian's chromium (deploy/test-prereqs.sh)"
-    )
-    ARTIFACTS.mkdir(exist_ok=True)
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1400})
-        errors: list[str] = []
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
-        try:
-            page.goto(f"{fleet.api_url}/?token={fleet.token}")
-            assert "token=" not in page.url  # the token leaves the address bar
-            form = page.locator("#create-form")
-            expect(form.locator("select[name=symbol] option[value=BTCUSDT]")).to_have_count(
-                1, timeout=30_000
-            )
-            form.locator("input[name=name]").fill("browser-rsi")
-            form.locator("select[name=symbol]").select_option("BTCUSDT")
-            form.locator("select[name=interval]").select_option("1m")
-            form.locator("select[name=strategy]").select_option("rsi")
-            form.locator("input[name='param:period']").fill("5")
-            form.locator("input[name='param:oversold']").fill("40")
-            form.locator("input[name='param:overbought']").fill("60")
-            form.locator("select[name=sizing_mode]").select_option("percent_equity")
-            form.locator("input[name=sizing_value]").fill("50")
-            form.locator("input[name=stop_loss_pct]").fill("0.6")
-            form.locator("input[name=take_profit_pct]").fill("0.4")
-            form.locator("button[type=submit]").click()
-            row = page.locator("#bots tbody tr", has_text="browser-rsi")
-            expect(row).to_have_count(1, timeout=15_000)
-            expect(page.locator("#create-error")).to_have_text("")
-            row.locator("button[data-action=start]").click()
-            expect(row.locator("td").nth(3)).to_have_text("running", timeout=60_000)
-            # The first fill appears as a marker on the bot's chart (updated by the feed).
-            expect(page.locator("#chart[data-markers]:not([data-markers='0'])")).to_have_count(
-                1, timeout=120_000
-            )
-            expect(page.locator("#health tbody")).to_contain_text("gateway")
-        finally:
-            page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
-            browser.close()
-    assert not errors, errors
+    browser = open_browser(fleet.api_url)
+    page = browser.new_page()
+    page.on("dialog", lambda dialog: dialog.accept())
+    try:
+        page.goto(f"{fleet.api_url}/?token={fleet.token}#/bots")
+        assert "token=" not in page.url  # the token leaves the address bar
+        form = page.locator("#create-form")
+        # With no bot yet the form is open.
+        expect(form.locator("select[name=symbol] option[value=BTCUSDT]")).to_have_count(
+            1, timeout=30_000
+        )
+        expect(form).to_be_visible()
+        form.locator("input[name=name]").fill("browser-rsi")
+        form.locator("select[name=symbol]").select_option("BTCUSDT")
+        form.locator("select[name=interval]").select_option("1m")
+        form.locator("select[name=strategy]").select_option("rsi")
+        form.locator("input[name='param:period']").fill("5")
+        form.locator("input[name='param:oversold']").fill("40")
+        form.locator("input[name='param:overbought']").fill("60")
+        form.locator("select[name=sizing_mode]").select_option("percent_equity")
+        form.locator("input[name=sizing_value]").fill("50")
+        form.locator("input[name=stop_loss_pct]").fill("0.6")
+        form.locator("input[name=take_profit_pct]").fill("0.4")
+        form.locator("button[type=submit]").click()
+        # The new bot's page opens; a stopped bot offers Start, not Stop.
+        expect(page.locator("#bot-title")).to_contain_text("browser-rsi", timeout=15_000)
+        expect(page.locator("#create-error")).to_have_text("")
+        actions = page.locator("#bot-actions")
+        expect(actions.locator("button[data-action=start]")).to_have_count(1)
+        expect(actions.locator("button[data-action=stop]")).to_have_count(0)
+        actions.locator("button[data-action=start]").click()
+        expect(page.locator("#bot-status")).to_have_text("running", timeout=60_000)
+        expect(actions.locator("button[data-action=start]")).to_have_count(0)
+        expect(actions.locator("button[data-action=stop]")).to_have_count(1)
+        # The first fill appears as a marker on the bot's chart (updated by the feed).
+        expect(page.locator("#chart[data-markers]:not([data-markers='0'])")).to_have_count(
+            1, timeout=120_000
+        )
+        page.locator("#nav a[data-page=overview]").click()
+        expect(page.locator("#health tbody")).to_contain_text("gateway", timeout=15_000)
+    finally:
+        browser.screenshot(page, "dashboard")
