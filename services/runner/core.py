@@ -215,14 +215,29 @@ class Change:
         return self
 
 
-def hold_entry(ts: int, signal: Signal, price: Decimal) -> dict[str, str]:
-    """The log entry of a HOLD decision (what :meth:`BotState.on_signal` logs)."""
+_last_values: list[Any] = [None, ""]  # (signal, its values): bots of a group share one
+
+
+def signal_values(signal: Signal) -> str:
+    """The indicator values a decision was based on (the signal's metadata), as JSON with
+    every float exact (shortest round-trip repr): what a decision's log entry carries, so
+    that twins can be compared on any runner."""
+    if _last_values[0] is not signal:
+        _last_values[0], _last_values[1] = signal, msgspec.json.encode(signal.metadata).decode()
+    return str(_last_values[1])
+
+
+def hold_entry(ts: int, signal: Signal, price: Decimal, open_time: int = 0) -> dict[str, str]:
+    """The log entry of a HOLD decision (what :meth:`BotState.on_signal` logs) on the
+    candle that opened at ``open_time``."""
     return {
         "ts": str(ts),
         "kind": "hold",
         "reason": signal.reason,
         "signal": signal.action.value,
         "price": str(price),
+        "candle": str(open_time),
+        "values": signal_values(signal),
     }
 
 
@@ -369,8 +384,13 @@ class BotState:
         if action is SignalAction.HOLD:
             if not log_holds:
                 return Change()
-            return Change(log=[hold_entry(now, signal, price)])
-        said = {"signal": action.value, "price": price}
+            return Change(log=[hold_entry(now, signal, price, candle.open_time)])
+        said = {
+            "signal": action.value,
+            "price": price,
+            "candle": candle.open_time,
+            "values": signal_values(signal),
+        }
         if self.stopping:
             return Change(log=[log_entry(now, "skip", "stopping: " + signal.reason, **said)])
         if self.pending is not None:
@@ -429,6 +449,8 @@ class BotState:
             "quote": str(size.quote),
             "signal": "BUY",
             "price": str(price),
+            "candle": str(candle.open_time),
+            "values": signal_values(signal),
         }
         return self._send(intent, exec_from, now, entry)
 

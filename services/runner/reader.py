@@ -164,7 +164,11 @@ class Reader:
                         elif not change.empty:
                             lazy[bot_id] = (state, change)
                     if decided:
-                        entry = hold_entry(now, signal, candle.close) if log_holds else None
+                        entry = (
+                            hold_entry(now, signal, candle.close, candle.open_time)
+                            if log_holds
+                            else None
+                        )
                         holds.append((candle.open_time, entry, decided))
             for tick in ticks:
                 held.market.last_price_at[tick.symbol] = max(

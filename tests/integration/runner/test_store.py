@@ -31,7 +31,7 @@ CFG = json.dumps(
     }
 )
 BUY = Signal(action=SignalAction.BUY, reason="crossed")
-HOLD = Signal(action=SignalAction.HOLD, reason="RSI(14) 41.00")
+HOLD = Signal(action=SignalAction.HOLD, reason="RSI(14) 41.00", metadata={"rsi": 41.0})
 
 
 def candle(open_time: int) -> Candle:
@@ -78,10 +78,12 @@ async def test_a_group_hold_is_logged_for_each_fenced_bot_once(redis: Any, store
     await redis.set(keys.bot_lease("h1"), "r2")
     assert all(st.on_hold(candle(120_000)) for st in states)
     assert not states[0].on_hold(candle(120_000))  # decided once
-    entry = hold_entry(5, HOLD, Decimal(100))
-    assert entry == states[0].on_signal(candle(180_000), HOLD, 5, "0-0").log[0] | {
+    entry = hold_entry(5, HOLD, Decimal(100), 120_000)
+    own = hold_entry(5, HOLD, Decimal(100), 180_000)
+    assert own == states[0].on_signal(candle(180_000), HOLD, 5, "0-0").log[0] | {
         "ts": "5"
     }  # the same entry as a bot's own HOLD
+    assert own["candle"] == "180000" and own["values"] == '{"rsi":41.0}'
     assert await store.decided([(120_000, entry, states)]) == [True, False, True]
     for bot_id, logged in (("h0", True), ("h1", False), ("h2", True)):
         log = await redis.xrange(keys.bot_log(bot_id))
