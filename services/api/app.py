@@ -20,6 +20,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 
 from services.api.auth import make_guard
+from services.api.controllers.backtests import BacktestController, backtest_page
 from services.api.controllers.bots import BotController
 from services.api.controllers.dashboard import (
     favicon,
@@ -45,6 +46,7 @@ from services.api.settings import ApiSettings
 from shared.logging import get_logger
 from shared.redis import REDIS_ERRORS, Heartbeat, create_redis
 from shared.service import cancel_tasks
+from shared.settings import BinanceEnv
 
 log = get_logger(__name__)
 
@@ -75,9 +77,10 @@ def create_app(settings: ApiSettings) -> Litestar:
             fleet=Fleet(
                 repo,
                 max_wait_s=settings.api_max_wait_s,
-                stale_after_s=settings.api_stale_after_s,
                 max_quote=settings.api_max_quote_allocation,
                 allowed_symbols=settings.allowed_symbols,
+                # The health report pings the simulator when the fleet trades on it.
+                exchange_url=settings.rest_url if settings.binance_env == BinanceEnv.SIM else None,
             ),
             hub=hub,
         )
@@ -121,11 +124,12 @@ def create_app(settings: ApiSettings) -> Litestar:
             PagesController,
             RiskController,
             SystemController,
+            BacktestController,
         ],
         security=bearer,
     )
     return Litestar(
-        route_handlers=[protected, liveness, index, favicon, redoc, static_router],
+        route_handlers=[protected, liveness, index, favicon, redoc, static_router, backtest_page],
         lifespan=[lifespan],
         dependencies={
             "repo": Provide(lambda: state["repo"], sync_to_thread=False),

@@ -16,26 +16,23 @@ import msgspec
 
 from services.api import lifecycle
 from services.api.errors import BadRequest, InvalidInput, NotFound, Unavailable
+from services.api.health import assess_health, probe_exchange
 from services.api.ids import new_id
 from services.api.models import (
     Bot,
     BotPage,
     CommandAccepted,
     Health,
-    ServiceInstance,
-    StaleBot,
     Summary,
 )
 from services.api.repository import BotRecord, Repository, command
 from shared.binance.rules import rules_from_json
 from shared.bots import BotField, BotStatus, Desired
+from shared.health import judge
 from shared.messages import CommandAction
 from shared.redis import now_ms
 from shared.strategies.config import BotConfig
 
-# A heartbeat older than this is dead even if its key has not expired yet.
-HEARTBEAT_MAX_AGE_MS = 15_000
-REQUIRED_SERVICES = ("ingestion", "runner", "gateway")
 ZERO = Decimal(0)
 # Finer than any Binance quote asset's precision (USDT: 8) is a typo, not an amount.
 QUOTE_MAX_DECIMALS = 8
@@ -136,15 +133,16 @@ class Fleet:
         repo: Repository,
         *,
         max_wait_s: float = 60.0,
-        stale_after_s: float = 90.0,
         max_quote: Decimal = Decimal(1_000_000_000),
         allowed_symbols: frozenset[str] = frozenset(),
+        exchange_url: str | None = None,
     ) -> None:
         self.repo = repo
         self.max_wait_s = max_wait_s
-        self.stale_after_ms = int(stale_after_s * 1000)
         self.max_quote = max_quote
         self.allowed_symbols = allowed_symbols
+        # Probed by the health report (the simulator's REST URL when the fleet runs on it).
+        self.exchange_url = exchange_url
 
     # --- bots ----------------------------------------------------------------------------
     async def create(self, config: BotConfig) -> Bot:
@@ -251,7 +249,7 @@ class Fleet:
     async def require_alive(self, service: str, reason: str) -> None:
         now = now_ms()
         beats = await self.repo.heartbeats(service)
-        if not any(now - _int(b.get("ts")) <= HEARTBEAT_MAX_AGE_MS for b in beats):
+        if not any(judge(b, now).healthy for b in beats):
             raise Unavailable(reason)
 
     # --- summary and health ----------------------------------------------------------------
@@ -264,26 +262,29 @@ class Fleet:
         return summarize([bot_view(r) for r in records], prices, halt)
 
     async def health(self) -> Health:
+        probe = (
+            asyncio.create_task(probe_exchange(self.exchange_url))
+            if self.exchange_url is not None
+            else None
+        )
         try:
             ping_ms = await self.repo.ping()
         except (ConnectionError, OSError) as exc:  # pragma: no cover - mapped to 503 upstream
+            if probe is not None:
+                probe.cancel()
             raise Unavailable(f"redis unreachable: {exc}") from exc
-        now = now_ms()
         beats = await self.repo.heartbeats()
-        last_update = await self.repo.market_last_update()
-        ids = await self.repo.bot_ids()
-        hashes = await self.repo.bot_hashes(ids)
-        halt = await self.repo.halt_reason()
-        clock = await self.repo.exchange_clock()
+        now = now_ms()
+        snap = await self.repo.health_snapshot()
         return assess_health(
             now=now,
-            exchange_now=clock.now(now) if clock is not None else now,
+            exchange_now=snap.clock.now(now) if snap.clock is not None else now,
             ping_ms=ping_ms,
             beats=beats,
-            last_update=last_update,
-            bots=list(zip(ids, hashes, strict=True)),
-            halt=halt,
-            stale_after_ms=self.stale_after_ms,
+            last_update=snap.last_update,
+            bots=snap.stale_bots,
+            halt=snap.halt,
+            exchange=await probe if probe is not None else None,
         )
 
 
@@ -332,69 +333,6 @@ def summarize(bots: list[Bot], prices: dict[str, str], halt: str | None) -> Summ
         total_pnl=str(total),
         fees=str(fees),
         trades=trades,
-        halted=halt is not None,
-        halt_reason=halt,
-    )
-
-
-def assess_health(
-    *,
-    now: int,
-    exchange_now: int | None = None,
-    ping_ms: float,
-    beats: list[dict[str, str]],
-    last_update: dict[str, str],
-    bots: list[tuple[str, dict[str, str]]],
-    halt: str | None,
-    stale_after_ms: int,
-) -> Health:
-    """Health of the fleet from heartbeats, market update times and bot records (pure).
-
-    Heartbeats are stamped with local time (``now``); market updates with the
-    exchange's (``exchange_now``, which a sped-up simulator runs ahead of ``now``).
-    """
-    market_now = now if exchange_now is None else exchange_now
-    services: dict[str, list[ServiceInstance]] = {}
-    for beat in beats:
-        figures = {
-            k: v for k, v in beat.items() if k not in ("service", "instance", "ts", "started_at")
-        }
-        age = now - _int(beat.get("ts"))
-        inst = ServiceInstance(
-            service=beat["service"],
-            instance=beat["instance"],
-            alive=age <= HEARTBEAT_MAX_AGE_MS,
-            age_ms=age,
-            started_at=_int(beat.get("started_at")),
-            figures=figures,
-        )
-        services.setdefault(inst.service, []).append(inst)
-    for instances in services.values():
-        instances.sort(key=lambda i: i.instance)
-    missing = [s for s in REQUIRED_SERVICES if not any(i.alive for i in services.get(s, []))]
-    stale_symbols = {
-        symbol: market_now - _int(ts)
-        for symbol, ts in last_update.items()
-        if market_now - _int(ts) > stale_after_ms
-    }
-    stale_bots = []
-    for bot_id, fields in bots:
-        symbols = [s for s in fields.get(BotField.STALE, "").split(",") if s]
-        if symbols:
-            stale_bots.append(
-                StaleBot(id=bot_id, symbols=symbols, reason=fields.get(BotField.STATUS_REASON, ""))
-            )
-    unhealthy = any(not i.alive or i.figures.get("ok") == "0" for v in services.values() for i in v)
-    status = "ok"
-    if missing or stale_symbols or stale_bots or unhealthy:
-        status = "degraded"
-    return Health(
-        status=status,
-        redis={"ok": True, "ping_ms": round(ping_ms, 3)},
-        services=dict(sorted(services.items())),
-        missing=missing,
-        stale_symbols=stale_symbols,
-        stale_bots=stale_bots,
         halted=halt is not None,
         halt_reason=halt,
     )

@@ -79,6 +79,11 @@ class ServiceInstance(msgspec.Struct, kw_only=True):
     age_ms: int
     started_at: int
     figures: dict[str, str]
+    # The main loop's last pass (heartbeat ``loop_at``); None when the service has none.
+    loop_age_ms: int | None = None
+    loop_stalled: bool = False
+    healthy: bool = True  # alive, loop progressing and ``ok`` not 0 (shared/health.py)
+    reason: str = ""  # what is wrong when not healthy
 
 
 class StaleBot(msgspec.Struct, kw_only=True):
@@ -87,15 +92,27 @@ class StaleBot(msgspec.Struct, kw_only=True):
     reason: str
 
 
+class ExchangeProbe(msgspec.Struct, kw_only=True):
+    """``GET {exchange}/api/v3/ping`` from the API (the simulator, when the fleet runs on it)."""
+
+    url: str
+    ok: bool
+    ping_ms: float | None = None
+    error: str = ""
+
+
 class Health(msgspec.Struct, kw_only=True):
     status: str  # ok | degraded | down
     redis: dict[str, Any]
     services: dict[str, list[ServiceInstance]]
     missing: list[str]
+    # Symbols the runners hold stale (their bots' ``stale``), with the age of the last
+    # price on the exchange's clock (-1: none known).
     stale_symbols: dict[str, int]
     stale_bots: list[StaleBot]
     halted: bool
     halt_reason: str | None = None
+    exchange: ExchangeProbe | None = None
 
 
 class StrategyInfo(msgspec.Struct, kw_only=True):

@@ -39,6 +39,18 @@ from shared.redis import Redis, heartbeats, now_ms
 from shared.streams import EVENTS_MAXLEN
 
 COMMANDS_MAXLEN = 10_000
+# The runner's ``bot:{id}:stats`` fields /metrics exposes per bot.
+STAT_FIELDS = (
+    "symbol",
+    "realized_pnl",
+    "unrealized_pnl",
+    "equity",
+    "fees",
+    "trades",
+    "fills",
+    "rejections",
+    "mark_price",
+)
 _WATCH_RETRIES = 20
 _candle_decoder = msgspec.json.Decoder(Candle)
 
@@ -81,6 +93,16 @@ class BotRecord:
             status=self.fields.get(BotField.STATUS, BotStatus.STOPPED.value),
             leased=self.leased,
         )
+
+
+@dataclass(slots=True)
+class HealthSnapshot:
+    """What the health report reads besides heartbeats (two round trips)."""
+
+    last_update: dict[str, str]
+    halt: str | None
+    clock: ExchangeClock | None
+    stale_bots: list[tuple[str, dict[str, str]]]  # bots the runners hold stale
 
 
 @dataclass(slots=True)
@@ -455,6 +477,60 @@ class Repository:
                     "lag": int(lag) if lag is not None else -1,
                 }
         return None
+
+    async def health_snapshot(self) -> HealthSnapshot:
+        """Market update times, halt, exchange clock and bot ids in one round trip, then
+        each bot's ``stale`` and ``status_reason`` in a second."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hgetall(keys.MARKET_LAST_UPDATE)
+            pipe.get(keys.RISK_HALT)
+            pipe.hgetall(keys.MARKET_CLOCK)
+            pipe.zrange(keys.BOTS, 0, -1)
+            last_update, halt, clock, ids = await pipe.execute()
+        bot_ids = [text(i) for i in ids]
+        stale: list[tuple[str, dict[str, str]]] = []
+        if bot_ids:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for bot_id in bot_ids:
+                    pipe.hmget(keys.bot(bot_id), BotField.STALE, BotField.STATUS_REASON)
+                for bot_id, (symbols, reason) in zip(bot_ids, await pipe.execute(), strict=True):
+                    if symbols:
+                        stale.append(
+                            (
+                                bot_id,
+                                {
+                                    BotField.STALE: text(symbols),
+                                    BotField.STATUS_REASON: text(reason or ""),
+                                },
+                            )
+                        )
+        return HealthSnapshot(
+            last_update=text_map(last_update),
+            halt=None if halt is None else text(halt),
+            clock=ExchangeClock.from_fields(clock),
+            stale_bots=stale,
+        )
+
+    async def bot_figures(self) -> list[tuple[str, str, dict[str, str], str]]:
+        """Every bot's (id, status, stats fields of :data:`STAT_FIELDS`, position qty),
+        for ``/metrics``: the ids, then one pipeline of three commands a bot."""
+        ids = await self.bot_ids()
+        if not ids:
+            return []
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for bot_id in ids:
+                pipe.hget(keys.bot(bot_id), BotField.STATUS)
+                pipe.hmget(keys.bot_stats(bot_id), STAT_FIELDS)
+                pipe.hget(keys.bot_position(bot_id), "qty")
+            raw = await pipe.execute()
+        out = []
+        for i, bot_id in enumerate(ids):
+            status, stats, qty = raw[3 * i : 3 * i + 3]
+            if status is None:
+                continue  # deleted meanwhile
+            fields = {k: text(v) for k, v in zip(STAT_FIELDS, stats, strict=True) if v is not None}
+            out.append((bot_id, text(status), fields, text(qty) if qty is not None else ""))
+        return out
 
     async def statuses(self) -> list[str]:
         ids = await self.bot_ids()

@@ -45,9 +45,6 @@ class ApiSettings(Settings):
     api_max_body_bytes: int = Field(
         default=64 * 1024, ge=1024, le=16 * 1024 * 1024, description="request body size limit"
     )
-    api_stale_after_s: float = Field(
-        default=90.0, gt=0, description="a symbol with no market update for this long is stale"
-    )
     api_max_wait_s: float = Field(default=60.0, gt=0, description="longest accepted ?wait=")
     api_max_quote_allocation: Decimal = Field(
         default=Decimal(1_000_000_000),

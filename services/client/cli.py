@@ -4,9 +4,10 @@ Every bot argument takes an id or a name; every list takes ``--json`` (the API's
 answer as it came) instead of a table.
 
 Talks to ``BOTFLEET_API_URL`` (default http://127.0.0.1:8000) with the bearer token
-``BOTFLEET_API_TOKEN``. ``botfleet health --service NAME`` is the
-exception: it reads the heartbeat keys in Redis directly (``BOTFLEET_REDIS_URL``) and
-exits 0 only when a live heartbeat of NAME exists, for container healthchecks.
+``BOTFLEET_API_TOKEN``. ``botfleet health --service NAME [--instance ID]`` is the
+exception: it reads the heartbeat keys in Redis directly (``BOTFLEET_REDIS_URL`` or
+``--redis-url``) and exits 0 only when that one replica (default: this host's) is
+healthy, for container healthchecks (services/client/heartbeat.py).
 """
 
 from __future__ import annotations
@@ -261,17 +262,34 @@ def risk_resume() -> None:
 
 def health(
     service: str = typer.Option(
-        None, "--service", help="exit 0 iff NAME has a live heartbeat in Redis (healthchecks)"
+        None,
+        "--service",
+        help="a service name (runner, gateway, ...): exit 0 iff THIS replica of it is "
+        "healthy in Redis (container healthchecks)",
+    ),
+    instance: str = typer.Option(
+        None,
+        "--instance",
+        help="with --service: the instance id to check (default: BOTFLEET_INSTANCE, else "
+        "this host's instance)",
+    ),
+    redis_url: str = typer.Option(
+        None,
+        "--redis-url",
+        help="with --service: the Redis to read (default: BOTFLEET_REDIS_URL)",
     ),
     as_json: bool = JSON,
 ) -> None:
-    """Health of every service (via the API), or of one service straight from Redis."""
+    """Health of every service (via the API), or of one replica straight from Redis."""
     if service:
-        from services.client.heartbeat import service_alive
+        from services.client.heartbeat import check_instance
 
-        alive, detail = service_alive(service)
+        healthy, detail = check_instance(service, instance, redis_url)
         typer.echo(detail)
-        raise typer.Exit(0 if alive else 1)
+        raise typer.Exit(0 if healthy else 1)
+    if instance or redis_url:
+        typer.echo("error: --instance and --redis-url go with --service", err=True)
+        raise typer.Exit(2)
     from services.client import render
     from services.client.http import print_json
 

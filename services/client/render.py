@@ -132,18 +132,33 @@ def health(report: dict[str, Any]) -> None:
     table.add_row("redis", "", "[green]alive[/]", f"{report['redis']['ping_ms']} ms", "")
     for service, instances in report["services"].items():
         for inst in instances:
-            state = "[green]alive[/]" if inst["alive"] else "[red]dead[/]"
-            figures = " ".join(f"{k}={v}" for k, v in inst["figures"].items())
+            if not inst["alive"]:
+                state = "[red]dead[/]"
+            elif not inst.get("healthy", True):
+                state = f"[red]{inst.get('reason') or 'unhealthy'}[/]"
+            else:
+                state = "[green]alive[/]"
+            figures = " ".join(
+                f"{k}={v}" for k, v in inst["figures"].items() if k != "signal_to_ack_ms"
+            )
             table.add_row(
                 service, inst["instance"], state, f"{inst['age_ms'] / 1000:.1f}s", figures
             )
     for service in report["missing"]:
-        table.add_row(service, "-", "[red]no live instance[/]", "", "")
+        table.add_row(service, "-", "[red]no healthy instance[/]", "", "")
+    exchange = report.get("exchange")
+    if exchange:
+        state = "[green]up[/]" if exchange["ok"] else f"[red]down: {exchange['error']}[/]"
+        ping = f"{exchange['ping_ms']} ms" if exchange.get("ping_ms") is not None else ""
+        table.add_row("exchange", exchange["url"], state, ping, "")
     console.print(table)
     if report["stale_symbols"]:
         console.print(
-            "stale symbols: "
-            + ", ".join(f"{s} ({ms / 1000:.0f}s)" for s, ms in report["stale_symbols"].items())
+            "stale symbols (as the runners see them): "
+            + ", ".join(
+                f"{s} ({ms / 1000:.0f}s)" if ms >= 0 else f"{s} (no price yet)"
+                for s, ms in report["stale_symbols"].items()
+            )
         )
     for bot in report["stale_bots"]:
         console.print(f"stale bot {bot['id']}: {', '.join(bot['symbols'])} {bot['reason']}")

@@ -20,6 +20,7 @@ from services.gateway.rules_cache import RulesCache
 from services.gateway.settings import GatewaySettings, TradingMode
 from services.gateway.store import EXECUTIONS_KEEP_MS, EXECUTIONS_MAXLEN, GatewayStore
 from shared import keys
+from shared.latency import SIGNAL_TO_ACK_FIELD
 from shared.logging import get_logger
 from shared.redis import Heartbeat, connect
 from shared.retention import retention_loop
@@ -125,12 +126,14 @@ async def main(settings: GatewaySettings, stop: asyncio.Event) -> None:
         extra = health.get("exchange_health")
         return {
             "mode": mode,
+            "loop_at": consumer.loop_at,  # shared/health.py: a stalled loop shows
             "intents_processed": f.intents,
             "reports": f.reports,
             "duplicates": f.duplicates,
             "dead_letters": f.dead_letters,
             "halts": f.halts,
             "rejections": dict(f.rejections),
+            SIGNAL_TO_ACK_FIELD: f.signal_to_ack.to_json(),
             **(extra() if callable(extra) else {"exchange": health.get("exchange", "")}),
         }
 

@@ -82,6 +82,7 @@ class IntentConsumer:
         self.consumer = consumer
         self.batch = batch
         self.block_ms = block_ms
+        self.loop_at = 0  # epoch ms of the read loops' last pass (0: none yet)
         self.claim_idle_ms = claim_idle_ms
         self.retry_interval_s = retry_interval_s
         self.trim_interval_s = trim_interval_s
@@ -129,6 +130,7 @@ class IntentConsumer:
         delays = backoff_delays(0.05, 5.0, random.Random())
         next_retry = next_claim = next_trim = time.monotonic()
         while True:
+            self.loop_at = now_ms()  # the heartbeat's ``loop_at`` (shared/health.py)
             try:
                 if self._held_reason():
                     await asyncio.sleep(HOLD_CHECK_S)

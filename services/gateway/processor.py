@@ -41,6 +41,7 @@ from services.gateway.store import Ending, GatewayStore, TradeEntry
 from shared import keys
 from shared.binance.rules import SymbolRules
 from shared.bots import client_order_id
+from shared.latency import LatencyHistogram
 from shared.logging import get_logger
 from shared.messages import (
     Event,
@@ -101,6 +102,12 @@ class Figures:
     dead_letters: int = 0
     halts: int = 0
     republished: int = 0
+    # An intent's creation by the runner to its report (shared/latency.py).
+    signal_to_ack: LatencyHistogram = field(default_factory=LatencyHistogram)
+
+    def acked(self, intent: OrderIntent, now: int) -> None:
+        if intent.created_at > 0:
+            self.signal_to_ack.observe(max(0, now - intent.created_at))
 
 
 class Processor:
@@ -385,6 +392,7 @@ class Processor:
                 what, status, detail = reply
                 if what == "done":
                     self.figures.reports += 1
+                    self.figures.acked(intent, now)
                     if status == RecordStatus.REJECTED:
                         self.figures.rejections[_reason_label(outcome)] += 1
                     if detail:
@@ -431,6 +439,7 @@ class Processor:
             moved = self.store.parse_transition(reply)
             if moved.ok or moved.outcome == "final":
                 log.info("order.resting", cid=job.cid, intent_id=job.intent.intent_id)
+                self.figures.acked(job.intent, now)
                 done.append(job.cid)
             else:  # another handler moved the record on: it stays pending, re-read later
                 log.info("order.transition_lost", cid=job.cid, to="OPEN", now=moved.status)
@@ -444,6 +453,7 @@ class Processor:
             done.append(job.cid)
             if completion.outcome == "done":
                 self.figures.reports += 1
+                self.figures.acked(job.intent, now)
                 if completion.status == RecordStatus.REJECTED:
                     self.figures.rejections[_reason_label(outcome)] += 1
                 log.debug(  # the report on stream:executions is the record

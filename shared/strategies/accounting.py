@@ -38,7 +38,7 @@ from typing import Any
 
 import msgspec
 
-from shared.messages import ExecutionReport, Side
+from shared.messages import ExecutionReport, ExecutionStatus, Side
 from shared.strategies.exits import ExitCheck, ExitPlan, ExitPosition, check_exit, exit_levels
 
 ZERO = Decimal(0)
@@ -134,6 +134,8 @@ class BotBook:
     max_drawdown: Decimal = ZERO
     max_drawdown_pct: Decimal = ZERO
     clamped_sells: int = 0
+    fills: int = 0  # fills applied (a report carries one or more)
+    rejections: int = 0  # final reports REJECTED (by the gateway's rails or the venue)
     unpriced_fees: dict[str, Decimal] = field(default_factory=dict)
     _applied: deque[str] = field(default_factory=lambda: deque(maxlen=MAX_APPLIED))
     _applied_set: set[str] = field(default_factory=set)
@@ -236,7 +238,10 @@ class BotBook:
         clamped = False
         notes: list[str] = []
         trips: list[RoundTrip] = []
+        if report.status is ExecutionStatus.REJECTED:
+            self.rejections += 1
         for fill in self._fills(report):
+            self.fills += 1
             if fill.qty > 0:
                 self.mark_price = fill.quote / fill.qty
             fee = self._fee_in_quote(fill, asset_prices, notes)
@@ -440,6 +445,8 @@ class BotBook:
             "max_drawdown_pct": _fmt(self.max_drawdown_pct),
             "mark_price": _opt(self.mark_price),
             "clamped_sells": str(self.clamped_sells),
+            "fills": str(self.fills),
+            "rejections": str(self.rejections),
             "unpriced_fees": json.dumps(
                 {k: _fmt(v) for k, v in sorted(self.unpriced_fees.items())}
             ),
@@ -493,6 +500,8 @@ class BotBook:
                 max_drawdown=dec("max_drawdown"),
                 max_drawdown_pct=dec("max_drawdown_pct"),
                 clamped_sells=int(d.get("clamped_sells") or 0),
+                fills=int(d.get("fills") or 0),
+                rejections=int(d.get("rejections") or 0),
                 unpriced_fees={
                     k: Decimal(v) for k, v in json.loads(d.get("unpriced_fees") or "{}").items()
                 },

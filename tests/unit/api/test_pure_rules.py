@@ -86,28 +86,44 @@ def test_health_marks_old_heartbeats_dead_and_missing_services() -> None:
         last_update={"BTCUSDT": "99000"},
         bots=[],
         halt=None,
-        stale_after_ms=90_000,
     )
     assert health.services["runner"][0].alive and not health.services["gateway"][0].alive
     assert health.missing == ["ingestion", "gateway"] and health.status == "degraded"
     assert health.stale_symbols == {}
 
 
-def test_market_staleness_is_measured_on_the_exchange_clock() -> None:
-    """A simulator running ahead of wall time: a symbol frozen for 2 exchange minutes is
-    stale even though, by the local clock, its last update lies in the future."""
+def test_stale_symbols_are_the_runners_verdict_aged_on_the_exchange_clock() -> None:
+    """Stale is what the runners' gate decided (their bots' ``stale``), not a guess of the
+    API's: ETHUSDT's old update is not reported while no runner holds it stale. Ages are
+    on the exchange's clock (a simulator running ahead of wall time)."""
     health = assess_health(
         now=100_000,
         exchange_now=10_000_000,
         ping_ms=0.1,
         beats=[{"service": "runner", "instance": "a", "ts": "99500"}],
-        last_update={"BTCUSDT": str(10_000_000 - 120_000), "ETHUSDT": str(10_000_000 - 1_000)},
-        bots=[],
+        last_update={"BTCUSDT": str(10_000_000 - 120_000), "ETHUSDT": str(10_000_000 - 999_000)},
+        bots=[("b1", {"stale": "BTCUSDT", "status_reason": "stale data for BTCUSDT"})],
         halt=None,
-        stale_after_ms=90_000,
     )
     assert health.stale_symbols == {"BTCUSDT": 120_000}
+    assert health.status == "degraded"
     assert health.services["runner"][0].alive
+
+
+def test_a_live_process_whose_main_loop_stalled_is_unhealthy() -> None:
+    """The heartbeat task beats on while the main loop is stuck: ``loop_at`` shows it."""
+    beats = [
+        {"service": "runner", "instance": "a", "ts": "99900", "loop_at": "99800"},
+        {"service": "runner", "instance": "b", "ts": "99900", "loop_at": "80000"},
+    ]
+    health = assess_health(
+        now=100_000, ping_ms=0.1, beats=beats, last_update={}, bots=[], halt=None
+    )
+    a, b = health.services["runner"]
+    assert a.healthy and a.loop_age_ms == 200
+    assert b.alive and not b.healthy and b.loop_stalled
+    assert "main loop has not progressed for 20000 ms" in b.reason
+    assert health.status == "degraded" and "runner" not in health.missing
 
 
 @pytest.mark.parametrize(
