@@ -22,12 +22,14 @@ tick at or beyond it), a gap through it at the path point.
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from services.backtest.columns import Columns, from_klines
 from shared.binance.rules import SymbolRules
 from shared.bots import client_order_id, intent_id
 from shared.fills import Costs, OrderRefused, market_fill, prepare_market
@@ -70,11 +72,16 @@ class Curve:
 
     def add(self, t: int, equity: float) -> None:
         if self.seen % self.stride == 0:
-            self.points.append((t, equity))
-            if len(self.points) >= MAX_CURVE_POINTS:
-                self.points = self.points[::2]
-                self.stride *= 2
+            self.keep(t, equity)
         self.seen += 1
+
+    def keep(self, t: int, equity: float) -> int:
+        """Keep the point (the ``seen``-th, a multiple of ``stride``); the stride after."""
+        self.points.append((t, equity))
+        if len(self.points) >= MAX_CURVE_POINTS:
+            self.points = self.points[::2]
+            self.stride *= 2
+        return self.stride
 
 
 @dataclass(slots=True)
@@ -153,81 +160,163 @@ class Backtest:
         self.curve = Curve()
         self.returns = Returns()
         self._prev_equity = float(config.quote_allocation)
-        self._floats: tuple[float, float] | None = None  # (cash, qty) until the next fill
+        # the book's figures as floats for the loop (``_levels``), until a fill
+        self._dirty = True
+        self._holding = False
+        self._stop_f = self._cash_f = self._qty_f = 0.0
+        self._tp_f = math.inf
+        self._th_f: float | None = None
         self.returns.peak = self._prev_equity
 
     # --- the loop -------------------------------------------------------------------
 
     def run(self, klines: Iterable[Kline], *, end_before: int | None = None) -> Backtest:
         """Take every candle of ``klines`` (those opening before ``end_before``)."""
-        for k in klines:
-            if end_before is not None and k.open_time >= end_before:
+        return self.feed(from_klines(klines), end_before=end_before)
+
+    def feed(self, chunks: Iterable[Columns], *, end_before: int | None = None) -> Backtest:
+        """Take every candle of ``chunks`` (those opening before ``end_before``): what
+        :func:`~services.backtest.columns.read_columns` reads from a file."""
+        for chunk in chunks:
+            n = chunk.size
+            if end_before is not None and n and chunk.open_time[-1] >= end_before:
+                self._chunk(chunk, bisect.bisect_left(chunk.open_time, end_before))
                 break
-            self.step(k)
+            self._chunk(chunk, n)
         return self
 
-    def step(self, k: Kline) -> None:
-        if self.first is None:
-            self.first = k
-            self.interval_ms = k.close_time + 1 - k.open_time
-        self.last = k
-        self.candles += 1
+    def _levels(self) -> None:
+        """The book's figures the loop reads on every candle, as floats (after a fill
+        or an exit check changed them)."""
         book = self.book
-        if self.pending is not None:
-            order, self.pending = self.pending, None
-            self._fill(order, Decimal(k.text[0]), k.open_time)
-        if book.qty > 0:
-            if self._quiet(k):
-                high = Decimal(k.text[1])
-                if book.trailing_high is None or high > book.trailing_high:
-                    book.trailing_high = high
-            else:
-                self._path_exits(k)
-            self.in_position += 1
-        signal = self.evaluator.on_candle(
-            Bar(k.open_time, k.close_time, k.open, k.high, k.low, k.close, k.volume)
-        )
-        if self.candles < self.warmup or k.open_time < self.start_at:
-            return
-        if self.first_decided is None:
-            self.first_decided = k
-        self.decided += 1
-        action = signal.action
-        if action is not SignalAction.HOLD or book.qty > 0:
-            if action is SignalAction.BUY:
-                # ATR levels of an entry are measured in the ATR of the candle it was
-                # decided on (the last noted before its fill): noted only then, as the
-                # notes of the other candles are never read.
-                book.note_atr(signal.metadata.get("atr"))
-            self._decide(k, action, signal.reason)
-        self._track(k)
+        self._holding = book.qty > 0
+        self._stop_f = float(book.stop_price) if book.stop_price is not None else 0.0
+        tp = book.take_profit_price
+        self._tp_f = float(tp) * (1.0 - 1e-9) if tp is not None else math.inf
+        th = book.trailing_high
+        self._th_f = float(th) if th is not None else None
+        self._cash_f, self._qty_f = float(book.cash), float(book.qty)
+        self._dirty = False
 
-    def _track(self, k: Kline) -> None:
-        if self._floats is None:
-            book = self.book
-            self._floats = (float(book.cash), float(book.qty))
-        cash, qty = self._floats
-        equity = cash + qty * k.close
-        prev = self._prev_equity
-        self.returns.add(equity / prev - 1.0 if prev > 0 else 0.0)
-        self.returns.equity(equity)
-        self._prev_equity = equity
-        self.curve.add(k.close_time, equity)
+    def _chunk(self, ch: Columns, n: int) -> None:
+        """Candles ``0 .. n-1`` of ``ch``, in order: per candle, the pending order fills
+        at the open, the exits are checked along the candle, the strategy takes it,
+        and a decision on its close is made (see the module docstring)."""
+        if n <= 0:
+            return
+        if self.first is None:
+            self.first = ch.kline(0)
+            self.interval_ms = ch.step_ms
+        book = self.book
+        on_candle = self.evaluator.on_candle
+        times, opens, highs, lows, closes, volumes = (
+            ch.open_time,
+            ch.open,
+            ch.high,
+            ch.low,
+            ch.close,
+            ch.volume,
+        )
+        span = ch.step_ms - 1
+        warmup, start_at = self.warmup, self.start_at
+        trail_mult = None if self.trailing is None else 1.0 - float(self.trailing) / 100.0
+        hold_, buy = SignalAction.HOLD, SignalAction.BUY
+        candles, decided, in_position = self.candles, self.decided, self.in_position
+        rets, curve = self.returns, self.curve
+        rn, total, squares, downside = rets.n, rets.total, rets.squares, rets.downside
+        peak, max_dd, max_dd_pct = rets.peak, rets.max_dd, rets.max_dd_pct
+        prev, seen, stride = self._prev_equity, curve.seen, curve.stride
+        mark = -1  # a HOLD in position marks the book at the close: only the last counts
+        if self._dirty:
+            self._levels()
+        for i in range(n):
+            t = times[i]
+            candles += 1
+            if self.pending is not None:
+                order, self.pending = self.pending, None
+                self._fill(order, Decimal(ch.text(i)[0]), t)
+                mark = -1
+                self._levels()
+            if self._holding:
+                high = highs[i]
+                floor = self._stop_f
+                th_f = self._th_f
+                if trail_mult is not None:
+                    top = th_f if th_f is not None and th_f > high else high
+                    if top * trail_mult > floor:
+                        floor = top * trail_mult
+                if lows[i] <= floor * (1.0 + 1e-9) or high >= self._tp_f:
+                    self._path_exits(ch.kline(i))
+                    mark = -1
+                    self._levels()
+                elif th_f is None or high >= th_f:
+                    # only the trailing high moves (``_quiet``)
+                    top_d = Decimal(ch.text(i)[1])
+                    if book.trailing_high is None or top_d > book.trailing_high:
+                        book.trailing_high = top_d
+                        self._th_f = float(top_d)
+                in_position += 1
+            signal = on_candle(Bar(t, t + span, opens[i], highs[i], lows[i], closes[i], volumes[i]))
+            if candles < warmup or t < start_at:
+                continue
+            if self.first_decided is None:
+                self.first_decided = ch.kline(i)
+            decided += 1
+            action = signal.action
+            if action is not hold_:
+                if action is buy:
+                    # ATR levels of an entry are measured in the ATR of the candle it was
+                    # decided on (the last noted before its fill): noted only then, as the
+                    # notes of the other candles are never read.
+                    book.note_atr(signal.metadata.get("atr"))
+                mark = -1
+                self._decide(ch.text(i)[3], t, t + span, action, signal.reason)
+            elif self._holding:
+                mark = i
+            if self._dirty:
+                self._levels()
+            equity = self._cash_f + self._qty_f * closes[i]
+            r = equity / prev - 1.0 if prev > 0 else 0.0
+            rn += 1
+            total += r
+            squares += r * r
+            if r < 0:
+                downside += r * r
+            if equity > peak:
+                peak = equity
+            dd = peak - equity
+            if dd > max_dd:
+                max_dd = dd
+            if peak > 0 and dd / peak > max_dd_pct:
+                max_dd_pct = dd / peak
+            prev = equity
+            if seen % stride == 0:
+                stride = curve.keep(t + span, equity)
+            seen += 1
+        if mark >= 0:
+            book.mark(Decimal(ch.text(mark)[3]))
+        self.candles, self.decided, self.in_position = candles, decided, in_position
+        rets.n, rets.total, rets.squares, rets.downside = rn, total, squares, downside
+        rets.peak, rets.max_dd, rets.max_dd_pct = peak, max_dd, max_dd_pct
+        self._prev_equity, curve.seen = prev, seen
+        self.last = ch.kline(n - 1)
 
     # --- decisions (services/runner/core.BotState._decide) ---------------------------
 
-    def _decide(self, k: Kline, action: SignalAction, reason: str) -> None:
+    def _decide(
+        self, close: str, open_time: int, close_time: int, action: SignalAction, reason: str
+    ) -> None:
         book = self.book
-        price = Decimal(k.text[3])
+        price = Decimal(close)
         book.mark(price)
         if action is SignalAction.HOLD or self.pending is not None:
             return
-        trigger = str(k.open_time)
+        trigger = str(open_time)
         if action is SignalAction.SELL:
             if book.qty > 0:
                 self.pending = Order(trigger, Side.SELL, reason, qty=book.qty)
             return
-        if book.qty > 0 or self._cooling(k.close_time):
+        if book.qty > 0 or self._cooling(close_time):
             return
         cfg = self.config
         distance = None
@@ -250,26 +339,6 @@ class Backtest:
         return bool(cfg.cooldown_candles and since // self.interval_ms < cfg.cooldown_candles)
 
     # --- exits along the candle ------------------------------------------------------
-
-    def _quiet(self, k: Kline) -> bool:
-        """No exit level can be met within ``k``: its low is above the stop and the
-        trailing stop (at the candle's high), its high below the take-profit, with a
-        margin far beyond float rounding. Then only the trailing high moves, and the
-        Decimal path (:meth:`_path_exits`) is skipped: it would decide the same."""
-        book = self.book
-        floor = 0.0
-        if book.stop_price is not None:
-            floor = float(book.stop_price)
-        if self.trailing is not None:
-            high = k.high
-            if book.trailing_high is not None and float(book.trailing_high) > high:
-                high = float(book.trailing_high)
-            floor = max(floor, high * (1.0 - float(self.trailing) / 100.0))
-        if k.low <= floor * (1.0 + 1e-9):
-            return False
-        return book.take_profit_price is None or k.high < float(book.take_profit_price) * (
-            1.0 - 1e-9
-        )
 
     def _path_exits(self, k: Kline) -> None:
         o, h, lo, c = k.text
@@ -353,7 +422,7 @@ class Backtest:
             ts=ts,
         )
         result = book.apply(report)
-        self._floats = None
+        self._dirty = True
         if result.round_trips:
             self.trips.extend(result.round_trips)
             self.last_exit_at = ts
