@@ -184,3 +184,27 @@ def ratelimit_orders(interval: str, window: int) -> str:
 
 
 RATELIMIT_BAN = "ratelimit:binance:ban"  # string, PX: epoch ms until every REST caller pauses
+
+
+# --- backtest jobs (queued by the API, run by ``botfleet backtest-worker``) -----------
+BACKTEST_JOBS = "stream:backtest-jobs"
+# Consumer group of the backtest workers on BACKTEST_JOBS.
+BACKTEST_GROUP = "backtest-workers"
+# Sorted set: job id -> creation epoch ms (the API's list of recent jobs).
+BACKTEST_INDEX = "backtests"
+
+
+def backtest_job(job_id: str) -> str:
+    """Hash: a job's status, progress 0..1, error, times and request (expires with it)."""
+    return f"backtest:{_tag(job_id)}"
+
+
+def backtest_result(job_id: str) -> str:
+    """String: the finished job's result JSON (``botfleet backtest --json``'s), with a TTL."""
+    return f"backtest:{_tag(job_id)}:result"
+
+
+def backtest_candles(job_id: str) -> str:
+    """String: the job's candles for its chart (JSON ``[[t, o, h, l, c], ...]``, at most a
+    few thousand bars, merged evenly), with the result's TTL."""
+    return f"backtest:{_tag(job_id)}:candles"

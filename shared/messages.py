@@ -371,10 +371,22 @@ class DeadLetter(Message, frozen=True, kw_only=True):
     ts: int = 0
 
 
+class BacktestJob(Message, frozen=True, kw_only=True):
+    """A backtest queued by the API for a backtest worker: ``request`` is the validated
+    ``shared.backtests.BacktestRequest`` as JSON (the worker validates it again)."""
+
+    TYPE: ClassVar[str] = "backtest_job"
+    job_id: str
+    request: str
+    ts: int = 0
+
+
 MESSAGE_TYPES: dict[str, type[Message]] = {
     cls.TYPE: cls
-    for cls in (Candle, Tick, BotCommand, OrderIntent, ExecutionReport, Event, DeadLetter)
-}
+    for cls in (
+        Candle, Tick, BotCommand, OrderIntent, ExecutionReport, Event, DeadLetter, BacktestJob,
+    )
+}  # fmt: skip
 
 _encoder = msgspec.json.Encoder(decimal_format="string")
 _decoders: dict[str, msgspec.json.Decoder[Any]] = {

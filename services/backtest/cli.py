@@ -70,7 +70,8 @@ def _source(
 
     import httpx
 
-    from services.backtest.fetch import FetchError, fetch_range, parse_when
+    from services.backtest.fetch import FetchError, fetch_range
+    from shared.backtests import parse_when
     from shared.klines import KlineError
     from shared.logging import configure_logging
     from shared.settings import Settings, SettingsError, load_settings
@@ -229,6 +230,27 @@ def backtest_sweep(
         typer.echo(render(result))
 
 
+def backtest_worker(
+    redis_url: Annotated[str | None, typer.Option("--redis-url", help="BOTFLEET_REDIS_URL")] = None,
+    instance: Annotated[
+        str | None, typer.Option("--instance", help="consumer and health name")
+    ] = None,
+) -> None:
+    """Run the backtest jobs the API queues (POST /api/v1/backtests), one at a time;
+    start several for several at once (docs/backtest.md, "Jobs")."""
+    from services.backtest.jobs import SERVICE, main
+    from services.backtest.settings import WorkerSettings
+    from shared.service import run_service
+    from shared.settings import SettingsError, load_settings
+
+    try:
+        settings = load_settings(WorkerSettings, redis_url=redis_url, instance=instance)
+    except SettingsError as exc:
+        _fail(str(exc))
+    raise typer.Exit(run_service(SERVICE, settings, lambda stop: main(settings, stop)))
+
+
 def register(app: typer.Typer) -> None:
     app.command("backtest", help=HELP)(backtest)
     app.command("backtest-sweep")(backtest_sweep)
+    app.command("backtest-worker")(backtest_worker)

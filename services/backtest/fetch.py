@@ -26,7 +26,7 @@ import os
 import random
 import time
 from collections.abc import Awaitable, Callable, Iterator
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -71,26 +71,6 @@ def default_cache_dir() -> Path:
         return Path(explicit)
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "botfleet" / "klines"
-
-
-def parse_when(text: str, what: str = "time") -> int:
-    """A UTC date (``2025-01-01``), an ISO datetime (naive = UTC) or epoch ms, as epoch ms."""
-    value = text.strip()
-    if value.isdigit():
-        return int(value)
-    try:
-        if len(value) == 10:
-            day = date.fromisoformat(value)
-            parsed = datetime(day.year, day.month, day.day, tzinfo=UTC)
-        else:
-            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-            if parsed.tzinfo is None:
-                parsed = parsed.replace(tzinfo=UTC)
-    except ValueError:
-        raise ValueError(
-            f"{what}: {text!r} is not a date (2025-01-01), an ISO time or epoch ms"
-        ) from None
-    return int(parsed.timestamp() * 1000)
 
 
 def _month_start(year: int, month: int) -> int:

@@ -13,6 +13,7 @@ from shared.messages import (
     INT64_MAX,
     INTERVAL_PATTERN,
     SYMBOL_PATTERN,
+    BacktestJob,
     BotCommand,
     Candle,
     DeadLetter,
@@ -112,6 +113,7 @@ _valid: dict[type[Message], st.SearchStrategy[Any]] = {
         ts=st.integers(-(2**63), INT64_MAX),
     ),
     DeadLetter: st.builds(DeadLetter),
+    BacktestJob: st.builds(BacktestJob, job_id=bot_ids, ts=millis),
 }
 
 

@@ -12,7 +12,8 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from services.backtest.fetch import months, parse_when
+from services.backtest.fetch import months
+from shared.backtests import parse_when
 from tests.support.processes import base_env
 from tests.support.sim import SimFactory, sim_factory  # noqa: F401  (fixture)
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from services.backtest.fetch import months, parse_when
+from services.backtest.fetch import months
+from shared.backtests import parse_when
 
 JAN_1 = 1_735_689_600_000  # 2025-01-01T00:00:00Z
 
