@@ -1,6 +1,7 @@
 """The dashboard's trade list and equity curve read the ledger: a real ``botfleet api``
-process over a seeded ledger, the page in headless Chromium; selecting a bot shows its
-fills (from ``/api/v1/trades``) and its daily equity line (``/api/v1/equity``)."""
+process over a seeded ledger, the page in headless Chromium; the trades page lists a
+bot's fills (from ``/api/v1/trades``) and the bot's page its daily equity line
+(``/api/v1/equity``)."""
 
 from __future__ import annotations
 
@@ -81,14 +82,15 @@ def test_the_bot_detail_lists_ledger_fills_and_draws_the_equity_curve(
         errors: list[str] = []
         page.on("pageerror", lambda exc: errors.append(str(exc)))
         try:
-            page.goto(f"{base}/?token={TOKEN}")
-            row = page.locator("#bots tbody tr", has_text="ledger-bot")
-            expect(row).to_have_count(1, timeout=20_000)
-            row.locator("td").first.click()
-            expect(page.locator("#ledger-trades[data-rows='12']")).to_have_count(1, timeout=20_000)
-            expect(page.locator("#ledger-trades tbody tr")).to_have_count(12)
-            expect(page.locator("#ledger-trades tbody")).to_contain_text("43210.")
-            expect(page.locator("#equity-note")).to_have_text("5 days")
+            page.goto(f"{base}/?token={TOKEN}#/trades")
+            page.locator("#trades-form select[name=bot_id]").select_option(bot_id)
+            page.locator("#trades-form button[type=submit]").click()
+            expect(page.locator("#trades[data-rows='12']")).to_have_count(1, timeout=20_000)
+            expect(page.locator("#trades tbody tr")).to_have_count(12)
+            expect(page.locator("#trades tbody")).to_contain_text("43,210.")
+            page.goto(f"{base}/#/bots/{bot_id}")
+            expect(page.locator("#bot-title")).to_contain_text("ledger-bot", timeout=20_000)
+            expect(page.locator("#equity-note")).to_have_text("5 days", timeout=20_000)
         finally:
             browser.close()
     assert not errors, errors

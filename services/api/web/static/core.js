@@ -108,8 +108,18 @@ export function decimalsOf(step) {
   return frac.length;
 }
 export function rulesOf(symbol) { return state.symbols[symbol] || null; }
-export function priceDigits(symbol) { const r = rulesOf(symbol); return r ? decimalsOf(r.tick_size) : 2; }
-export function qtyDigits(symbol) { const r = rulesOf(symbol); return r ? decimalsOf(r.step_size) : 8; }
+// Digits of a price (the tick) and of a quantity (the step); a symbol without that
+// filter shows what its asset's precision allows.
+export function priceDigits(symbol) {
+  const r = rulesOf(symbol);
+  if (!r) return 2;
+  return Number(r.tick_size) > 0 ? decimalsOf(r.tick_size) : (r.quote_precision ?? 8);
+}
+export function qtyDigits(symbol) {
+  const r = rulesOf(symbol);
+  if (!r) return 8;
+  return Number(r.step_size) > 0 ? decimalsOf(r.step_size) : (r.base_precision ?? 8);
+}
 export function quoteAsset(symbol) { const r = rulesOf(symbol); return r ? r.quote_asset : ""; }
 
 export function num(value, digits = 2) {
