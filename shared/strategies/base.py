@@ -252,17 +252,26 @@ class StrategyEvaluator(ABC, Generic[S]):
         return signal
 
     def on_candle(self, candle: Candle | Bar) -> Signal:
+        # The runner's and the backtester's per-candle path: ``_take`` and ``_with_atr``
+        # written out, as this runs for every candle of every backtest.
         bar = Bar.of(candle) if isinstance(candle, Candle) else candle
-        _, _, o, h, lo, c, v = bar
-        if not (
-            math.isfinite(o)
-            and math.isfinite(h)
-            and math.isfinite(lo)
-            and math.isfinite(c)
-            and math.isfinite(v)
-        ):
+        open_time, _, o, h, lo, c, v = bar
+        # ``x - x`` is 0.0 for a finite x and NaN for an infinite or NaN one
+        if (o - o) + (h - h) + (lo - lo) + (c - c) + (v - v) != 0.0:
             raise ValueError(f"candle prices and volume must be finite, got {bar}")
-        return self._take(bar, bar.open_time, whole=True)
+        last = self.last_open_time
+        if last is not None and open_time <= last:
+            if open_time == last:
+                return self.last_signal
+            raise OutOfOrderCandle(f"candle open_time {open_time} is older than {last}")
+        self.count += 1
+        signal = self._step(bar)
+        atr = self._atr.update(h, lo, c)
+        if atr is not None:
+            signal = msgspec.structs.replace(signal, metadata={**signal.metadata, "atr": atr})
+        self.last_signal = signal
+        self.last_open_time = open_time
+        return signal
 
     def on_close(self, close: float, open_time: int | None = None) -> Signal:
         """The next close alone (strategies that read only the close)."""

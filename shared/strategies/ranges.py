@@ -91,7 +91,7 @@ class ATR:
         prev, self._prev_close = self._prev_close, close
         if count == 0:
             return None
-        tr = tr_value(high, low, prev)
+        tr = max(high - low, abs(high - prev), abs(low - prev))  # tr_value, written out
         value = self.value
         if value is not None:
             self.value = value + (tr - value) / self.period
