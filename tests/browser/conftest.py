@@ -58,7 +58,8 @@ class Browser:
         self.pages: list[Any] = []
 
     def expect_problem(self, pattern: str) -> None:
-        """A problem matching ``pattern`` (e.g. ``401 .*/api/v1/risk``) is part of the test."""
+        """A problem matching ``pattern`` (searched in the answer's and the console's
+        text, e.g. ``\\b401\\b``) is part of the test."""
         self.expected.append(re.compile(pattern))
 
     def _problem(self, text: str) -> None:

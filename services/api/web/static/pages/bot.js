@@ -77,7 +77,7 @@ function header(bot) {
   $("#bot-actions").replaceChildren(actionButtons(bot, true));
   const q = quoteAsset(bot.symbol), pd = priceDigits(bot.symbol), p = bot.position, s = bot.stats;
   const qty = Number(p.qty || 0);
-  const items = [["Allocation", `${num(s.allocation || bot.config.quote_allocation)} ${q}`], ["Equity", `${num(s.equity)} ${q}`],
+  const items = [["Allocation", `${num(bot.config.quote_allocation)} ${q}`], ["Equity", `${num(s.equity)} ${q}`],
     ["PnL", num(s.total_pnl ?? s.realized_pnl)], ["Realized", num(s.realized_pnl)], ["Fees", num(s.fees)],
     ["Trades", s.trades || 0], ["Win rate", Number(s.wins || 0) + Number(s.losses || 0)
       ? `${num((100 * Number(s.wins || 0)) / (Number(s.wins || 0) + Number(s.losses || 0)), 1)}%` : "–"],

@@ -112,7 +112,7 @@ function row(bot) {
   const actions = el("td");
   actions.append(actionButtons(bot, false));
   tr.append(name, el("td", bot.symbol), el("td", `${bot.strategy} ${bot.interval}`), status,
-    numCell(bot.stats.allocation || bot.config.quote_allocation), qty ? numCell(qty, qtyDigits(bot.symbol)) : el("td", "flat", "muted"),
+    numCell(bot.config.quote_allocation), qty ? numCell(qty, qtyDigits(bot.symbol)) : el("td", "flat", "muted"),
     qty ? numCell(bot.position.entry_price, priceDigits(bot.symbol)) : el("td", "–", "muted"),
     signedCell(qty ? bot.stats.unrealized_pnl : 0), signedCell(bot.stats.total_pnl ?? bot.stats.realized_pnl),
     numCell(bot.stats.trades || 0, 0), winRate(bot.stats), held, actions);
