@@ -20,7 +20,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 
 from services.api.auth import make_guard
-from services.api.controllers.backtests import BacktestController, backtest_page
+from services.api.controllers.backtests import BacktestController
 from services.api.controllers.bots import BotController
 from services.api.controllers.dashboard import (
     favicon,
@@ -129,7 +129,7 @@ def create_app(settings: ApiSettings) -> Litestar:
         security=bearer,
     )
     return Litestar(
-        route_handlers=[protected, liveness, index, favicon, redoc, static_router, backtest_page],
+        route_handlers=[protected, liveness, index, favicon, redoc, static_router],
         lifespan=[lifespan],
         dependencies={
             "repo": Provide(lambda: state["repo"], sync_to_thread=False),

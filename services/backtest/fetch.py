@@ -1,7 +1,7 @@
 """Klines by time range over REST ``GET /api/v3/klines``, cached on disk, as the
 backtester's candle stream.
 
-Owns the REST fetch of history and its cache: ``CACHE/SYMBOL/INTERVAL/YYYY-MM.csv``
+Owns the REST fetch of history and its cache: ``CACHE/HOST/SYMBOL/INTERVAL/YYYY-MM.csv``
 (Binance's 12-column CSV, what :mod:`shared.klines` reads), one file per UTC month
 of candle open times, written only once every candle of the month has closed. The
 month still running is kept as ``YYYY-MM.part.csv`` with its closed candles only; a
@@ -71,6 +71,12 @@ def default_cache_dir() -> Path:
         return Path(explicit)
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "botfleet" / "klines"
+
+
+def exchange_folder(rest_url: str) -> str:
+    """The cache folder of an exchange: its REST host and port (``127.0.0.1_8421``)."""
+    netloc = httpx.URL(rest_url).netloc.decode() or "exchange"
+    return netloc.replace(":", "_")
 
 
 def _month_start(year: int, month: int) -> int:
@@ -143,7 +149,9 @@ class KlineFetcher:
     # --- the files -----------------------------------------------------------------
 
     def folder(self, symbol: str, interval: str) -> Path:
-        return self.cache_dir / symbol / interval
+        """``CACHE/HOST/SYMBOL/INTERVAL``: each exchange its own candles (testnet's are
+        not production's, a simulator's are its seed's)."""
+        return self.cache_dir / exchange_folder(str(self.http.base_url)) / symbol / interval
 
     async def ensure(self, symbol: str, interval: str, start_ms: int, end_ms: int) -> list[Path]:
         """The cache files covering ``[start_ms, end_ms)``, fetching what is missing."""

@@ -26,19 +26,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 # Start order; each entry is a `botfleet <command>`.
-SERVICES: tuple[str, ...] = ("exchange-sim", "ingestion", "gateway", "ledger", "runner", "api")
+SERVICES: tuple[str, ...] = (
+    "exchange-sim", "ingestion", "gateway", "ledger", "backtest-worker", "runner", "api",
+)  # fmt: skip
 REDIS = "redis"
 
 # Start phases (index = phase). Redis first, then the exchange, then everything that
 # needs both; runners and the API last so the gateway is draining before any intent.
 _PHASE = {
-    REDIS: 0, "exchange-sim": 1, "ingestion": 2, "gateway": 2, "ledger": 2, "runner": 3, "api": 3,
+    REDIS: 0, "exchange-sim": 1, "ingestion": 2, "gateway": 2, "ledger": 2, "backtest-worker": 2,
+    "runner": 3, "api": 3,
 }  # fmt: skip
 
 # Stop order by service (the reverse of the data flow): no new intents once the runners
 # are gone, and the gateway finishes the ones already in its stream; the ledger after it,
 # so the last reports are in SQL.
-_STOP_ORDER = ("api", "runner", "gateway", "ledger", "ingestion", "exchange-sim", REDIS)
+# The backtest worker (the API's jobs) stops with the API.
+_STOP_ORDER = (
+    "api", "backtest-worker", "runner", "gateway", "ledger", "ingestion", "exchange-sim", REDIS,
+)  # fmt: skip
 
 # Inherited variables a dev fleet never passes on: exchange credentials and endpoints
 # (dev trades against its own simulator) and the production confirmation.
@@ -249,6 +255,11 @@ def build_plan(
                     ready_target=f"{_connect_host(options.api_host)}:{options.api_port}",
                 )
             )
+        elif service == "backtest-worker":
+            spec = _service(options, service, service, python)
+            # Candles of this fleet's simulator (its seed), kept with its data.
+            env = {**spec.env, "BOTFLEET_KLINES_CACHE": str(options.data_dir / "klines")}
+            specs.append(_replace_env(spec, env))
         elif service == "ledger":
             spec = _service(options, service, "ledger", python, stop_timeout_s=30.0)
             env = {**spec.env, "BOTFLEET_LEDGER_DATABASE_URL": options.ledger_url}

@@ -1,14 +1,13 @@
 """``/api/v1/backtests``: queue a backtest job, follow it, fetch its result and its
 candles; list the recent jobs. Jobs run in ``botfleet backtest-worker`` processes,
 never here: this module only writes the job (hash, index, stream entry) and reads
-what the worker wrote (services/backtest/jobs.py). Also serves the dashboard's
-backtest page (``/backtest.html``, public like the dashboard shell).
+what the worker wrote (services/backtest/jobs.py). The dashboard's page for them is
+``/static/backtest.html``.
 """
 
 from __future__ import annotations
 
 import json
-from functools import lru_cache
 from typing import Annotated, Any
 
 import msgspec
@@ -17,8 +16,6 @@ from litestar.di import NamedDependency
 from litestar.params import Parameter
 from litestar.status_codes import HTTP_202_ACCEPTED
 
-from services.api.auth import PUBLIC
-from services.api.controllers.dashboard import STATIC_DIR
 from services.api.errors import Conflict, NotFound
 from services.api.ids import ID_PATTERN, new_id
 from services.api.repository import Repository
@@ -169,13 +166,3 @@ async def _stored(repo: Repository, job_id: str, key: str) -> Response[bytes]:
             raise Conflict(f"backtest job {job_id} is {_text(status)}: no result", field="job_id")
         raise NotFound(f"the result of backtest job {job_id} has expired", field="job_id")
     return Response(body if isinstance(body, bytes) else body.encode(), media_type=MediaType.JSON)
-
-
-@get("/backtest.html", opt=PUBLIC, include_in_schema=False, media_type=MediaType.HTML)
-async def backtest_page() -> Response[bytes]:
-    return Response(_page(), media_type=MediaType.HTML, headers={"Cache-Control": "no-store"})
-
-
-@lru_cache(maxsize=1)
-def _page() -> bytes:
-    return (STATIC_DIR / "backtest.html").read_bytes()

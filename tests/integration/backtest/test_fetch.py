@@ -12,7 +12,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from services.backtest.fetch import months
+from services.backtest.fetch import exchange_folder, months
 from shared.backtests import parse_when
 from tests.support.processes import base_env
 from tests.support.sim import SimFactory, sim_factory  # noqa: F401  (fixture)
@@ -68,7 +68,7 @@ def test_a_range_is_paged_cached_and_read_again_without_the_exchange(
 
     first = run(*args)
     assert first.returncode == 0, first.stderr
-    folder = cache / "BTCUSDT" / "15m"
+    folder = cache / exchange_folder(sim.rest_url) / "BTCUSDT" / "15m"
     files = sorted(folder.glob("*.csv"))
     expected = months(parse_when(start), parse_when(end))
     assert [f.name for f in files] == [f"{name}.csv" for name, _, _ in expected]
@@ -110,7 +110,7 @@ def test_the_running_month_keeps_closed_candles_only_and_resumes_after_them(
     first = run(*args)
     asked_at = int(time.time() * 1000)
     assert first.returncode == 0, first.stderr
-    part = cache / "BTCUSDT" / "1h" / f"{start[:7]}.part.csv"
+    part = cache / exchange_folder(sim.rest_url) / "BTCUSDT" / "1h" / f"{start[:7]}.part.csv"
     assert part.exists() and not part.with_name(f"{start[:7]}.csv").exists()
     closes = [int(r[6]) for r in rows(part)]
     assert closes and all(c < asked_at for c in closes)  # no open candle cached
@@ -130,7 +130,7 @@ def test_a_429_is_waited_out_and_bad_ranges_are_refused(
     config = tmp_path / "bot.json"
     config.write_text(json.dumps({**BOT, "interval": "1d"}))
     start, end = past_months(1)
-    sim.set_faults(rate_limit_s=5)  # outlasts the CLI start-up
+    sim.set_faults(rate_limit_s=10)  # outlasts the CLI start-up, even on a busy machine
     proc = run(
         str(config), "--from", start, "--to", end, "--rest-url", sim.rest_url,
         "--cache-dir", str(tmp_path / "cache"), "--json",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.backtest.fetch import months
+from services.backtest.fetch import exchange_folder, months
 from shared.backtests import parse_when
 
 JAN_1 = 1_735_689_600_000  # 2025-01-01T00:00:00Z
@@ -26,3 +26,9 @@ def test_a_range_touches_every_month_it_overlaps_and_no_other() -> None:
     assert [m[0] for m in months(JAN_1 + 1, feb_1 + 1)] == ["2025-01", "2025-02"]
     assert months(feb_1, mar_1) == [("2025-02", feb_1, mar_1)]
     assert [m[0] for m in months(parse_when("2024-12-31"), feb_1)] == ["2024-12", "2025-01"]
+
+
+def test_each_exchange_has_its_own_cache_folder() -> None:
+    assert exchange_folder("https://api.binance.com") == "api.binance.com"
+    assert exchange_folder("https://testnet.binance.vision/") == "testnet.binance.vision"
+    assert exchange_folder("http://127.0.0.1:8421") == "127.0.0.1_8421"

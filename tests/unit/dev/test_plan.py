@@ -36,7 +36,8 @@ def by_name(**kw: object) -> dict[str, object]:
 def test_full_plan_starts_redis_sim_services_and_two_runners_in_order() -> None:
     names = [s.name for s in build_plan(options(), SECRETS, python="py")]
     assert names == [
-        REDIS, "exchange-sim", "ingestion", "gateway", "ledger", "runner-1", "runner-2", "api",
+        REDIS, "exchange-sim", "ingestion", "gateway", "ledger", "backtest-worker",
+        "runner-1", "runner-2", "api",
     ]  # fmt: skip
 
 
@@ -132,7 +133,7 @@ def test_start_phases_put_redis_then_the_exchange_before_the_services() -> None:
     assert phases == [
         [REDIS],
         ["exchange-sim"],
-        ["ingestion", "gateway", "ledger"],
+        ["ingestion", "gateway", "ledger", "backtest-worker"],
         ["runner-1", "runner-2", "api"],
     ]
 
@@ -141,6 +142,7 @@ def test_stop_order_stops_runners_before_the_gateway_and_redis_last() -> None:
     groups = [[s.name for s in g] for g in stop_phases(build_plan(options(), SECRETS))]
     assert groups == [
         ["api"],
+        ["backtest-worker"],
         ["runner-1", "runner-2"],
         ["gateway"],
         ["ledger"],
