@@ -100,7 +100,7 @@ def crosses(side: Side, limit_price: Decimal, last_price: Decimal) -> bool:
     return last_price <= limit_price if side is Side.BUY else last_price >= limit_price
 
 
-def _fill(
+def fill_at(
     side: Side,
     price: Decimal,
     qty: Decimal,
@@ -109,6 +109,10 @@ def _fill(
     base_asset: str,
     quote_asset: str,
 ) -> MarketFill:
+    """The amounts of a whole fill of ``qty`` at ``price`` (the price already final):
+    ``quote = price * qty`` and the commission at ``rate``, both quantized to 1e-8; a
+    BUY's commission is ``qty * rate`` in base with ``fee_asset="base"`` (what the
+    exchange simulator charges: a fee on the asset received), else ``quote * rate``."""
     quote = (price * qty).quantize(PLACES)
     if side is Side.BUY and fee_asset == "base":
         return MarketFill(
@@ -150,7 +154,7 @@ def market_fill(
         qty = round_to_step(spend / price, step_size)
     if qty <= 0:
         return None
-    return _fill(side, price, qty, fee, costs.fee_asset, base_asset, quote_asset)
+    return fill_at(side, price, qty, fee, costs.fee_asset, base_asset, quote_asset)
 
 
 def limit_fill(
@@ -175,7 +179,7 @@ def limit_fill(
         moved = slipped(side, last_price, costs.slippage)
         price = min(limit_price, moved) if side is Side.BUY else max(limit_price, moved)
         rate = costs.taker_fee
-    return _fill(
+    return fill_at(
         side, price.quantize(PLACES), quantity, rate, costs.fee_asset, base_asset, quote_asset
     )
 

@@ -30,6 +30,8 @@ from services.exchange_sim.apierror import (
     rejected,
 )
 from shared.binance.rules import SymbolRules, round_to_step
+from shared.fills import fill_at
+from shared.messages import Side
 
 ZERO = Decimal(0)
 E8 = Decimal("0.00000001")
@@ -293,7 +295,11 @@ class Book:
         rules = self.rules[order.symbol]
         acct = self.accounts[order.account]
         qty = order.qty - order.executed_qty
-        quote = (qty * price).quantize(E8, rounding=ROUND_DOWN)
+        # The shared fill model's amounts (docs/backtest.md, "Fill model"): the fee is on
+        # the asset received, base for a BUY, quote for a SELL.
+        side = Side.BUY if order.side == "BUY" else Side.SELL
+        amounts = fill_at(side, price, qty, COMMISSION, "base", rules.base_asset, rules.quote_asset)
+        quote = amounts.quote
         if order.side == "BUY":
             got_asset, got = rules.base_asset, qty
             acct.spend_locked(rules.quote_asset, order.locked)
@@ -304,7 +310,7 @@ class Book:
             acct.spend_locked(rules.base_asset, order.locked)
             paid_asset = rules.base_asset
         order.locked = ZERO
-        commission = (got * COMMISSION).quantize(E8, rounding=ROUND_DOWN)
+        commission = amounts.commission
         acct.credit(got_asset, got - commission)
         fill = Fill(
             price=price,

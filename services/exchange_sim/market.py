@@ -15,7 +15,8 @@ The path is served in hour blocks (3600 seconds), computed lazily and cached:
   between the anchors. Every random draw is keyed by (seed, symbol, chunk or hour),
   so the same seed gives the same candle at the same open time whenever the
   simulator is started.
-- :class:`ReplaySource`: candles from a kline CSV; inside each candle the price walks
+- :class:`ReplaySource`: candles from a kline CSV; inside each candle the price holds
+  the open for the first half of its seconds (:func:`replay_hold`), then walks
   open -> low -> high -> close (bullish) or open -> high -> low -> close, and volumes
   are spread evenly, so re-aggregating gives back the file's candle.
 """
@@ -440,11 +441,13 @@ def expand(
     n: int,
     seconds: int,
     noise: npt.NDArray[np.float64] | None = None,
+    hold: int = 0,
 ) -> tuple[I64, I64, I64, I64, I64, I64]:
-    """The seconds of one candle: prices walk open -> first extreme -> second extreme
-    -> close (low first for a rising candle), with optional noise that never leaves
-    [low, high] nor moves the four waypoints; volumes and trades spread exactly."""
-    p = _walk(o, h, l, c, seconds)
+    """The seconds of one candle: prices hold the open for ``hold`` seconds, then walk
+    open -> first extreme -> second extreme -> close (low first for a rising candle),
+    with optional noise (synthetic paths, no hold) that never leaves [low, high] nor
+    moves the four waypoints; volumes and trades spread exactly."""
+    p = _walk(o, h, l, c, seconds, hold)
     if noise is not None and seconds >= 4 and h > l:
         bump = np.rint(noise[:seconds] * (h - l) * 0.08).astype(np.int64)
         idx = [0, seconds // 3, (2 * seconds) // 3, seconds - 1]
@@ -476,6 +479,14 @@ class ReplayCandle:
     tb: int
     tbq: int
     n: int
+
+
+def replay_hold(seconds: int) -> int:
+    """Seconds a replayed candle holds its open: the first half. A MARKET order decided
+    on the previous candle's close (whose close the open repeats in a file without gaps)
+    fills at that open if it reaches the exchange within half a candle, which is the
+    price the backtester fills it at (docs/backtest.md, "Fill model")."""
+    return seconds // 2
 
 
 class ReplaySource:
@@ -527,7 +538,10 @@ class ReplaySource:
             cd = self.candles[i]
             lo, hi = max(cd.open_s, base), min(cd.open_s + cd.seconds, base + HOUR_S)
             if hi > lo:
-                full = expand(cd.o, cd.h, cd.l, cd.c, cd.v, cd.q, cd.tb, cd.tbq, cd.n, cd.seconds)
+                full = expand(
+                    cd.o, cd.h, cd.l, cd.c, cd.v, cd.q, cd.tb, cd.tbq, cd.n, cd.seconds,
+                    hold=replay_hold(cd.seconds),
+                )  # fmt: skip
                 a, b = lo - cd.open_s, hi - cd.open_s
                 for name, arr in zip(("p", "v", "q", "tb", "tbq", "n"), full, strict=True):
                     arrays[name][lo - base : hi - base] = arr[a:b]
@@ -543,15 +557,22 @@ class ReplaySource:
         return HourBlock(**arrays)
 
 
-def _walk(o: int, h: int, l: int, c: int, n: int) -> I64:  # noqa: E741
-    """Prices of a candle's seconds: open, then the extreme against the close's
-    direction, then the other extreme, then close (linear legs, in ticks). A candle
-    of fewer than 4 seconds cannot show all four; its close wins."""
+def _walk(o: int, h: int, l: int, c: int, n: int, hold: int = 0) -> I64:  # noqa: E741
+    """Prices of a candle's seconds: open (held for the first ``hold`` seconds), then
+    the extreme against the close's direction, then the other extreme, then close
+    (linear legs, in ticks). A candle of fewer than 4 seconds after the hold cannot
+    show all four; its close wins (without a hold) or the hold is dropped."""
     first, second = (l, h) if c >= o else (h, l)
     if n < 4:
         return np.full(n, c, dtype=np.int64)
-    xs = [0, n // 3, (2 * n) // 3, n - 1]
+    if n - hold < 4:
+        hold = 0
+    m = n - hold
+    xs = [0, hold + m // 3, hold + (2 * m) // 3, n - 1]
     ys = [o, first, second, c]
+    if hold:
+        xs.insert(1, hold)
+        ys.insert(1, o)
     return np.rint(np.interp(np.arange(n), xs, ys)).astype(np.int64)
 
 

@@ -152,6 +152,19 @@ def test_replay_holds_the_last_close_after_the_file_ends() -> None:
     assert int(np.sum(blk.n[later:])) == 0
 
 
+def test_a_replayed_candle_holds_its_open_for_its_first_half_then_walks_its_range() -> None:
+    # The fill point the backtester shares: a MARKET order reaching the simulator within
+    # half a candle of the previous close fills at the open (docs/backtest.md).
+    hour_s = NOW_S - NOW_S % HOUR_S
+    cd = ReplayCandle(hour_s, 60, 100, 130, 90, 120, 60, 60, 30, 30, 60)
+    blk = ReplaySource(spec_for("BTCUSDT"), [cd]).block(hour_s // HOUR_S)
+    path = [int(x) for x in blk.p[:60]]
+    assert path[:30] == [100] * 30
+    assert path[30:] != [100] * 30
+    assert (min(path[30:]), max(path[30:]), path[-1]) == (90, 130, 120)
+    assert path.index(90) < path.index(130)  # a rising candle: low before high
+
+
 def test_minute_aggregates_equal_the_aggregate_of_their_seconds() -> None:
     src = SyntheticSource(spec_for("BNBUSDT"), 5)
     hour = NOW_S // HOUR_S - 30
