@@ -150,6 +150,16 @@ class TradingStrategy(ABC, Generic[P]):
         relative)."""
         return max(self.signal_warmup, wilder_warmup(self.atr_period))
 
+    @property
+    def informative(self) -> dict[str, int]:
+        """Other series of the bot's symbol the strategy reads, by interval, each with the
+        closed candles of warm-up it needs there (e.g. ``{"1h": 577}``: a 1h trend filter
+        of a 5m bot). The runner subscribes the bot to each, seeds the evaluator with
+        them (``seed_informative``, before ``seed_bars``) and hands it each of their
+        closed candles (``on_informative``); decisions are still taken on the bot's own
+        interval's closes. Default: none."""
+        return {}
+
     @abstractmethod
     def evaluator(self) -> StrategyEvaluator[Any]:
         """A fresh incremental evaluator of this strategy and parameters."""
@@ -308,6 +318,16 @@ class StrategyEvaluator(ABC, Generic[S]):
         if open_time is not None:
             self.last_open_time = open_time
         return self.last_signal
+
+    def seed_informative(self, interval: str, bars: Bars) -> None:
+        """Replace what the evaluator keeps of the declared series ``interval`` with
+        ``bars`` (closed, oldest first); call before ``seed_bars``."""
+        raise TypeError(f"strategy {self.strategy.name} reads no {interval} series")
+
+    def on_informative(self, interval: str, candle: Candle | Bar) -> None:
+        """The next closed candle of the declared series ``interval``; no signal (the
+        decision comes with the next candle of the bot's own interval)."""
+        raise TypeError(f"strategy {self.strategy.name} reads no {interval} series")
 
     @abstractmethod
     def _seed(self, bars: Bars) -> None:

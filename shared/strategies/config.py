@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
+from shared.binance.intervals import max_interval_ms
 from shared.strategies.base import StrategyParams, TradingStrategy
 from shared.strategies.exits import ExitPlan
 from shared.strategies.registry import get_strategy_class, strategy_names
@@ -159,13 +160,22 @@ class BotConfig(BaseModel):
             params = cls_.params_model.model_validate(value)
         except ValidationError as exc:
             raise ValueError(f"invalid {name} parameters: {_describe_errors(exc)}") from None
-        warmup = cls_(params).warmup_candles
-        if warmup > WARMUP_CANDLES_MAX:
-            raise ValueError(
-                f"{name} with these parameters needs {warmup} closed candles of warm-up "
-                f"to decide as an uninterrupted bot would, more than the "
-                f"{WARMUP_CANDLES_MAX} the fleet serves; use shorter periods"
-            )
+        strategy = cls_(params)
+        own = info.data.get("interval")
+        needs = {"": strategy.warmup_candles, **strategy.informative}
+        for series, warmup in needs.items():
+            where = f" of its {series} series" if series else ""
+            if warmup > WARMUP_CANDLES_MAX:
+                raise ValueError(
+                    f"{name} with these parameters needs {warmup} closed candles{where} of "
+                    f"warm-up to decide as an uninterrupted bot would, more than the "
+                    f"{WARMUP_CANDLES_MAX} the fleet serves; use shorter periods"
+                )
+            if series and own is not None and max_interval_ms(series) <= max_interval_ms(own):
+                raise ValueError(
+                    f"{name} reads a {series} series besides the bot's own {own}: it must "
+                    f"be a longer interval"
+                )
         return params.model_dump(mode="json")
 
     @field_validator("sizing")
@@ -208,3 +218,9 @@ class BotConfig(BaseModel):
     def warmup_candles(self) -> int:
         """Closed candles the bot's strategy must be seeded with (its own declaration)."""
         return self.build_strategy().warmup_candles
+
+    def series(self) -> dict[str, int]:
+        """Every interval of ``symbol`` the bot reads (its own first, then the ones its
+        strategy declares), each with the closed candles of warm-up it needs there."""
+        strategy = self.build_strategy()
+        return {self.interval: strategy.warmup_candles, **strategy.informative}

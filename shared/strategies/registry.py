@@ -23,6 +23,7 @@ from shared.strategies.base import TradingStrategy
 from shared.strategies.bollinger import BollingerStrategy
 from shared.strategies.ema_cross import EMACrossStrategy
 from shared.strategies.ema_stochrsi import EMAStochRSIStrategy
+from shared.strategies.ema_trend import EMATrendStrategy
 from shared.strategies.macd_cross import MACDCrossStrategy
 from shared.strategies.rsi import RSIStrategy
 
@@ -114,6 +115,7 @@ for _cls in (
     BollingerStrategy,
     MACDCrossStrategy,
     EMAStochRSIStrategy,
+    EMATrendStrategy,
 ):
     register(_cls)
 load_plugins()

@@ -156,7 +156,7 @@ def test_equal_parameters_share_one_key() -> None:
 
 
 def test_registry_lists_every_strategy_with_a_schema() -> None:
-    builtin = ["bollinger", "ema_cross", "ema_stochrsi", "macd_cross", "rsi"]
+    builtin = ["bollinger", "ema_cross", "ema_cross_trend", "ema_stochrsi", "macd_cross", "rsi"]
     described = {d["name"]: d for d in describe_strategies()}
     assert set(builtin) <= set(strategy_names())
     assert [n for n in sorted(described) if strategy_source(n) == "builtin"] == builtin
