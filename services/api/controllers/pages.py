@@ -40,6 +40,32 @@ class ClockView(msgspec.Struct, frozen=True, kw_only=True):
     sampled: bool  # False: no sample yet, exchange time is taken to be local time
 
 
+SCAN_WINDOW = 5000
+CHUNK = 500
+
+
+def _view(entry_id: str, fields: dict[Any, Any]) -> EventView | None:
+    """The entry as an event, or None when it is not one (the feed reader dead-letters
+    a malformed entry; a listing only skips it)."""
+    try:
+        event = decode(fields)
+    except MessageDecodeError:
+        return None
+    if not isinstance(event, Event):
+        return None
+    return EventView(
+        id=entry_id,
+        kind=event.kind,
+        message=event.message,
+        level=event.level,
+        service=event.service,
+        bot_id=event.bot_id,
+        symbol=event.symbol,
+        details=event.details,
+        ts=event.ts,
+    )
+
+
 class PagesController(Controller):
     path = "/api/v1"
     tags = ["dashboard"]
@@ -52,33 +78,25 @@ class PagesController(Controller):
         bot_id: Annotated[str | None, Parameter(pattern=BOT_ID_PATTERN)] = None,
         level: Annotated[str | None, Parameter(pattern=r"^[a-z]{1,16}$")] = None,
     ) -> list[EventView]:
-        # Filters are applied to a bounded window of the newest entries.
-        scan = limit if bot_id is None and level is None else 5000
+        # Newest first, a chunk at a time, until ``limit`` match or SCAN_WINDOW entries
+        # were read (filters and skipped entries look no further back than that).
         out: list[EventView] = []
-        for entry_id, fields in await repo.redis.xrevrange(keys.EVENTS, count=scan):
-            try:
-                event = decode(fields)
-            except MessageDecodeError:
-                continue  # the feed reader dead-letters it; a listing only skips it
-            if not isinstance(event, Event):
-                continue
-            if (bot_id and event.bot_id != bot_id) or (level and event.level != level):
-                continue
-            out.append(
-                EventView(
-                    id=text(entry_id),
-                    kind=event.kind,
-                    message=event.message,
-                    level=event.level,
-                    service=event.service,
-                    bot_id=event.bot_id,
-                    symbol=event.symbol,
-                    details=event.details,
-                    ts=event.ts,
-                )
-            )
-            if len(out) >= limit:
+        read, end = 0, "+"
+        while len(out) < limit and read < SCAN_WINDOW:
+            chunk = await repo.redis.xrevrange(keys.EVENTS, end, "-", count=CHUNK)
+            if not chunk:
                 break
+            read += len(chunk)
+            end = "(" + text(chunk[-1][0])
+            for entry_id, fields in chunk:
+                view = _view(text(entry_id), fields)
+                if view is None or (bot_id and view.bot_id != bot_id):
+                    continue
+                if level and view.level != level:
+                    continue
+                out.append(view)
+                if len(out) >= limit:
+                    break
         return out
 
     @get("/market/clock", summary="The exchange clock: exchange time now, and its rate")
