@@ -296,7 +296,8 @@ def stream_files(files: list[Path], interval: str, start_ms: int, end_ms: int) -
     for path in files:
         if path.stat().st_size == 0:
             continue  # a month before the symbol was listed
-        for k in read_klines(path, interval, "csv"):
+        # Gaps are judged here, inside the range only: a hole after its end is no matter.
+        for k in read_klines(path, interval, "csv", allow_gaps=True):
             if k.open_time < start_ms:
                 continue
             if k.open_time >= end_ms:

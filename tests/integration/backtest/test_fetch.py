@@ -148,3 +148,39 @@ def test_a_429_is_waited_out_and_bad_ranges_are_refused(
     assert reversed_.returncode == 2 and "must be after" in reversed_.stderr
     bad = run(str(config), "--from", "2025-13-01")
     assert bad.returncode == 2 and "'2025-13-01' is not a date" in bad.stderr
+
+
+def test_a_gap_in_the_exchange_s_history_is_refused_with_the_cached_line(tmp_path: Path) -> None:
+    """The exchange has holes (maintenance windows): a fetched range with one is refused
+    as a kline file with one is, naming the cache file and line (no warm-up restart)."""
+    config = tmp_path / "bot.json"
+    config.write_text(json.dumps({**BOT, "interval": "1d"}))
+    rest_url = "http://127.0.0.1:9"  # nothing listens: the cache must be enough
+    folder = tmp_path / "cache" / exchange_folder(rest_url) / "BTCUSDT" / "1d"
+    folder.mkdir(parents=True)
+    jan = parse_when("2025-01-01")
+    days = [d for d in range(31) if d != 20]  # 2025-01-21 missing
+    folder.joinpath("2025-01.csv").write_text(
+        "".join(
+            f"{jan + d * 86_400_000},100,101,99,100.5,10,{jan + (d + 1) * 86_400_000 - 1},"
+            "1000,5,5,500,0\n"
+            for d in days
+        )
+    )
+    args = [str(config), "--from", "2025-01-01", "--to", "2025-02-01", "--rest-url", rest_url]
+    proc = run(*args, "--cache-dir", str(tmp_path / "cache"))
+    assert proc.returncode == 2
+    assert "2025-01.csv:21: gap of 1 1d candle(s)" in proc.stderr
+    assert requests_of(proc) == 0
+    whole = run(
+        *args[:-4],
+        "--to",
+        "2025-01-21",
+        "--rest-url",
+        rest_url,
+        "--cache-dir",
+        str(tmp_path / "cache"),
+        "--json",
+    )
+    assert whole.returncode == 0, whole.stderr
+    assert json.loads(whole.stdout)["candles"] == 20
