@@ -158,3 +158,35 @@ def test_bad_requests_failed_jobs_and_malformed_entries(
     assert follow(client, ok["id"])[-1]["status"] == "done"
     assert client.get("/api/v1/backtests/01HZX3K4M5N6P7Q8R9S0T1V2W4").status_code == 404
     r.close()
+
+
+def test_a_job_left_by_a_dead_worker_is_taken_over_and_finished(
+    clean_redis_url: str,
+    sim_factory: SimFactory,  # noqa: F811
+    tmp_path: Path,
+    processes: list[BotfleetProcess],
+) -> None:
+    sim = sim_factory()
+    r = sync_redis.Redis.from_url(clean_redis_url)
+    start, end = past_months(1)
+    job_id = "01HZX3K4M5N6P7Q8R9S0T1V2W5"
+    request = json.dumps({"bot": {**BOT, "interval": "1d"}, "from": start, "to": end})
+    r.hset(keys.backtest_job(job_id), mapping={"status": "queued", "created_at": "1"})
+    r.xgroup_create(keys.BACKTEST_JOBS, keys.BACKTEST_GROUP, id="0", mkstream=True)
+    r.xadd(keys.BACKTEST_JOBS, encode(BacktestJob(job_id=job_id, request=request)))
+    # A worker that read the job and died before finishing it.
+    taken = r.xreadgroup(keys.BACKTEST_GROUP, "dead-worker", {keys.BACKTEST_JOBS: ">"}, count=1)
+    assert taken and taken[0][1]
+
+    env = _env(clean_redis_url, sim, tmp_path / "cache", "survivor")
+    env["BOTFLEET_BACKTEST_CLAIM_IDLE_MS"] = "1000"
+    processes.append(BotfleetProcess(["backtest-worker"], tmp_path / "w.log", env).start())
+    deadline = time.monotonic() + 60
+    while r.hget(keys.backtest_job(job_id), "status") != b"done":
+        assert time.monotonic() < deadline, r.hgetall(keys.backtest_job(job_id))
+        time.sleep(0.1)
+    assert r.hget(keys.backtest_job(job_id), "worker") == b"survivor"
+    assert json.loads(r.get(keys.backtest_result(job_id)) or b"{}")["candles"] >= 28
+    assert r.xpending(keys.BACKTEST_JOBS, keys.BACKTEST_GROUP)["pending"] == 0
+    assert 0 < r.ttl(keys.backtest_job(job_id)) <= 7 * 86_400
+    r.close()
