@@ -200,19 +200,32 @@ class Worker:
                 "phase": "fetching", "worker": self.consumer, "started_at": str(now_ms()),
             },
         )  # fmt: skip
-        rules = await self._rules(bot.symbol)
-        costs = Costs(taker_fee=request.fee, slippage=request.slippage, fee_asset=request.fee_asset)
-        engine = Backtest(bot, rules, costs)
-        klines = await self.fetcher.klines(bot.symbol, bot.interval, request.start, request.end)
-        run = Run(klines, request.candles())
-        await self.redis.hset(key, "phase", "backtesting")
-        task = asyncio.create_task(asyncio.to_thread(engine.run, run))
-        while True:
-            done, _ = await asyncio.wait([task], timeout=self.settings.backtest_progress_interval_s)
-            if done:
-                break
-            await self._progress(entry_id, key, run)
-        task.result()  # raises what the run raised
+        run: Run | None = None
+
+        async def keep() -> None:
+            # From the first request on: the fetch of a long range takes a while too.
+            while True:
+                await asyncio.sleep(self.settings.backtest_progress_interval_s)
+                try:
+                    await self._progress(entry_id, key, run)
+                except REDIS_ERRORS as exc:
+                    log.warning("backtest.progress_not_written", job=job_id, error=str(exc))
+
+        keeper = asyncio.create_task(keep(), name=f"keep-{job_id}")
+        try:
+            rules = await self._rules(bot.symbol)
+            costs = Costs(
+                taker_fee=request.fee, slippage=request.slippage, fee_asset=request.fee_asset
+            )
+            engine = Backtest(bot, rules, costs)
+            klines = await self.fetcher.klines(bot.symbol, bot.interval, request.start, request.end)
+            run = Run(klines, request.candles())
+            await self.redis.hset(key, "phase", "backtesting")
+            await asyncio.to_thread(engine.run, run)
+        finally:
+            keeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await keeper
         result = engine.summary()
         ttl = self.settings.backtest_result_ttl_s
         async with self.redis.pipeline(transaction=True) as pipe:
@@ -230,9 +243,11 @@ class Worker:
         self.done += 1
         log.info("backtest.job_done", job=job_id, candles=run.done)
 
-    async def _progress(self, entry_id: str, key: str, run: Run) -> None:
+    async def _progress(self, entry_id: str, key: str, run: Run | None) -> None:
         async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.hset(key, mapping={"progress": f"{run.progress:.4f}", "candles": str(run.done)})
+            if run is not None:
+                mapping = {"progress": f"{run.progress:.4f}", "candles": str(run.done)}
+                pipe.hset(key, mapping=mapping)
             # Touch the entry: a running job is never taken for a dead worker's.
             pipe.xclaim(
                 keys.BACKTEST_JOBS, keys.BACKTEST_GROUP, self.consumer, 0, [entry_id], justid=True
