@@ -28,6 +28,7 @@ import numpy as np
 
 from shared.binance.intervals import interval_ms
 from shared.klines import FORMATS, Kline, KlineError, detect_format, read_klines
+from shared.strategies.bars import Bars
 
 CHUNK = 65_536
 _ROW = np.dtype(
@@ -64,6 +65,15 @@ class Columns:
         assert self.lines is not None
         row = self.lines[i].split(",", 5)
         return (row[1].strip(), row[2].strip(), row[3].strip(), row[4].strip())
+
+    def bars(self, n: int) -> Bars:
+        """The first ``n`` rows as strategies take them."""
+        t = np.array(self.open_time[:n], dtype=np.int64)
+        return Bars(
+            t, t + (self.step_ms - 1),
+            *(np.array(col[:n], dtype=np.float64)
+              for col in (self.open, self.high, self.low, self.close, self.volume)),
+        )  # fmt: skip
 
     def kline(self, i: int) -> Kline:
         """Row ``i`` as the kline reader yields it (prices as text and floats)."""

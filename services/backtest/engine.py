@@ -36,7 +36,6 @@ from shared.fills import Costs, OrderRefused, market_fill, prepare_market
 from shared.klines import Kline
 from shared.messages import ExecutionReport, ExecutionStatus, Side
 from shared.strategies.accounting import BotBook, RoundTrip
-from shared.strategies.bars import Bar
 from shared.strategies.base import SignalAction
 from shared.strategies.config import BotConfig, RiskSizing
 from shared.strategies.exits import trailing_stop_price
@@ -208,19 +207,14 @@ class Backtest:
             self.first = ch.kline(0)
             self.interval_ms = ch.step_ms
         book = self.book
-        on_candle = self.evaluator.on_candle
-        times, opens, highs, lows, closes, volumes = (
-            ch.open_time,
-            ch.open,
-            ch.high,
-            ch.low,
-            ch.close,
-            ch.volume,
-        )
+        # The strategy is a pure function of the candles: the chunk's signals first
+        # (those that are not HOLD, by index), then the bot candle by candle.
+        signals = self.evaluator.on_bars(ch.bars(n))
+        times, highs, lows, closes = ch.open_time, ch.high, ch.low, ch.close
         span = ch.step_ms - 1
         warmup, start_at = self.warmup, self.start_at
         trail_mult = None if self.trailing is None else 1.0 - float(self.trailing) / 100.0
-        hold_, buy = SignalAction.HOLD, SignalAction.BUY
+        buy = SignalAction.BUY
         candles, decided, in_position = self.candles, self.decided, self.in_position
         rets, curve = self.returns, self.curve
         rn, total, squares, downside = rets.n, rets.total, rets.squares, rets.downside
@@ -256,14 +250,14 @@ class Backtest:
                         book.trailing_high = top_d
                         self._th_f = float(top_d)
                 in_position += 1
-            signal = on_candle(Bar(t, t + span, opens[i], highs[i], lows[i], closes[i], volumes[i]))
             if candles < warmup or t < start_at:
                 continue
             if self.first_decided is None:
                 self.first_decided = ch.kline(i)
             decided += 1
-            action = signal.action
-            if action is not hold_:
+            signal = signals.get(i)
+            if signal is not None:
+                action = signal.action
                 if action is buy:
                     # ATR levels of an entry are measured in the ATR of the candle it was
                     # decided on (the last noted before its fill): noted only then, as the

@@ -283,6 +283,62 @@ class StrategyEvaluator(ABC, Generic[S]):
         self.last_open_time = open_time
         return signal
 
+    def on_bars(self, bars: Bars) -> dict[int, Signal]:
+        """Take ``bars`` (the next closed candles, oldest first) as ``on_candle`` takes
+        each one, and return the signals that are not HOLD, by index in ``bars`` (the
+        backtester's way in: it needs no HOLD). The evaluator ends in the state
+        ``on_candle`` leaves, ``last_signal`` included. A strategy may make it faster
+        by overriding ``_steps``; tests/unit/strategies/test_on_bars.py holds every
+        strategy to the signals of ``on_candle``."""
+        n = bars.size
+        times = bars.open_time
+        last = self.last_open_time
+        if n == 0:
+            return {}
+        if (last is not None and int(times[0]) <= last) or (
+            n > 1 and bool((times[1:] <= times[:-1]).any())
+        ):
+            out = {}
+            for i in range(n):  # repeated or older candles: the one-at-a-time rules
+                signal = self.on_candle(bars.bar(i))
+                if signal.action is not SignalAction.HOLD:
+                    out[i] = signal
+            return out
+        if not bars.finite():
+            raise ValueError("candle prices and volumes must be finite")
+        signals, signal = self._steps(bars)
+        atrs = self._atr.update_many(bars.high.tolist(), bars.low.tolist(), bars.close.tolist())
+        replace = msgspec.structs.replace
+        for i, s in signals.items():
+            value = atrs[i]
+            if value is not None:
+                signals[i] = replace(s, metadata={**s.metadata, "atr": value})
+        value = atrs[-1]
+        self.last_signal = (
+            signal if value is None else replace(signal, metadata={**signal.metadata, "atr": value})
+        )
+        self.last_open_time = int(times[-1])
+        return signals
+
+    def _steps(self, bars: Bars) -> tuple[dict[int, Signal], Signal]:
+        """``_step`` over every one of ``bars`` (``count`` counting each before its
+        step): the signals that are not HOLD by index, and the last bar's signal."""
+        signals: dict[int, Signal] = {}
+        hold = SignalAction.HOLD
+        step = self._step
+        signal = self.last_signal
+        rows = zip(
+            bars.open_time.tolist(), bars.close_time.tolist(), bars.open.tolist(),
+            bars.high.tolist(), bars.low.tolist(), bars.close.tolist(), bars.volume.tolist(),
+            strict=True,
+        )  # fmt: skip
+        for i, row in enumerate(rows):
+            self.count += 1
+            signal = step(Bar(*row))
+            if signal.action is not hold:
+                signals[i] = signal
+        return signals, signal
+
     def on_close(self, close: float, open_time: int | None = None) -> Signal:
         """The next close alone (strategies that read only the close)."""
         if self.strategy.uses_ohlcv:

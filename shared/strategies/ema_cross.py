@@ -8,7 +8,9 @@ closes (two values of the slow EMA).
 from __future__ import annotations
 
 import math
+from typing import cast
 
+import numpy as np
 from pydantic import Field, ValidationInfo, field_validator
 
 from shared.strategies.bars import Bar, Bars
@@ -103,3 +105,41 @@ class EMACrossEvaluator(StrategyEvaluator[EMACrossStrategy]):
             return self.strategy.not_enough(self.count)
         prev = None if pf is None or ps is None else (pf, ps)
         return self.strategy.decide(prev, fast, slow)
+
+    def _steps(self, bars: Bars) -> tuple[dict[int, Signal], Signal]:
+        """``_step`` over every bar, faster (the backtester's way in): the EMAs take the
+        closes with the same updates, and ``decide`` runs only where the EMAs cross (the
+        only candles it can say other than HOLD on) and on the last bar."""
+        closes = bars.close.tolist()
+        n = len(closes)
+        pf, ps = self._fast.value, self._slow.value
+        fast = self._fast.update_many(closes)
+        slow = self._slow.update_many(closes)
+        first = self.count + 1  # the count of bar 0
+        self.count += n
+        strategy = self.strategy
+        # from bar j on, _step decides (both EMAs ready, enough candles): it never stops
+        j = max(0, self._min - first)
+        while j < n and (fast[j] is None or slow[j] is None):
+            j += 1
+        if j >= n:
+            return {}, strategy.not_enough(self.count)
+        f = np.array(fast[j:], dtype=np.float64)
+        s = np.array(slow[j:], dtype=np.float64)
+        if j:
+            pf, ps = fast[j - 1], slow[j - 1]
+        prev_f = np.concatenate(([np.nan if pf is None else pf], f[:-1]))
+        prev_s = np.concatenate(([np.nan if ps is None or pf is None else ps], s[:-1]))
+        diff, prev_diff = f - s, prev_f - prev_s
+        crossed = ((prev_diff <= 0.0) & (diff > 0.0)) | ((prev_diff >= 0.0) & (diff < 0.0))
+        signals: dict[int, Signal] = {}
+        ready = cast(list[float], fast), cast(list[float], slow)  # from bar j on
+        for i in (np.flatnonzero(crossed) + j).tolist():
+            prev = (pf, ps) if i == j else (ready[0][i - 1], ready[1][i - 1])
+            signal = strategy.decide(cast(tuple[float, float], prev), ready[0][i], ready[1][i])
+            if signal.action is not SignalAction.HOLD:
+                signals[i] = signal
+        i = n - 1
+        pair = (pf, ps) if i == j else (ready[0][i - 1], ready[1][i - 1])
+        last_prev = None if pair[0] is None or pair[1] is None else (pair[0], pair[1])
+        return signals, strategy.decide(last_prev, ready[0][i], ready[1][i])

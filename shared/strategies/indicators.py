@@ -220,6 +220,25 @@ class EMA:
             self.value = self._sum / self.period
         return self.value
 
+    def update_many(self, values: Sequence[float]) -> list[float | None]:
+        """``update`` of each of ``values`` in turn, with the same arithmetic (so the
+        same bits): what each returned."""
+        out: list[float | None] = []
+        i, n = 0, len(values)
+        while self.value is None and i < n:
+            out.append(self.update(values[i]))
+            i += 1
+        value = self.value
+        if value is None or i == n:
+            return out
+        alpha = self._alpha
+        append = out.append
+        for x in values[i:]:
+            value += alpha * (x - value)
+            append(value)
+        self.value = value
+        return out
+
     def seed(self, values: ArrayLike) -> float | None:
         """Replace the state with the one after ``values`` (vectorised)."""
         self.reset()

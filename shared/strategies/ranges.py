@@ -17,6 +17,7 @@ Definitions are TA-Lib's (``TRANGE``, ``ATR``, ``ADX``), the oracle of the tests
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import numpy as np
@@ -100,6 +101,32 @@ class ATR:
             if count == self.period:
                 self.value = self._sum / self.period
         return self.value
+
+    def update_many(
+        self, high: Sequence[float], low: Sequence[float], close: Sequence[float]
+    ) -> list[float | None]:
+        """``update`` of each candle in turn, with the same arithmetic (so the same
+        bits; the true ranges vectorised): what each returned."""
+        out: list[float | None] = []
+        i, n = 0, len(close)
+        while (self._count == 0 or self.value is None) and i < n:
+            out.append(self.update(high[i], low[i], close[i]))
+            i += 1
+        value = self.value
+        if value is None or i == n:
+            return out
+        h, lo = np.array(high[i:], dtype=np.float64), np.array(low[i:], dtype=np.float64)
+        prev = np.array([self._prev_close, *close[i : n - 1]], dtype=np.float64)
+        tr = np.maximum(np.maximum(h - lo, np.abs(h - prev)), np.abs(lo - prev))
+        period = self.period
+        append = out.append
+        for x in tr.tolist():
+            value = value + (x - value) / period
+            append(value)
+        self.value = value
+        self._count += n - i
+        self._prev_close = close[n - 1]
+        return out
 
     def seed(self, high: ArrayLike, low: ArrayLike, close: ArrayLike) -> float | None:
         """Replace the state with the one after the given candles (vectorised)."""
