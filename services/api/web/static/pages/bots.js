@@ -51,11 +51,11 @@ export async function botAction(bot, action) {
   }
 }
 
-const view = { bots: [] };
+const view = { bots: [], total: 0 };
 
 export function init() {
   makeSortable($("#bots"), $("#bots-filter"));
-  $("#bots-status").addEventListener("change", () => refresh().catch(() => {}));
+  $("#bots-status").addEventListener("change", () => refresh({}, false).catch(() => {}));
   $("#bots tbody").addEventListener("click", async (event) => {
     const row = event.target.closest("tr");
     if (!row) return;
@@ -63,7 +63,7 @@ export function init() {
     const action = event.target.dataset && event.target.dataset.action;
     if (!bot) return;
     if (action) {
-      if (await botAction(bot, action)) await refresh();
+      if (await botAction(bot, action)) await refresh({}, false);
       return;
     }
     if (event.target.closest("a")) return;
@@ -74,22 +74,42 @@ export function init() {
 }
 
 export async function enter() {
-  await Promise.all([refresh(), loadForm()]);
+  await Promise.all([refresh({}, false), loadForm()]);
 }
 
-export async function refresh() {
+// The first screen comes from one small page; a large fleet's other bots follow in
+// pages of 1000 (at most 10,000 in the table), and the 5 s refresh of such a fleet
+// reloads it only every 30 s.
+const FIRST = 200;
+let generation = 0;
+let ticks = 0;
+export async function refresh(params, periodic = true) {
+  ticks += 1;
+  if (periodic && view.total > 1000 && ticks % 6 !== 0) return;
+  const gen = ++generation;
   const status = $("#bots-status").value;
-  const items = [];
-  for (let offset = 0; ; offset += 1000) {
-    const page = await api(`/api/v1/bots?limit=1000&offset=${offset}${status ? `&status=${encodeURIComponent(status)}` : ""}`);
+  const filter = status ? `&status=${encodeURIComponent(status)}` : "";
+  const first = await api(`/api/v1/bots?limit=${FIRST}&offset=0${filter}`);
+  if (gen !== generation) return;
+  view.total = first.total;
+  render(first.items, first.total);
+  if (first.items.length < FIRST) return;
+  const items = [...first.items];
+  for (let offset = FIRST; offset < Math.min(first.total, 10000); offset += 1000) {
+    const page = await api(`/api/v1/bots?limit=1000&offset=${offset}${filter}`);
+    if (gen !== generation) return;
     items.push(...page.items);
-    if (page.items.length < 1000 || items.length >= 10000) break;
+    if (page.items.length < 1000) break;
   }
+  render(items, first.total);
+}
+
+function render(items, total) {
   view.bots = items;
-  const body = $("#bots tbody");
-  body.replaceChildren(...items.map((bot) => row(bot)));
+  $("#bots tbody").replaceChildren(...items.map((bot) => row(bot)));
   refreshTable($("#bots"));
-  $("#bots-note").textContent = items.length ? `${items.length} bots` : "No bots yet: create one below.";
+  $("#bots-note").textContent = items.length
+    ? `${items.length}${total > items.length ? ` of ${total}` : ""} bots` : "No bots yet: create one below.";
   if (!items.length) $("#create-box").open = true;
 }
 
