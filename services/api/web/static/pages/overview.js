@@ -3,7 +3,7 @@
 // every service's health.
 import { $, api, chartsAvailable, createChart, el, num, numCell, signedCell } from "../core.js";
 
-const view = { equity: null, equitySeries: null, pnl: null, pnlSeries: null };
+const view = { equity: null, equitySeries: null, pnl: null, pnlSeries: null, fleetSize: 0, exposureAt: 0 };
 
 export async function enter() { await refresh(); }
 
@@ -48,12 +48,16 @@ async function portfolio() {
 }
 
 async function exposure() {
+  // A large fleet's positions are summed again every 30 s, not every 5 s.
+  if (view.fleetSize > 1000 && Date.now() - view.exposureAt < 30000) return;
+  view.exposureAt = Date.now();
   const bots = [];
   for (let offset = 0; ; offset += 1000) {
     const page = await api(`/api/v1/bots?limit=1000&offset=${offset}`);
     bots.push(...page.items);
     if (page.items.length < 1000) break;
   }
+  view.fleetSize = bots.length;
   const by = new Map();
   for (const b of bots) {
     const row = by.get(b.symbol) || { bots: 0, open: 0, qty: 0, exposure: 0, unrealized: 0 };
