@@ -115,6 +115,20 @@ def test_a_job_runs_on_a_worker_and_its_result_is_the_cli_s(
     assert [j["id"] for j in listed] == [job["id"]]
 
 
+def test_a_worker_s_requests_go_through_the_fleet_s_weight_budget(
+    api: tuple[httpx.Client, SimClient], clean_redis_url: str
+) -> None:
+    client, _sim = api
+    start, end = past_months(1)
+    body = {"bot": {**BOT, "interval": "1h"}, "from": start, "to": end}
+    job = client.post("/api/v1/backtests", json=body).json()
+    assert follow(client, job["id"])[-1]["status"] == "done"
+    r = sync_redis.Redis.from_url(clean_redis_url)
+    reserved = sum(int(r.get(k) or 0) for k in r.scan_iter(keys.ratelimit_weight(0)[:-1] + "*"))
+    r.close()
+    assert reserved >= 1 + 2  # the server time (1), one page of klines (2)
+
+
 def test_bad_requests_failed_jobs_and_malformed_entries(
     api: tuple[httpx.Client, SimClient], clean_redis_url: str
 ) -> None:
