@@ -7,7 +7,7 @@ decided in order from its last decided one (:meth:`.core.BotState.catch_up`).
 
 from __future__ import annotations
 
-from services.runner.core import BotState, Change, Pending, ends
+from services.runner.core import BotState, Change, Pending, ends, interval_length_ms
 from services.runner.holdings import Holdings, text
 from services.runner.market import Group, Series, decode_candles, replay
 from shared import keys
@@ -96,13 +96,20 @@ async def missed_candles(
         return {}
     settings = held.settings
     # Per series: the largest group warm-up before the oldest missed candle, and them.
+    # And the informative series their strategies read, as deep from the same start.
     depth: dict[tuple[str, str], int] = {}
     for state, series, group in late:
         assert series.last_candle is not None
-        behind = (series.last_candle.open_time - state.last_open_time) // series.interval_ms
-        n = max(settings.runner_warmup_candles, group.evaluator.strategy.warmup_candles)
+        span = series.last_candle.open_time - state.last_open_time
+        behind = span // series.interval_ms
+        strategy = group.evaluator.strategy
+        n = max(settings.runner_warmup_candles, strategy.warmup_candles)
         pair = (series.symbol, series.interval)
         depth[pair] = max(depth.get(pair, 0), n + behind + 1)
+        for interval, warmup in strategy.informative.items():
+            pair = (series.symbol, interval)
+            n = warmup + span // interval_length_ms(interval) + 2
+            depth[pair] = max(depth.get(pair, 0), n)
     wanted = sorted(depth)
     async with held.redis.pipeline(transaction=False) as pipe:
         for symbol, interval in wanted:
@@ -116,8 +123,11 @@ async def missed_candles(
         done = replays.get(key)
         if done is None:
             candles = lists[(series.symbol, series.interval)]
-            evaluator = group.evaluator.strategy.evaluator()
-            done = replays[key] = replay(evaluator, candles, state.last_open_time)
+            strategy = group.evaluator.strategy
+            informative = {i: lists[(series.symbol, i)] for i in strategy.informative}
+            done = replays[key] = replay(
+                strategy.evaluator(), candles, state.last_open_time, informative
+            )
         out[state.bot_id] = done
     return out
 

@@ -95,8 +95,7 @@ class Holdings:
         if state is None or ref is None:
             return
         series, group = ref
-        gone = self.market.remove_bot(bot_id, series.symbol, series.interval, group.key[2])
-        if gone is not None:
+        for gone in self.market.remove_bot(bot_id, series.symbol, series.interval, group.key[2]):
             self.unsubscribe.add((gone.symbol, gone.interval))
 
     # --- writing ------------------------------------------------------------------------
@@ -173,11 +172,12 @@ class Holdings:
 
     async def subscribe(self, series: list[Series]) -> None:
         """Subscribe the series, with the warm-up their groups declare."""
-        warmup = {
-            (x.symbol, x.interval): max(g.evaluator.strategy.warmup_candles for g in groups)
-            for x in series
-            if (groups := list(x.groups.values()))
-        }
+        warmup: dict[tuple[str, str], int] = {}
+        for x in series:
+            needs = [g.evaluator.strategy.warmup_candles for g in x.groups.values()]
+            needs += [g.evaluator.strategy.informative.get(x.interval, 0) for g in x.informs]
+            if needs:
+                warmup[(x.symbol, x.interval)] = max(needs)
         await subscriptions.add(self.redis, [(x.symbol, x.interval) for x in series], warmup)
 
     async def withdraw_subscriptions(self) -> None:

@@ -122,6 +122,14 @@ class Lifecycle:
             strategy = self._strategies[state.config_digest] = state.config.build_strategy()
         return strategy
 
+    def _series(self, state: BotState) -> dict[tuple[str, str], int]:
+        """Every series the bot reads, with the closed candles of warm-up it needs there."""
+        strategy = self._strategy(state)
+        symbol = state.config.symbol
+        out: dict[tuple[str, str], int] = {(symbol, state.config.interval): strategy.warmup_candles}
+        out.update({(symbol, i): n for i, n in strategy.informative.items()})
+        return out
+
     async def _deep_enough(
         self, ready: list[tuple[BotState, str, str]]
     ) -> list[tuple[BotState, str, str]]:
@@ -133,8 +141,8 @@ class Lifecycle:
         need: dict[tuple[str, str], int] = {}
         for state, desired, _ in ready:
             if desired == Desired.RUNNING.value:
-                key = (state.config.symbol, state.config.interval)
-                need[key] = max(need.get(key, 0), self._strategy(state).warmup_candles)
+                for pair, n in self._series(state).items():
+                    need[pair] = max(need.get(pair, 0), n)
         if not need:
             return ready
         redis = self.held.redis
@@ -145,18 +153,16 @@ class Lifecycle:
         wait: list[tuple[BotState, str]] = []
         for item in ready:
             state, desired, _ = item
-            cfg = state.config
-            held = have.get((cfg.symbol, cfg.interval))
-            warmup = self._strategy(state).warmup_candles
-            if desired != Desired.RUNNING.value or held is None or held >= warmup:
+            short = [
+                f"{held} of {warmup} closed candles of {symbol} {interval}"
+                for (symbol, interval), warmup in self._series(state).items()
+                if (held := have.get((symbol, interval))) is not None and held < warmup
+            ]
+            if desired != Desired.RUNNING.value or not short:
                 go.append(item)
                 continue
             wait.append(
-                (
-                    state,
-                    f"waiting for warm-up: {held} of {warmup} closed candles of "
-                    f"{cfg.symbol} {cfg.interval} (ingestion is backfilling)",
-                )
+                (state, f"waiting for warm-up: {', '.join(short)} (ingestion is backfilling)")
             )
         if wait:
             now = now_ms()
@@ -187,6 +193,7 @@ class Lifecycle:
         series = market.series.get(key)
         group = series.groups.get(strategy.key) if series is not None else None
         new_series = False
+        subscribe: list[Series] = []
         if group is None:
             candles = lists.get(key)
             # Each group is seeded with at least its own declared warm-up.
@@ -214,15 +221,29 @@ class Lifecycle:
                         series.last_close_time = candles[-1].close_time
                         series.last_candle = candles[-1]
             # else: a new group on a series whose list this claim has just read
+            informative, read_from = await self._read_informative(cfg.symbol, strategy)
             group = series.groups.get(strategy.key)
             if group is None:
-                group = Group((cfg.symbol, cfg.interval, strategy.key), strategy.evaluator())
-                group.seed(candles)
+                group = Group(
+                    (cfg.symbol, cfg.interval, strategy.key),
+                    strategy.evaluator(),
+                    informative=tuple(informative),
+                )
+                group.seed(candles, informative)
                 series.groups[strategy.key] = group
+                for interval, rows in informative.items():
+                    # The group reads this series too: its candles go to the evaluator.
+                    read, new = market.inform(group, cfg.symbol, interval)
+                    if new:
+                        market.last_ids[read.stream] = read_from[interval]
+                        if rows:
+                            read.last_close_time = rows[-1].close_time
+                            read.last_candle = rows[-1]
+                        subscribe.append(read)
                 if len(candles) < strategy.warmup_candles:
-                    # A young series (or a list kept shorter than the default): the group
-                    # decides, but may differ from an uninterrupted run until it has run
-                    # for its warm-up (docs/strategies.md, "Warm-up").
+                    # A series younger than the warm-up (it starts at the exchange's
+                    # first candle, which an uninterrupted run saw too), or a list kept
+                    # shorter by hand (docs/strategies.md, "Warm-up").
                     log.warning(
                         "group.short_warmup",
                         symbol=cfg.symbol,
@@ -254,8 +275,32 @@ class Lifecycle:
                     pass
         market.add_bot(state.bot_id, series, group)
         if new_series:
-            await held.subscribe([series])
+            subscribe.append(series)
+        if subscribe:
+            await held.subscribe(subscribe)
         return series, group
+
+    async def _read_informative(
+        self, symbol: str, strategy: TradingStrategy[Any]
+    ) -> tuple[dict[str, list[Candle]], dict[str, str]]:
+        """The candle lists of the series ``strategy`` declares besides its own (each its
+        declared warm-up deep), and the stream id each was read at."""
+        intervals = sorted(strategy.informative)
+        if not intervals:
+            return {}, {}
+        async with self.held.redis.pipeline(transaction=True) as pipe:
+            for interval in intervals:
+                n = strategy.informative[interval]
+                pipe.lrange(keys.candles(symbol, interval), -n, -1)
+                pipe.xrevrange(keys.candle_stream(symbol, interval), count=1)
+            rows = await pipe.execute()
+        lists: dict[str, list[Candle]] = {}
+        read_from: dict[str, str] = {}
+        for i, interval in enumerate(intervals):
+            lists[interval] = decode_candles(rows[2 * i])
+            last = rows[2 * i + 1]
+            read_from[interval] = text(last[0][0]) if last else "0-0"
+        return lists, read_from
 
     async def _start(self, ready: list[tuple[BotState, str, str]]) -> None:
         """Start claimed bots: warmed, an adopted bot's intents settled and its missed

@@ -17,6 +17,7 @@ import msgspec
 from services.runner.core import interval_length_ms
 from shared import keys
 from shared.messages import Candle
+from shared.strategies.bars import Bars
 from shared.strategies.base import OutOfOrderCandle, Signal, StrategyEvaluator
 
 _candle_decoder = msgspec.json.Decoder(Candle)
@@ -42,10 +43,15 @@ class Group:
     key: tuple[str, str, str]
     evaluator: StrategyEvaluator[Any]
     bots: set[str] = field(default_factory=set)
+    # Other intervals of the symbol the strategy reads (its declared informative series).
+    informative: tuple[str, ...] = ()
 
-    def seed(self, candles: list[Candle]) -> None:
-        """Seed on whole candles (the list holds at least the strategy's declared warm-up)."""
-        self.evaluator.seed_candles(candles)
+    def seed(
+        self, candles: list[Candle], informative: dict[str, list[Candle]] | None = None
+    ) -> None:
+        """Seed on whole candles (the list holds at least the strategy's declared warm-up),
+        the declared informative series first."""
+        seed(self.evaluator, candles, informative)
 
     def on_candle(self, candle: Candle) -> Signal | None:
         """The signal on ``candle``; None for a candle older than what it has seen."""
@@ -55,13 +61,29 @@ class Group:
             return None
 
 
+def seed(
+    evaluator: StrategyEvaluator[Any],
+    candles: list[Candle],
+    informative: dict[str, list[Candle]] | None = None,
+) -> None:
+    """Seed ``evaluator`` on its series' candles, after its informative series'."""
+    for interval, rows in (informative or {}).items():
+        evaluator.seed_informative(interval, Bars.from_candles(rows))
+    evaluator.seed_candles(candles)
+
+
 def replay(
-    evaluator: StrategyEvaluator[Any], candles: list[Candle], after: int
+    evaluator: StrategyEvaluator[Any],
+    candles: list[Candle],
+    after: int,
+    informative: dict[str, list[Candle]] | None = None,
 ) -> list[tuple[Candle, Signal]]:
     """The signals on the candles that opened after ``after``, from a fresh
-    ``evaluator`` seeded on the candles up to it (a catch-up of missed candles)."""
+    ``evaluator`` seeded on the candles up to it (a catch-up of missed candles); its
+    informative series are handed over whole (a strategy uses only the candles of
+    them that closed before the one it decides)."""
     first = next((i for i, c in enumerate(candles) if c.open_time > after), len(candles))
-    evaluator.seed_candles(candles[:first])
+    seed(evaluator, candles[:first], informative)
     out = []
     for candle in candles[first:]:
         try:
@@ -80,6 +102,8 @@ class Series:
     interval_ms: int
     stream: str
     groups: dict[str, Group] = field(default_factory=dict)  # by strategy key
+    # Groups of other series of the symbol that read this one as an informative series.
+    informs: list[Group] = field(default_factory=list)
     last_close_time: int | None = None
     last_candle: Candle | None = None
     stale: str | None = None  # the stale gate's last verdict (None: look at every bot)
@@ -118,10 +142,22 @@ class Market:
         series.stale = None  # the new bot's gate is checked on the next pass
         self.symbol_bots.setdefault(series.symbol, set()).add(bot_id)
 
+    def inform(self, group: Group, symbol: str, interval: str) -> tuple[Series, bool]:
+        """``group`` reads series ``interval`` of ``symbol``; the series (and whether it
+        is new here)."""
+        series = self.series.get((symbol, interval))
+        new = series is None
+        if series is None:
+            series = self.add_series(symbol, interval)
+        if not any(g is group for g in series.informs):
+            series.informs.append(group)
+        return series, new
+
     def remove_bot(
         self, bot_id: str, symbol: str, interval: str, strategy_key: str
-    ) -> Series | None:
-        """Forget a bot; returns its series when no bot of this runner uses it any more."""
+    ) -> list[Series]:
+        """Forget a bot; returns the series no bot of this runner uses any more (its own,
+        the informative ones of its group)."""
         bots = self.symbol_bots.get(symbol)
         if bots is not None:
             bots.discard(bot_id)
@@ -132,13 +168,22 @@ class Market:
                 self.last_ids.pop(stream, None)
         series = self.series.get((symbol, interval))
         if series is None:
-            return None
+            return []
+        gone: list[Series] = []
         group = series.groups.get(strategy_key)
         if group is not None:
             group.bots.discard(bot_id)
             if not group.bots:
                 del series.groups[strategy_key]
-        if not series.groups:
+                for other in group.informative:
+                    read = self.series.get((symbol, other))
+                    if read is None:
+                        continue
+                    read.informs = [g for g in read.informs if g is not group]
+                    if not read.groups and not read.informs:
+                        self.remove_series(read)
+                        gone.append(read)
+        if not series.groups and not series.informs:
             self.remove_series(series)
-            return series
-        return None
+            gone.append(series)
+        return gone

@@ -139,6 +139,8 @@ class Reader:
                 if series.last_close_time is None or candle.close_time > series.last_close_time:
                     series.last_close_time = candle.close_time
                     series.last_candle = candle
+                for reader in series.informs:  # groups of other series that read this one
+                    reader.evaluator.on_informative(series.interval, candle)
                 for group in list(series.groups.values()):
                     signal = group.on_candle(candle)
                     if signal is None:

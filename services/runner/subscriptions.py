@@ -17,6 +17,7 @@ import msgspec
 from shared import keys
 from shared.bots import BotStatus, Desired
 from shared.logging import get_logger
+from shared.strategies.registry import get_strategy_class
 
 log = get_logger(__name__)
 
@@ -26,6 +27,17 @@ _ACTIVE = (BotStatus.STARTING.value, BotStatus.RUNNING.value, BotStatus.STOPPING
 class _SeriesRef(msgspec.Struct):
     symbol: str = ""
     interval: str = ""
+    strategy: str = ""
+    params: dict[str, Any] = {}
+
+    def series(self) -> set[tuple[str, str]]:
+        """The bot's series: its own, and those its strategy declares besides."""
+        out = {(self.symbol, self.interval)}
+        try:
+            informative = get_strategy_class(self.strategy)(self.params).informative
+        except (ValueError, TypeError):  # unknown strategy, invalid params: own series only
+            return out
+        return out | {(self.symbol, i) for i in informative}
 
 
 _ref_decoder = msgspec.json.Decoder(_SeriesRef)
@@ -122,7 +134,10 @@ async def withdraw(redis: Any, wanted: set[tuple[str, str]]) -> None:
                 ref = _ref_decoder.decode(config)
             except (msgspec.DecodeError, msgspec.ValidationError):
                 continue
-            wanted.discard((ref.symbol, ref.interval))
+            if (ref.symbol, ref.interval) in wanted:
+                wanted.discard((ref.symbol, ref.interval))
+            if any(symbol == ref.symbol for symbol, _ in wanted):
+                wanted -= ref.series()
     if wanted:
         members = [keys.subscription(s, i) for s, i in sorted(wanted)]
         removed = await redis.srem(keys.MARKET_SUBSCRIPTIONS, *members)
