@@ -7,8 +7,10 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
+# Exact versions of everything installed (image, CI, make test); `make lock` renews it.
+LOCK := requirements.lock
 
-.PHONY: help install dashboard run test lint format bench clean
+.PHONY: help install dashboard run test lint format bench clean lock
 
 help:
 	@echo "make run    - the whole fleet locally (botfleet dev)"
@@ -16,13 +18,24 @@ help:
 	@echo "make lint   - ruff check, ruff format --check, mypy"
 	@echo "make bench  - run the benchmarks in bench/ and print their figures"
 
-$(STAMP): pyproject.toml examples/botfleet-donchian/pyproject.toml
+$(STAMP): pyproject.toml examples/botfleet-donchian/pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
-	# The example strategy plugin (docs/strategies.md): tests check it is registered.
-	$(PY) -m pip install --quiet -e examples/botfleet-donchian
+	$(PY) -m pip install --quiet -r $(LOCK)
+	# botfleet itself and the example strategy plugin (docs/strategies.md: tests check it
+	# is registered), editable; their dependencies are all in the lock.
+	$(PY) -m pip install --quiet --no-deps -e . -e examples/botfleet-donchian
 	touch $(STAMP)
+
+# The lock from pyproject.toml: a fresh venv with '.[dev]', frozen (botfleet excluded).
+lock:
+	rm -rf .lock-venv
+	$(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/python -m pip install --quiet --upgrade pip
+	.lock-venv/bin/python -m pip install --quiet '.[dev]'
+	{ sed -n '/^#/p' $(LOCK); .lock-venv/bin/python -m pip freeze --exclude botfleet; } > $(LOCK).new
+	mv $(LOCK).new $(LOCK)
+	rm -rf .lock-venv build
 
 install: $(STAMP) dashboard
 
