@@ -1,6 +1,7 @@
 """The fill model, pure: what an order of a bot gets at a price (docs/backtest.md,
 "Fill model"). The backtester and the paper gateway (``services/gateway/paper.py``)
-both fill with these functions, so the same prices give the same fills.
+both fill with these functions, and the exchange simulator's matching computes its
+fills' amounts with :func:`fill_at`, so the same prices give the same fills.
 
 MARKET (:func:`market_fill`): the price is the reference price (the next price after
 the decision) moved against the order by the slippage, quantized to 1e-8; a
