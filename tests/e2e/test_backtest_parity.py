@@ -1,7 +1,8 @@
 """Issue 17's parity: the simulator replays a kline file, a fleet trades it (paper mode,
 and live against the simulator), and ``botfleet backtest`` over the same file gives the
-same round trips: the same entry and exit candles, quantities, prices, fees, dust, exit
-reasons and realized PnL, exactly.
+same round trips: the same entry and exit candles and kinds of exit (strategy, stop-loss,
+take-profit), quantities, fees and dust to the last decimal, prices and realized PnL to
+the cent (beyond it they differ below 1e-6: the runner's book keeps 1e-8).
 
 One simulator replays ``tests/fixtures/parity/BTCUSDT-1m.csv`` (written by
 ``make_klines.py`` beside it, which says how the file meets the fill model) at speed
