@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 import typer
 
 if TYPE_CHECKING:
+    from services.backtest.columns import Columns
     from shared.klines import Kline
     from shared.strategies.config import BotConfig
 
@@ -30,17 +31,21 @@ def _fail(message: str) -> NoReturn:
     raise typer.Exit(2)
 
 
-def _progress(klines: Iterator[Kline]) -> Iterator[Kline]:
-    """The candles, with a progress line on the terminal every 65,536 of them."""
+def _progress(klines: Iterator[Kline] | Iterator[Columns]) -> Iterator[Kline | Columns]:
+    """The candles (or column chunks), with a progress line on the terminal every
+    65,536 candles."""
     from datetime import UTC, datetime
+
+    from services.backtest.columns import Columns
 
     n = 0
     for k in klines:
-        n += 1
-        if not n & 0xFFFF:
-            at = datetime.fromtimestamp(k.open_time / 1000, UTC).strftime("%Y-%m-%d %H:%M")
-            sys.stderr.write(f"\rbacktest: {n:,} candles, at {at}")
+        size, t = (k.size, k.open_time[-1]) if isinstance(k, Columns) else (1, k.open_time)
+        if (n + size) >> 16 > n >> 16:
+            at = datetime.fromtimestamp(t / 1000, UTC).strftime("%Y-%m-%d %H:%M")
+            sys.stderr.write(f"\rbacktest: {n + size:,} candles, at {at}")
             sys.stderr.flush()
+        n += size
         yield k
     if n > 0xFFFF:
         sys.stderr.write("\r" + " " * 60 + "\r")
@@ -54,16 +59,16 @@ def _source(
     end: str | None,
     rest_url: str | None,
     cache_dir: Path | None,
-) -> Iterator[Kline]:
+) -> Iterator[Kline] | Iterator[Columns]:
     """The candles: of the file, or of the range fetched over REST (exactly one given)."""
-    from shared.klines import read_klines
+    from services.backtest.columns import read_columns
 
     if klines is not None:
         if start is not None or end is not None:
             _fail("give a kline file or --from/--to, not both")
         if not klines.is_file():
             _fail(f"{klines}: no such file")
-        return read_klines(klines, bot.interval, fmt)
+        return read_columns(klines, bot.interval, fmt)  # read_klines' rules, faster
     if start is None:
         _fail("give a kline file or a range (--from 2025-01-01 [--to 2025-03-01])")
     import time

@@ -23,6 +23,7 @@ import zipfile
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 
@@ -30,7 +31,7 @@ from shared.binance.intervals import interval_ms
 from shared.klines import FORMATS, Kline, KlineError, detect_format, read_klines
 from shared.strategies.bars import Bars
 
-CHUNK = 65_536
+CHUNK = 16_384
 _ROW = np.dtype(
     [("t", np.int64), ("o", np.float64), ("h", np.float64), ("l", np.float64),
      ("c", np.float64), ("v", np.float64)]
@@ -99,6 +100,19 @@ def from_klines(klines: Iterable[Kline], size: int | None = None) -> Iterator[Co
         step = first.close_time + 1 - first.open_time
         _, t, _, o, h, lo, c, v, texts, *_ = zip(*batch, strict=True)
         yield Columns(list(t), list(o), list(h), list(lo), list(c), list(v), step, texts=texts)
+
+
+def chunked(candles: Iterable[Kline | Columns]) -> Iterator[Columns]:
+    """``candles`` as chunks: column chunks as they are, klines chunked."""
+    it = iter(candles)
+    first = next(it, None)
+    if first is None:
+        return
+    if isinstance(first, Columns):
+        yield first
+        yield from cast(Iterator[Columns], it)
+    else:
+        yield from from_klines(itertools.chain([cast(Kline, first)], cast(Iterator[Kline], it)))
 
 
 def read_columns(

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from services.backtest.columns import Columns, from_klines
+from services.backtest.columns import Columns, chunked
 from shared.binance.rules import SymbolRules
 from shared.bots import client_order_id, intent_id
 from shared.fills import Costs, OrderRefused, market_fill, prepare_market
@@ -159,19 +159,14 @@ class Backtest:
         self.curve = Curve()
         self.returns = Returns()
         self._prev_equity = float(config.quote_allocation)
-        # the book's figures as floats for the loop (``_levels``), until a fill
-        self._dirty = True
-        self._holding = False
-        self._stop_f = self._cash_f = self._qty_f = 0.0
-        self._tp_f = math.inf
-        self._th_f: float | None = None
         self.returns.peak = self._prev_equity
 
     # --- the loop -------------------------------------------------------------------
 
-    def run(self, klines: Iterable[Kline], *, end_before: int | None = None) -> Backtest:
-        """Take every candle of ``klines`` (those opening before ``end_before``)."""
-        return self.feed(from_klines(klines), end_before=end_before)
+    def run(self, klines: Iterable[Kline | Columns], *, end_before: int | None = None) -> Backtest:
+        """Take every candle of ``klines`` (those opening before ``end_before``): klines
+        one by one (``read_klines``) or column chunks (``read_columns``, faster)."""
+        return self.feed(chunked(klines), end_before=end_before)
 
     def feed(self, chunks: Iterable[Columns], *, end_before: int | None = None) -> Backtest:
         """Take every candle of ``chunks`` (those opening before ``end_before``): what
@@ -184,23 +179,27 @@ class Backtest:
             self._chunk(chunk, n)
         return self
 
-    def _levels(self) -> None:
-        """The book's figures the loop reads on every candle, as floats (after a fill
-        or an exit check changed them)."""
+    def _levels(self) -> tuple[bool, float, float, float | None, float, float]:
+        """The book's figures the loop reads on every candle, as floats (read again
+        after a fill or an exit check changed them): holding, stop, take-profit (less
+        a margin), trailing high, cash, quantity."""
         book = self.book
-        self._holding = book.qty > 0
-        self._stop_f = float(book.stop_price) if book.stop_price is not None else 0.0
         tp = book.take_profit_price
-        self._tp_f = float(tp) * (1.0 - 1e-9) if tp is not None else math.inf
         th = book.trailing_high
-        self._th_f = float(th) if th is not None else None
-        self._cash_f, self._qty_f = float(book.cash), float(book.qty)
-        self._dirty = False
+        return (
+            book.qty > 0,
+            float(book.stop_price) if book.stop_price is not None else 0.0,
+            float(tp) * (1.0 - 1e-9) if tp is not None else math.inf,
+            float(th) if th is not None else None,
+            float(book.cash),
+            float(book.qty),
+        )
 
     def _chunk(self, ch: Columns, n: int) -> None:
         """Candles ``0 .. n-1`` of ``ch``, in order: per candle, the pending order fills
         at the open, the exits are checked along the candle, the strategy takes it,
-        and a decision on its close is made (see the module docstring)."""
+        and a decision on its close is made (see the module docstring). What the book
+        holds is read as floats into locals, again after each fill or exit check."""
         if n <= 0:
             return
         if self.first is None:
@@ -221,8 +220,8 @@ class Backtest:
         peak, max_dd, max_dd_pct = rets.peak, rets.max_dd, rets.max_dd_pct
         prev, seen, stride = self._prev_equity, curve.seen, curve.stride
         mark = -1  # a HOLD in position marks the book at the close: only the last counts
-        if self._dirty:
-            self._levels()
+        holding, stop_f, tp_f, th_f, cash_f, qty_f = self._levels()
+        undecided = self.first_decided is None
         for i in range(n):
             t = times[i]
             candles += 1
@@ -230,30 +229,30 @@ class Backtest:
                 order, self.pending = self.pending, None
                 self._fill(order, Decimal(ch.text(i)[0]), t)
                 mark = -1
-                self._levels()
-            if self._holding:
+                holding, stop_f, tp_f, th_f, cash_f, qty_f = self._levels()
+            if holding:
                 high = highs[i]
-                floor = self._stop_f
-                th_f = self._th_f
+                floor = stop_f
                 if trail_mult is not None:
                     top = th_f if th_f is not None and th_f > high else high
                     if top * trail_mult > floor:
                         floor = top * trail_mult
-                if lows[i] <= floor * (1.0 + 1e-9) or high >= self._tp_f:
+                if lows[i] <= floor * (1.0 + 1e-9) or high >= tp_f:
                     self._path_exits(ch.kline(i))
                     mark = -1
-                    self._levels()
+                    holding, stop_f, tp_f, th_f, cash_f, qty_f = self._levels()
                 elif th_f is None or high >= th_f:
                     # only the trailing high moves (``_quiet``)
                     top_d = Decimal(ch.text(i)[1])
                     if book.trailing_high is None or top_d > book.trailing_high:
                         book.trailing_high = top_d
-                        self._th_f = float(top_d)
+                        th_f = float(top_d)
                 in_position += 1
             if candles < warmup or t < start_at:
                 continue
-            if self.first_decided is None:
+            if undecided:
                 self.first_decided = ch.kline(i)
+                undecided = False
             decided += 1
             signal = signals.get(i)
             if signal is not None:
@@ -265,11 +264,9 @@ class Backtest:
                     book.note_atr(signal.metadata.get("atr"))
                 mark = -1
                 self._decide(ch.text(i)[3], t, t + span, action, signal.reason)
-            elif self._holding:
+            elif holding:
                 mark = i
-            if self._dirty:
-                self._levels()
-            equity = self._cash_f + self._qty_f * closes[i]
+            equity = cash_f + qty_f * closes[i]
             r = equity / prev - 1.0 if prev > 0 else 0.0
             rn += 1
             total += r
@@ -416,7 +413,6 @@ class Backtest:
             ts=ts,
         )
         result = book.apply(report)
-        self._dirty = True
         if result.round_trips:
             self.trips.extend(result.round_trips)
             self.last_exit_at = ts
