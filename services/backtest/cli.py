@@ -194,6 +194,10 @@ def backtest_sweep(
         float | None, typer.Option(help="walk-forward: fraction of the candles to fit on")
     ] = None,
     workers: Annotated[int, typer.Option(help="processes (0: one per core)")] = 0,
+    random: Annotated[
+        int | None, typer.Option("--random", help="run N points drawn from the grid, not all")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="seed of --random's draw")] = 0,
     rules: Annotated[Path | None, typer.Option(help="symbol rules JSON")] = None,
     fmt: Annotated[str, typer.Option("--format", help="auto | csv | json | zip")] = "auto",
     fee: Annotated[str, typer.Option(help="taker fee rate")] = "0.001",
@@ -225,7 +229,7 @@ def backtest_sweep(
         costs = Costs(taker_fee=Decimal(fee), slippage=Decimal(slippage))
         result = sweep(
             base, values, klines, fmt, symbol_rules, costs,
-            rank=rank, split=split, workers=workers or None,
+            rank=rank, split=split, workers=workers or None, random=random, seed=seed,
         )  # fmt: skip
     except (ArithmeticError, RulesError, KlineError, ValueError) as exc:
         _fail(str(exc))

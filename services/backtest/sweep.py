@@ -167,6 +167,8 @@ def sweep(
 
 def render(result: dict[str, Any]) -> str:
     head = f"{result['points']} points ranked by {result['rank']}"
+    if result.get("seed") is not None:
+        head += f" (drawn at random from the grid, seed {result['seed']})"
     if result["split_at"] is not None:
         head += f"; fit before open time {result['split_at']}, test after (fit -> test)"
     lines = [head]

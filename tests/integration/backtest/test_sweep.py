@@ -13,7 +13,7 @@ from typing import Any
 
 from services.backtest.engine import Backtest
 from services.backtest.rules import default_rules
-from services.backtest.sweep import FIGURES
+from services.backtest.sweep import FIGURES, random_points
 from shared.fills import Costs
 from shared.klines import read_klines
 from shared.strategies.config import BotConfig
@@ -64,3 +64,28 @@ def test_a_walk_forward_grid_equals_single_backtests_of_each_point(tmp_path: Pat
         assert row["test"] == {k: test_summary[k] for k in FIGURES}
         assert test.trips and all(t.opened_at >= split_at for t in test.trips)
         assert all(t.closed_at < split_at for t in fit.trips)
+
+
+def test_a_random_search_runs_the_points_its_seed_draws(tmp_path: Path) -> None:
+    klines = tmp_path / "BTCUSDT-1h.csv"
+    write_file(klines, 800, 3_600_000, seed=12)
+    bot = tmp_path / "bot.json"
+    bot.write_text(json.dumps(BASE))
+    grid = {"fast_period": [3, 5, 7, 9], "slow_period": [20, 25, 30]}
+    command = [sys.executable, "-m", "services", "backtest-sweep", str(bot), str(klines),
+               "--grid", json.dumps(grid), "--random", "4", "--seed", "5", "--workers", "2"]  # fmt: skip
+    runs = []
+    for extra in (["--json"], []):
+        proc = subprocess.run(
+            [*command, *extra], env=base_env(), capture_output=True, text=True, timeout=300,
+            check=False,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        runs.append(proc)
+    result = json.loads(runs[0].stdout)
+    assert (result["points"], result["seed"], len(result["results"])) == (4, 5, 4)
+    drawn = [{k: row["params"][k] for k in grid} for row in result["results"]]
+    assert sorted(map(str, drawn)) == sorted(map(str, random_points(grid, 4, seed=5)))
+    assert (
+        "4 points ranked by net_pnl_pct (drawn at random from the grid, seed 5)" in runs[1].stdout
+    )
