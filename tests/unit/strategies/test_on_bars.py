@@ -14,8 +14,9 @@ import numpy as np
 import pytest
 
 from shared.klines import read_klines
-from shared.strategies.bars import Bars
-from shared.strategies.base import SignalAction, StrategyEvaluator
+from shared.strategies.bars import Bar, Bars
+from shared.strategies.base import Signal, SignalAction, StrategyEvaluator
+from shared.strategies.ema_cross import EMACrossEvaluator, EMACrossStrategy
 from shared.strategies.indicators import EMA
 from shared.strategies.ranges import ATR
 from shared.strategies.registry import create_strategy, strategy_names
@@ -124,3 +125,14 @@ def test_update_many_is_update_in_turn_to_the_bit() -> None:
         got += b.update_many(highs[3:], lows[3:], closes[3:])
         assert got == want
         assert (b.value, b._count, b._prev_close) == (a.value, a._count, a._prev_close)
+
+
+def test_a_subclass_with_its_own_step_is_not_given_ema_cross_s_shortcut() -> None:
+    class Always(EMACrossEvaluator):
+        def _step(self, bar: Bar) -> Signal:
+            return Signal(action=SignalAction.BUY, reason=f"always at {bar.close}")
+
+    bars = SERIES["walk"][:40]
+    got = Always(EMACrossStrategy()).on_bars(bars)
+    assert sorted(got) == list(range(40))
+    assert encoded(got) == one_by_one(Always(EMACrossStrategy()), bars)
