@@ -222,8 +222,56 @@ class Backtest:
         mark = -1  # a HOLD in position marks the book at the close: only the last counts
         holding, stop_f, tp_f, th_f, cash_f, qty_f = self._levels()
         undecided = self.first_decided is None
-        for i in range(n):
+        events = sorted(signals)  # candles with a signal, in order
+        event = 0  # the next of them
+        i = -1
+        while i + 1 < n:
+            i += 1
             t = times[i]
+            if (
+                not holding
+                and qty_f == 0.0
+                and self.pending is None
+                and candles + 1 >= warmup
+                and t >= start_at
+            ):
+                while event < len(events) and events[event] < i:
+                    event += 1
+                end = events[event] if event < len(events) else n
+                if end - i > 1:
+                    # Flat and nothing to decide until ``end``: the equity stays at the
+                    # cash, so these candles add what the loop below would (a return
+                    # of 0 after the first, curve points at the same stride).
+                    if undecided:
+                        self.first_decided = ch.kline(i)
+                        undecided = False
+                    count = end - i
+                    candles += count
+                    decided += count
+                    equity = cash_f
+                    r = equity / prev - 1.0 if prev > 0 else 0.0
+                    rn += count
+                    total += r
+                    squares += r * r
+                    if r < 0:
+                        downside += r * r
+                    if equity > peak:
+                        peak = equity
+                    dd = peak - equity
+                    if dd > max_dd:
+                        max_dd = dd
+                    if peak > 0 and dd / peak > max_dd_pct:
+                        max_dd_pct = dd / peak
+                    prev = equity
+                    first, last = seen, seen + count
+                    while seen < last:
+                        if seen % stride == 0:
+                            stride = curve.keep(times[i + seen - first] + span, equity)
+                            seen += 1
+                        else:
+                            seen = min(seen + stride - seen % stride, last)
+                    i = end - 1
+                    continue
             candles += 1
             if self.pending is not None:
                 order, self.pending = self.pending, None
