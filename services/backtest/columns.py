@@ -26,10 +26,12 @@ from pathlib import Path
 from typing import cast
 
 import numpy as np
+import numpy.typing as npt
 
 from shared.binance.intervals import interval_ms
 from shared.klines import FORMATS, Kline, KlineError, detect_format, read_klines
 from shared.strategies.bars import Bars
+from shared.strategies.indicators import FloatArray
 
 CHUNK = 16_384
 _ROW = np.dtype(
@@ -54,6 +56,10 @@ class Columns:
     lines: Sequence[str] | None = None
     texts: Sequence[tuple[str, str, str, str]] | None = None
     first_line: int = 0  # file line of row 0 (CSV lines only)
+    # the same columns as numpy arrays, when the reader has them: open times, then
+    # open, high, low, close, volume
+    times: npt.NDArray[np.int64] | None = None
+    prices: tuple[FloatArray, FloatArray, FloatArray, FloatArray, FloatArray] | None = None
 
     @property
     def size(self) -> int:
@@ -69,6 +75,9 @@ class Columns:
 
     def bars(self, n: int) -> Bars:
         """The first ``n`` rows as strategies take them."""
+        if self.times is not None and self.prices is not None:
+            t = self.times[:n]
+            return Bars(t, t + (self.step_ms - 1), *(col[:n] for col in self.prices))
         t = np.array(self.open_time[:n], dtype=np.int64)
         return Bars(
             t, t + (self.step_ms - 1),
@@ -202,5 +211,5 @@ def _parse(lines: list[str], lineno: int, step: int, last: int | None) -> Column
         return None
     return Columns(
         t.tolist(), o.tolist(), h.tolist(), lo.tolist(), c.tolist(), v.tolist(), step,
-        lines=lines, first_line=lineno,
+        lines=lines, first_line=lineno, times=t, prices=(o, h, lo, c, v),
     )  # fmt: skip
