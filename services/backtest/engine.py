@@ -221,6 +221,7 @@ class Backtest:
         prev, seen, stride = self._prev_equity, curve.seen, curve.stride
         mark = -1  # a HOLD in position marks the book at the close: only the last counts
         holding, stop_f, tp_f, th_f, cash_f, qty_f = self._levels()
+        top_row = -1  # the candle whose high is the trailing high, not yet in the book
         undecided = self.first_decided is None
         events = sorted(signals)  # candles with a signal, in order
         event = 0  # the next of them
@@ -274,6 +275,8 @@ class Backtest:
                     continue
             candles += 1
             if self.pending is not None:
+                if top_row >= 0:
+                    book.trailing_high, top_row = Decimal(ch.text(top_row)[1]), -1
                 order, self.pending = self.pending, None
                 self._fill(order, Decimal(ch.text(i)[0]), t)
                 mark = -1
@@ -286,15 +289,20 @@ class Backtest:
                     if top * trail_mult > floor:
                         floor = top * trail_mult
                 if lows[i] <= floor * (1.0 + 1e-9) or high >= tp_f:
+                    if top_row >= 0:
+                        book.trailing_high, top_row = Decimal(ch.text(top_row)[1]), -1
                     self._path_exits(ch.kline(i))
                     mark = -1
                     holding, stop_f, tp_f, th_f, cash_f, qty_f = self._levels()
-                elif th_f is None or high >= th_f:
-                    # only the trailing high moves (``_quiet``)
+                elif th_f is None or high > th_f:
+                    # only the trailing high moves (``_quiet``); made Decimal when read
+                    th_f, top_row = high, i
+                elif high == th_f:  # the floats are equal: are the decimals?
+                    if top_row >= 0:
+                        book.trailing_high, top_row = Decimal(ch.text(top_row)[1]), -1
                     top_d = Decimal(ch.text(i)[1])
                     if book.trailing_high is None or top_d > book.trailing_high:
                         book.trailing_high = top_d
-                        th_f = float(top_d)
                 in_position += 1
             if candles < warmup or t < start_at:
                 continue
@@ -332,6 +340,8 @@ class Backtest:
             if seen % stride == 0:
                 stride = curve.keep(t + span, equity)
             seen += 1
+        if top_row >= 0:
+            book.trailing_high = Decimal(ch.text(top_row)[1])
         if mark >= 0:
             book.mark(Decimal(ch.text(mark)[3]))
         self.candles, self.decided, self.in_position = candles, decided, in_position
