@@ -29,7 +29,10 @@ def token_matches(header: str | None, token: str) -> bool:
 
 
 def make_guard(token: str | None, public_prefixes: tuple[str, ...]) -> Any:
-    def guard(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
+    # async: Litestar runs a sync guard in a worker thread, a thread hop per request.
+    async def guard(
+        connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler
+    ) -> None:
         if token is None or handler.opt.get("public"):
             return
         if connection.scope["path"].startswith(public_prefixes):

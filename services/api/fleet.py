@@ -18,6 +18,7 @@ from services.api import lifecycle
 from services.api.errors import BadRequest, InvalidInput, NotFound, Unavailable
 from services.api.health import assess_health, probe_exchange
 from services.api.ids import new_id
+from services.api.listing import Query
 from services.api.models import (
     Bot,
     BotPage,
@@ -157,20 +158,16 @@ class Fleet:
     async def get(self, bot_id: str) -> Bot:
         return bot_view(await self.repo.bot(bot_id))
 
-    async def list(
-        self, *, status: str | None, symbol: str | None, offset: int, limit: int
-    ) -> BotPage:
-        if status is None and symbol is None:
+    async def list(self, query: Query, *, offset: int, limit: int) -> BotPage:
+        """A page of bots filtered and sorted on the server (services/api/listing.py)."""
+        if query.by_range:
             total = await self.repo.count_bots()
-            ids = await self.repo.bot_ids(offset, limit)
+            if query.descending:
+                ids = await self.repo.bot_ids_desc(offset, limit)
+            else:
+                ids = await self.repo.bot_ids(offset, limit)
         else:
-            all_ids = await self.repo.bot_ids()
-            hashes = await self.repo.bot_hashes(all_ids)
-            matching = [
-                bot_id
-                for bot_id, fields in zip(all_ids, hashes, strict=True)
-                if fields and _matches(fields, status, symbol)
-            ]
+            matching = query.select(await self.repo.bot_columns(query.columns()))
             total = len(matching)
             ids = matching[offset : offset + limit]
         items = [bot_view(r) for r in await self.repo.bots(ids)]
@@ -286,19 +283,6 @@ class Fleet:
             halt=snap.halt,
             exchange=await probe if probe is not None else None,
         )
-
-
-def _matches(fields: dict[str, str], status: str | None, symbol: str | None) -> bool:
-    if status is not None and fields.get(BotField.STATUS) != status:
-        return False
-    if symbol is not None:
-        try:
-            config = json.loads(fields.get(BotField.CONFIG, "{}"))
-        except ValueError:
-            return False
-        if config.get("symbol") != symbol.upper():
-            return False
-    return True
 
 
 def summarize(bots: list[Bot], prices: dict[str, str], halt: str | None) -> Summary:

@@ -11,6 +11,7 @@ and a delete. Everything else is read as strings and handed back untouched.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
@@ -39,6 +40,12 @@ from shared.redis import Redis, heartbeats, now_ms
 from shared.streams import EVENTS_MAXLEN
 
 COMMANDS_MAXLEN = 10_000
+# One bot's record in one command (its four keys share the bot's hash tag): the hash,
+# position, stats (HGETALL each) and whether its lease exists.
+READ_BOT = """
+return {redis.call('HGETALL', KEYS[1]), redis.call('HGETALL', KEYS[2]),
+        redis.call('HGETALL', KEYS[3]), redis.call('EXISTS', KEYS[4])}
+"""
 # The runner's ``bot:{id}:stats`` fields /metrics exposes per bot.
 STAT_FIELDS = (
     "symbol",
@@ -74,6 +81,17 @@ def text(value: Any) -> str:
 
 def text_map(raw: dict[Any, Any]) -> dict[str, str]:
     return {text(k): text(v) for k, v in raw.items()}
+
+
+def column(key_of: Callable[[str], str], field: str) -> str:
+    """The SORT GET pattern of ``field`` in the hash ``key_of(id)`` (e.g. ``keys.bot``)."""
+    return f"{key_of('*')}->{field}"
+
+
+def _pairs(flat: list[Any]) -> dict[str, str]:
+    """A Lua HGETALL reply (field, value, field, value, ...) as strings."""
+    it = iter(flat)
+    return {text(k): text(v) for k, v in zip(it, it, strict=True)}
 
 
 @dataclass(slots=True)
@@ -115,6 +133,8 @@ class Repository:
     def __init__(self, redis: Redis) -> None:
         # redis-py's stubs type every command as sync-or-async; Any keeps await honest.
         self.redis: Any = redis
+        # EVALSHA, loaded again by redis-py after a NOSCRIPT (a restarted Redis)
+        self._read_bot: Any = self.redis.register_script(READ_BOT)
 
     async def ping(self) -> float:
         """Round trip in milliseconds."""
@@ -125,26 +145,25 @@ class Repository:
 
     # --- bots --------------------------------------------------------------------------
     async def create_bot(self, bot_id: str, name: str, config_json: str, created_at: int) -> None:
-        """Create the bot and reserve its name (folded) in ``bot-names`` in one MULTI,
-        under WATCH of the name index: two creations with one name cannot both win."""
+        """Reserve the bot's name (folded) in ``bot-names`` with HSETNX, then create the
+        bot in one MULTI: two creations with one name cannot both win, and creations of
+        different names never contend (no WATCH of the whole index). A creation that
+        fails after its reservation gives the name back."""
         folded = fold_name(name)
-        for _ in range(_WATCH_RETRIES):
+        if not await self.redis.hsetnx(keys.BOT_NAMES, folded, bot_id):
+            taken = await self.redis.hget(keys.BOT_NAMES, folded)
+            raise Conflict(
+                f"a bot named {name!r} exists already ({text(taken or b'')})", field="name"
+            )
+        try:
             async with self.redis.pipeline(transaction=True) as pipe:
-                try:
-                    await pipe.watch(keys.BOT_NAMES)
-                    taken = await pipe.hget(keys.BOT_NAMES, folded)
-                    if taken is not None:
-                        raise Conflict(
-                            f"a bot named {name!r} exists already ({text(taken)})", field="name"
-                        )
-                    pipe.multi()
-                    pipe.hset(keys.BOT_NAMES, folded, bot_id)
-                    self._queue_create(pipe, bot_id, config_json, created_at)
-                    await pipe.execute()
-                    return
-                except WatchError:
-                    await asyncio.sleep(0.005)
-        raise Conflict("bot names kept changing while this bot was created: retry")
+                self._queue_create(pipe, bot_id, config_json, created_at)
+                await pipe.execute()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                if text(await self.redis.hget(keys.BOT_NAMES, folded) or b"") == bot_id:
+                    await self.redis.hdel(keys.BOT_NAMES, folded)
+            raise
 
     async def index_names(self) -> int:
         """Reserve the names of bots created before ``bot-names`` existed (first come,
@@ -194,6 +213,25 @@ class Repository:
         end = -1 if limit is None else offset + limit - 1
         return [text(i) for i in await self.redis.zrange(keys.BOTS, offset, end)]
 
+    async def bot_columns(self, patterns: list[str]) -> list[list[str | None]]:
+        """Every bot, in creation order, as ``[id, value of each pattern...]`` in ONE
+        command: ``SORT_RO bots BY nosort GET # GET <pattern>...``, a pattern being a key
+        pattern with ``*`` for the id and ``->field`` for a hash field (e.g.
+        ``bot:{*}->status``, :func:`column`). A vanished bot's values are None."""
+        args: list[str] = ["GET", "#"]
+        for pattern in patterns:
+            args += ["GET", pattern]
+        raw = await self.redis.execute_command("SORT_RO", keys.BOTS, "BY", "nosort", *args)
+        width = len(patterns) + 1
+        return [
+            [None if v is None else text(v) for v in raw[i : i + width]]
+            for i in range(0, len(raw), width)
+        ]
+
+    async def bot_ids_desc(self, offset: int, limit: int) -> list[str]:
+        """Newest first."""
+        return [text(i) for i in await self.redis.zrevrange(keys.BOTS, offset, offset + limit - 1)]
+
     async def bot_hashes(self, bot_ids: list[str]) -> list[dict[str, str]]:
         """The ``bot:{id}`` hashes of ``bot_ids`` (empty dict for a vanished bot)."""
         async with self.redis.pipeline(transaction=False) as pipe:
@@ -222,10 +260,18 @@ class Repository:
         return records
 
     async def bot(self, bot_id: str) -> BotRecord:
-        found = await self.bots([bot_id])
-        if not found:
+        """One bot from one command (:data:`READ_BOT`); 404 when it does not exist."""
+        fields, position, stats, leased = await self._read_bot(
+            keys=[
+                keys.bot(bot_id),
+                keys.bot_position(bot_id),
+                keys.bot_stats(bot_id),
+                keys.bot_lease(bot_id),
+            ]
+        )
+        if not fields:
             raise NotFound(f"no bot {bot_id}", field="bot_id")
-        return found[0]
+        return BotRecord(bot_id, _pairs(fields), _pairs(position), _pairs(stats), bool(leased))
 
     async def _transact(
         self,

@@ -14,6 +14,7 @@ from litestar.status_codes import HTTP_201_CREATED, HTTP_202_ACCEPTED, HTTP_204_
 
 from services.api.fleet import Fleet
 from services.api.ids import ID_PATTERN
+from services.api.listing import SORT_PATTERN, SORTS, Query
 from services.api.models import (
     Bot,
     BotPage,
@@ -53,7 +54,16 @@ class BotController(Controller):
     path = "/api/v1/bots"
     tags = ["bots"]
 
-    @get("/", summary="List bots (filter by status or symbol, paginated)")
+    @get(
+        "/",
+        summary="List bots: filtered, sorted and paged on the server",
+        description=(
+            "Filters: `status`, `symbol`, `strategy`, `name` (a part of the name, any "
+            "case). `sort`: a field, `-` first for descending: "
+            + ", ".join(SORTS)
+            + " (default `created`, oldest first). `total` counts every match."
+        ),
+    )
     async def list_bots(
         self,
         fleet: NamedDependency[Fleet],
@@ -61,12 +71,28 @@ class BotController(Controller):
             BotStatus | None, Parameter(description="only bots in this status")
         ] = None,
         symbol: Annotated[str | None, Parameter(pattern=r"^[A-Z0-9]{2,20}$")] = None,
+        strategy: Annotated[
+            str | None,
+            Parameter(pattern=r"^[a-z0-9_]{1,64}$", description="only bots of this strategy"),
+        ] = None,
+        name: Annotated[
+            str | None,
+            Parameter(min_length=1, max_length=100, description="a part of the bot's name"),
+        ] = None,
+        sort: Annotated[
+            str, Parameter(pattern=SORT_PATTERN, description="field, or -field for descending")
+        ] = "created",
         offset: Annotated[int, Parameter(ge=0, le=1_000_000)] = 0,
         limit: Annotated[int, Parameter(ge=1, le=1000)] = 100,
     ) -> BotPage:
-        return await fleet.list(
-            status=status.value if status else None, symbol=symbol, offset=offset, limit=limit
+        query = Query(
+            status=status.value if status else None,
+            symbol=symbol,
+            strategy=strategy,
+            name=name,
+            sort=sort,
         )
+        return await fleet.list(query, offset=offset, limit=limit)
 
     @post("/", status_code=HTTP_201_CREATED, summary="Create a bot (stopped)")
     async def create_bot(self, fleet: NamedDependency[Fleet], data: BotConfig) -> Bot:
