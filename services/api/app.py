@@ -19,7 +19,7 @@ from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 
-from services.api.auth import make_guard
+from services.api.auth import make_auth
 from services.api.controllers.backtests import BacktestController
 from services.api.controllers.bots import BotController
 from services.api.controllers.dashboard import (
@@ -107,7 +107,7 @@ def create_app(settings: ApiSettings) -> Litestar:
         if settings.api_cors_origins
         else None
     )
-    # The schema declares bearer security exactly where the guard checks it: on this
+    # The schema declares bearer security exactly where the auth middleware checks it: on this
     # router's routes when a token is set; liveness, the dashboard shell and the schema
     # itself are public (and declared so).
     bearer: list[dict[str, list[str]]] | None = (
@@ -139,11 +139,10 @@ def create_app(settings: ApiSettings) -> Litestar:
             "trading_mode": Provide(lambda: settings.trading_mode, sync_to_thread=False),
             "ledger": Provide(lambda: ledger, sync_to_thread=False),
         },
-        guards=[make_guard(settings.token, (SCHEMA_PATH,))],
         exception_handlers=exception_handlers(),
         cors_config=cors,
         request_max_body_size=settings.api_max_body_bytes,
-        middleware=[metrics.middleware],
+        middleware=[metrics.middleware, make_auth(settings.token, (SCHEMA_PATH,))],
         openapi_config=OpenAPIConfig(
             title="botfleet control API",
             version="1",

@@ -59,11 +59,14 @@ async def check_symbol(repo: Repository, symbol: str) -> None:
         )
 
 
+_config_decoder = msgspec.json.Decoder(dict[str, Any])
+
+
 def bot_view(record: BotRecord) -> Bot:
     fields = record.fields
     try:
-        config: dict[str, Any] = json.loads(fields.get(BotField.CONFIG, "{}"))
-    except ValueError:
+        config: dict[str, Any] = _config_decoder.decode(fields.get(BotField.CONFIG, "{}"))
+    except (msgspec.DecodeError, msgspec.ValidationError):
         config = {}
     stale = [s for s in fields.get(BotField.STALE, "").split(",") if s]
     return Bot(
