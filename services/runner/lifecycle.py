@@ -182,10 +182,11 @@ class Lifecycle:
         return go
 
     async def _warm(
-        self, state: BotState, lists: dict[tuple[str, str], list[Candle]]
+        self, state: BotState, lists: dict[tuple[str, str], tuple[int, list[Candle]]]
     ) -> tuple[Series, Group]:
         """The bot's series and group, created and seeded when new (``lists``: candle
-        lists already read by this claim, reused while no newer candle came)."""
+        lists already read by this claim and how deep, reused while no newer candle
+        came)."""
         held, market = self.held, self.held.market
         cfg = state.config
         key = (cfg.symbol, cfg.interval)
@@ -195,20 +196,22 @@ class Lifecycle:
         new_series = False
         subscribe: list[Series] = []
         if group is None:
-            candles = lists.get(key)
-            # Each group is seeded with at least its own declared warm-up.
+            asked, candles = lists.get(key, (0, []))
+            # Each group is seeded with at least its own declared warm-up (a list read
+            # this deep or deeper is reused; one shorter than asked is all there is).
             n = max(held.settings.runner_warmup_candles, strategy.warmup_candles)
             if (
                 series is None
                 or not candles
                 or candles[-1].close_time != series.last_close_time
-                or len(candles) < n
+                or asked < n
             ):
                 async with held.redis.pipeline(transaction=True) as pipe:
                     pipe.lrange(keys.candles(cfg.symbol, cfg.interval), -n, -1)
                     pipe.xrevrange(keys.candle_stream(cfg.symbol, cfg.interval), count=1)
                     raw, last = await pipe.execute()
-                candles = lists[key] = decode_candles(raw)
+                candles = decode_candles(raw)
+                lists[key] = (n, candles)
                 # Another claim (commands, reconcile) may have created the series or
                 # the group while this one waited: take theirs, never a second one
                 # (bots of a replaced group would never see a candle again).
@@ -307,7 +310,7 @@ class Lifecycle:
         candles decided, then status, books and any intent in one commit per chunk."""
         held, gate = self.held, self.gate
         settings = held.settings
-        lists: dict[tuple[str, str], list[Candle]] = {}
+        lists: dict[tuple[str, str], tuple[int, list[Candle]]] = {}
         refs = [await self._warm(state, lists) for state, _, _ in ready]
         behind = [
             (state, series, group)
